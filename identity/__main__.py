@@ -1,0 +1,3 @@
+from identity.cli import main
+
+main()

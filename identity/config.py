@@ -1,0 +1,110 @@
+"""Settings: every knob of idgraph in one object, read from ``IDGRAPH_*`` variables.
+
+A bad value fails at start with a message naming the environment variable, never later in
+the middle of a load.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from identity.errors import ConfigError
+
+ENV_PREFIX = "IDGRAPH_"
+_URI_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
+_MEMORY = re.compile(r"^\d+[kKmMgG]$")
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _default_state_dir() -> Path:
+    return Path.home() / ".local" / "state" / "idgraph"
+
+
+class Settings(BaseSettings):
+    """idgraph's configuration; each field is read from ``IDGRAPH_<FIELD>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, validate_default=True
+    )
+
+    neo4j_uri: str | None = Field(
+        default=None,
+        description="Bolt URI of an existing Neo4j; unset means the local server.",
+    )
+    neo4j_user: str = Field(default="neo4j", min_length=1)
+    neo4j_password: SecretStr = Field(default=SecretStr("idgraph-local-password"))
+    neo4j_database: str = Field(default="neo4j", pattern=r"^[A-Za-z][A-Za-z0-9.\-]{0,62}$")
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    policy: Path | None = Field(default=None, description="Linking policy TOML file.")
+
+    neo4j_version: str = Field(default="5.26.30", pattern=r"^5\.26\.\d+$")
+    neo4j_bolt_port: Port = 7687
+    neo4j_http_port: Port | None = Field(
+        default=None, description="Also serve Neo4j's HTTP API (Browser) on this port."
+    )
+    neo4j_heap: str = "512m"
+    neo4j_pagecache: str = "256m"
+    neo4j_start_timeout: float = Field(default=120.0, gt=0)
+
+    @field_validator("neo4j_uri")
+    @classmethod
+    def _check_uri(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in _URI_SCHEMES or not rest:
+            raise ValueError(
+                f"expected a Bolt URI such as bolt://127.0.0.1:7687, got {value!r} "
+                f"(schemes: {', '.join(_URI_SCHEMES)})"
+            )
+        return value
+
+    @field_validator("neo4j_password")
+    @classmethod
+    def _check_password(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 8:
+            raise ValueError("Neo4j requires at least 8 characters")
+        return value
+
+    @field_validator("neo4j_heap", "neo4j_pagecache")
+    @classmethod
+    def _check_memory(cls, value: str) -> str:
+        if not _MEMORY.match(value):
+            raise ValueError(f"expected a size such as 512m or 1g, got {value!r}")
+        return value
+
+    @field_validator("policy")
+    @classmethod
+    def _check_policy(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @property
+    def neo4j_home(self) -> Path:
+        """Where the local server keeps its configuration, data and logs."""
+        return self.state_dir / "neo4j"
+
+    @property
+    def neo4j_cache(self) -> Path:
+        """Where the Neo4j jars fetched from Maven Central are kept, per version."""
+        return self.state_dir / "cache" / "neo4j"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment, raising :class:`ConfigError` when invalid."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{ENV_PREFIX}{field.upper()}: {message}")
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from e

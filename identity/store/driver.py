@@ -1,0 +1,132 @@
+"""The one door to Neo4j: opening the driver and running queries with errors that say what failed.
+
+Every query idgraph runs goes through :class:`Graph`, which re-raises driver failures as
+:class:`~identity.errors.StoreError` carrying the operation name, the query and its
+parameters. Values from outside always travel as parameters, never inside the query text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, LiteralString
+
+from neo4j import Driver, GraphDatabase, RoutingControl
+from neo4j.exceptions import AuthError, DriverError, Neo4jError, ServiceUnavailable, SessionExpired
+
+from identity.config import Settings
+from identity.errors import StoreError, StoreUnavailableError
+from identity.store.local_server import LocalServer, ServerConfig
+
+
+def resolve_uri(settings: Settings) -> str:
+    """``IDGRAPH_NEO4J_URI`` when set, else the URI of the running local server."""
+    if settings.neo4j_uri:
+        return settings.neo4j_uri
+    status = LocalServer(ServerConfig.from_settings(settings)).status()
+    if not status.running:
+        raise StoreUnavailableError(
+            "connect",
+            "no Neo4j to talk to: run `idgraph neo4j start` for a local server, "
+            "or set IDGRAPH_NEO4J_URI to an existing one",
+        )
+    return status.uri
+
+
+def open_driver(settings: Settings, *, verify: bool = True) -> Driver:
+    """Open the driver once (CLI command or ASGI lifespan) and pass it down explicitly."""
+    uri = resolve_uri(settings)
+    driver = GraphDatabase.driver(
+        uri,
+        auth=(settings.neo4j_user, settings.neo4j_password.get_secret_value()),
+        connection_acquisition_timeout=30.0,
+        notifications_min_severity="OFF",
+    )
+    if verify:
+        try:
+            driver.verify_connectivity()
+        except BaseException as e:
+            driver.close()
+            raise _translate("connect", e, uri=uri, user=settings.neo4j_user) from e
+    return driver
+
+
+def _translate(
+    operation: str,
+    error: BaseException,
+    *,
+    uri: str | None = None,
+    user: str | None = None,
+    query: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+) -> BaseException:
+    where = f" at {uri}" if uri else ""
+    if isinstance(error, AuthError):
+        return StoreUnavailableError(
+            operation,
+            f"Neo4j{where} refused the credentials of user {user!r}: "
+            "check IDGRAPH_NEO4J_USER and IDGRAPH_NEO4J_PASSWORD",
+        )
+    if isinstance(error, ServiceUnavailable | SessionExpired):
+        return StoreUnavailableError(operation, f"Neo4j{where} is unreachable: {error}")
+    if isinstance(error, Neo4jError):
+        return StoreError(
+            operation, f"{error.code}: {error.message}", query=query, parameters=parameters
+        )
+    if isinstance(error, DriverError):
+        return StoreError(operation, str(error), query=query, parameters=parameters)
+    return error
+
+
+class Graph:
+    """A driver bound to one database, with named operations and translated errors."""
+
+    def __init__(self, driver: Driver, database: str) -> None:
+        self.driver = driver
+        self.database = database
+
+    def run(
+        self,
+        operation: str,
+        query: LiteralString,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        write: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Run one auto-retried transaction and return its records as dicts."""
+        params = dict(parameters or {})
+        try:
+            records, _, _ = self.driver.execute_query(
+                query,
+                params,
+                database_=self.database,
+                routing_=RoutingControl.WRITE if write else RoutingControl.READ,
+            )
+        except (Neo4jError, DriverError) as e:
+            raise _translate(operation, e, query=query, parameters=params) from e
+        return [record.data() for record in records]
+
+    def read(
+        self, operation: str, query: LiteralString, parameters: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        return self.run(operation, query, parameters, write=False)
+
+    def wipe(self) -> None:
+        """Delete every node and relationship (tests and `idgraph db wipe`); keeps the schema."""
+        self.run_autocommit(
+            "wipe database",
+            "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS",
+        )
+
+    def run_autocommit(
+        self,
+        operation: str,
+        query: LiteralString,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Run outside a managed transaction: needed by ``CALL {...} IN TRANSACTIONS``."""
+        params = dict(parameters or {})
+        try:
+            with self.driver.session(database=self.database) as session:
+                return [record.data() for record in session.run(query, params)]
+        except (Neo4jError, DriverError) as e:
+            raise _translate(operation, e, query=query, parameters=params) from e

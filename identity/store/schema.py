@@ -1,0 +1,79 @@
+"""The graph schema: constraints and indexes, applied as ordered, versioned migrations.
+
+The version lives on one ``(:SchemaVersion {id: 'idgraph'})`` node. ``init_schema`` applies
+the migrations above that version in order; each statement is ``IF NOT EXISTS``, so running
+it again, or after an interrupted run, changes nothing. A later migration is appended to
+``MIGRATIONS`` with the next number, never edited in place once released.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import LiteralString
+
+from identity.store.driver import Graph
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[LiteralString, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "identifiers, identities, events, lineage and segments",
+        (
+            "CREATE CONSTRAINT schema_version_id IF NOT EXISTS "
+            "FOR (v:SchemaVersion) REQUIRE v.id IS UNIQUE",
+            "CREATE CONSTRAINT identifier_key IF NOT EXISTS "
+            "FOR (i:Identifier) REQUIRE i.key IS UNIQUE",
+            "CREATE CONSTRAINT identity_id IF NOT EXISTS FOR (p:Identity) REQUIRE p.id IS UNIQUE",
+            "CREATE CONSTRAINT identity_event_id IF NOT EXISTS "
+            "FOR (e:IdentityEvent) REQUIRE e.id IS UNIQUE",
+            "CREATE CONSTRAINT source_name IF NOT EXISTS FOR (s:Source) REQUIRE s.name IS UNIQUE",
+            "CREATE CONSTRAINT batch_id IF NOT EXISTS FOR (b:Batch) REQUIRE b.id IS UNIQUE",
+            "CREATE CONSTRAINT segment_id IF NOT EXISTS FOR (s:Segment) REQUIRE s.id IS UNIQUE",
+            "CREATE INDEX identifier_type IF NOT EXISTS FOR (i:Identifier) ON (i.type)",
+            "CREATE INDEX identifier_last_seen IF NOT EXISTS FOR (i:Identifier) ON (i.last_seen)",
+            "CREATE INDEX identity_updated_at IF NOT EXISTS FOR (p:Identity) ON (p.updated_at)",
+            "CREATE INDEX identity_event_at IF NOT EXISTS FOR (e:IdentityEvent) ON (e.at)",
+            "CREATE INDEX identity_event_kind IF NOT EXISTS FOR (e:IdentityEvent) ON (e.kind)",
+            "CREATE INDEX batch_started_at IF NOT EXISTS FOR (b:Batch) ON (b.started_at)",
+            "CREATE INDEX batch_sha256 IF NOT EXISTS FOR (b:Batch) ON (b.sha256)",
+            "CREATE INDEX linked_last_seen IF NOT EXISTS FOR ()-[l:LINKED]-() ON (l.last_seen)",
+        ),
+    ),
+)
+
+LATEST = MIGRATIONS[-1].version
+
+
+def schema_version(graph: Graph) -> int:
+    """The version applied so far (0 on an empty database)."""
+    rows = graph.read(
+        "read schema version",
+        "MATCH (v:SchemaVersion {id: 'idgraph'}) RETURN v.version AS version",
+    )
+    return int(rows[0]["version"]) if rows else 0
+
+
+def init_schema(graph: Graph) -> list[Migration]:
+    """Apply the pending migrations in order; return those applied (none when up to date)."""
+    applied: list[Migration] = []
+    current = schema_version(graph)
+    for migration in MIGRATIONS:
+        if migration.version <= current:
+            continue
+        for statement in migration.statements:
+            graph.run(f"schema migration {migration.version}", statement)
+        graph.run(
+            f"record schema migration {migration.version}",
+            "MERGE (v:SchemaVersion {id: 'idgraph'}) "
+            "SET v.version = $version, v.description = $description, v.applied_at = datetime()",
+            {"version": migration.version, "description": migration.description},
+        )
+        applied.append(migration)
+    return applied

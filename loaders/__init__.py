@@ -1,0 +1,1 @@
+"""Outside formats turned into identity.model values; never speaks Cypher."""
