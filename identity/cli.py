@@ -129,6 +129,20 @@ def db_status() -> None:
     out.print(f"schema version {current}: {note}")
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
+) -> None:
+    """Serve the HTTP API with uvicorn."""
+    import uvicorn
+
+    from identity.api.app import create_app
+
+    settings = _settings()
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
 def main() -> None:
     """Console entry point: expected errors become one line on stderr and exit code 1."""
     try:

@@ -110,6 +110,14 @@ class Graph:
     ) -> list[dict[str, Any]]:
         return self.run(operation, query, parameters, write=False)
 
+    def ping(self) -> None:
+        """One round trip, not retried: readiness probes must answer fast when Neo4j is down."""
+        try:
+            with self.driver.session(database=self.database) as session:
+                session.run("RETURN 1").consume()
+        except (Neo4jError, DriverError, OSError) as e:
+            raise _translate("ping", e) from e
+
     def wipe(self) -> None:
         """Delete every node and relationship (tests and `idgraph db wipe`); keeps the schema."""
         self.run_autocommit(
