@@ -52,6 +52,18 @@ class Settings(BaseSettings):
     neo4j_pagecache: str = "256m"
     neo4j_start_timeout: float = Field(default=120.0, gt=0)
 
+    default_region: str = Field(
+        default="FR", pattern=r"^[A-Z]{2}$", description="Region of national-format phones."
+    )
+    hash_pii: bool = Field(
+        default=False, description="Store emails and phones as SHA-256 of the normalized value."
+    )
+    chunk_size: int = Field(default=5000, ge=1, le=100_000)
+    max_record_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    rejects_dir: Path | None = Field(
+        default=None, description="Where rejects files go; default <state dir>/rejects."
+    )
+
     @field_validator("neo4j_uri")
     @classmethod
     def _check_uri(cls, value: str | None) -> str | None:
@@ -90,6 +102,10 @@ class Settings(BaseSettings):
     def neo4j_home(self) -> Path:
         """Where the local server keeps its configuration, data and logs."""
         return self.state_dir / "neo4j"
+
+    @property
+    def rejects_path(self) -> Path:
+        return self.rejects_dir or self.state_dir / "rejects"
 
     @property
     def neo4j_cache(self) -> Path:

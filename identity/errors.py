@@ -42,3 +42,8 @@ class StoreError(IdgraphError):
 
 class StoreUnavailableError(StoreError):
     """Neo4j cannot be reached (down, wrong address) or refused the credentials."""
+
+
+class InputError(IdgraphError):
+    """Input that cannot be loaded at all (a bad mapping file, a missing column, an unreadable
+    file); single bad records are rejected and reported instead, never raised."""
