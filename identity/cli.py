@@ -6,23 +6,42 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
 from rich.text import Text
 
 from identity import __version__
 from identity.config import Settings, load_settings
-from identity.errors import IdgraphError
+from identity.errors import IdgraphError, InputError
+from identity.ingest import LoadReport, load_segment_file, load_table_file
+from identity.ingest import Progress as Progress_
+from identity.model import PARTIES
+from identity.policy import load_policy
 from identity.store.driver import Graph, open_driver, resolve_uri
 from identity.store.local_server import LocalServer, ServerConfig, ServerStatus
 from identity.store.schema import LATEST, init_schema, schema_version
+from loaders.synth import SynthConfig, generate
+from loaders.table import check_header, load_mapping
 
 app = typer.Typer(help="Graph-based customer identity resolution on Neo4j.", no_args_is_help=True)
 neo4j_app = typer.Typer(help="Run a private Neo4j 5.26 community server.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(neo4j_app, name="neo4j")
+load_app = typer.Typer(help="Load Segment events and CSV tables.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(load_app, name="load")
 
 out = Console()
 err = Console(stderr=True)
@@ -127,6 +146,130 @@ def db_status() -> None:
         current = schema_version(graph)
     note = "up to date" if current == LATEST else f"run `idgraph db init` (latest: {LATEST})"
     out.print(f"schema version {current}: {note}")
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    )
+
+
+@contextmanager
+def _progress(path: Path) -> Iterator[Progress_]:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task(path.name, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _print_report(report: LoadReport) -> None:
+    c = report.counts
+    if report.status == "already_loaded":
+        out.print(f"{report.file}: already loaded as batch {report.batch_id}; nothing changed.")
+    else:
+        resumed = f", resumed at chunk {report.resumed_at_chunk}" if report.resumed_at_chunk else ""
+        rate = c.read / report.seconds if report.seconds else 0.0
+        out.print(
+            f"{report.file}: batch {report.batch_id} ({report.seconds:.1f}s, "
+            f"{rate:,.0f} records/s{resumed})"
+        )
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    table.add_column("records")
+    table.add_column("count", justify="right")
+    table.add_row("read", f"{c.read:,}")
+    table.add_row("accepted", f"{c.accepted:,}")
+    table.add_row("rejected", f"{c.rejected:,}")
+    for code, n in sorted(c.reasons.items()):
+        table.add_row(f"  {code}", f"{n:,}")
+    if c.value_reasons:
+        table.add_row("rejected values (record kept)", f"{sum(c.value_reasons.values()):,}")
+        for code, n in sorted(c.value_reasons.items()):
+            table.add_row(f"  {code}", f"{n:,}")
+    out.print(table)
+    if report.rejects_file:
+        out.print(f"rejects: {report.rejects_file}")
+
+
+@load_app.command("segment")
+def load_segment(
+    files: list[Path] = typer.Argument(..., help="NDJSON, JSON array or batch payload files."),
+    source: str = typer.Option("segment", help="Source name the events count under."),
+    party: str = typer.Option("first", help="first | second | third"),
+) -> None:
+    """Load Segment-spec events (plain or gzip)."""
+    if party not in PARTIES:
+        raise InputError(f"--party must be one of {', '.join(PARTIES)}, got {party!r}")
+    settings = _settings()
+    policy = load_policy(settings.policy)
+    with _graph(settings) as graph:
+        init_schema(graph)
+        for path in files:
+            with _progress(path) as progress:
+                report = load_segment_file(
+                    graph, path, settings, policy, source=source, party=party, progress=progress
+                )
+            _print_report(report)
+
+
+@load_app.command("csv")
+def load_csv(
+    file: Path = typer.Argument(..., help="CSV file (plain or gzip)."),
+    mapping: Path = typer.Option(..., "--mapping", "-m", help="Column mapping TOML file."),
+) -> None:
+    """Load a CSV table (CRM export, DMP feed) through a column mapping."""
+    settings = _settings()
+    policy = load_policy(settings.policy)
+    spec = load_mapping(mapping, policy.types)
+    check_header(file, spec)
+    with _graph(settings) as graph:
+        init_schema(graph)
+        with _progress(file) as progress:
+            report = load_table_file(graph, file, spec, settings, policy, progress=progress)
+        _print_report(report)
+
+
+@app.command()
+def synth(
+    out_dir: Path = typer.Option(Path("synth"), "--out", "-o", help="Output directory."),
+    people: int = typer.Option(1000, min=1, help="Number of people."),
+    seed: int = typer.Option(42, help="Random seed (same seed, same files)."),
+    events_per_person: float = typer.Option(10.0, min=0.0, help="Mean events per person."),
+    gzip_events: bool = typer.Option(False, "--gzip", help="Write events.ndjson.gz."),
+) -> None:
+    """Write synthetic Segment events, CRM and DMP tables, mappings and ground truth."""
+    config = SynthConfig(
+        people=people, seed=seed, events_per_person=events_per_person, gzip=gzip_events
+    )
+    with Progress(
+        TextColumn("synth"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("events"),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("events", total=int(people * events_per_person))
+        summary = generate(out_dir, config, progress=lambda n: bar.advance(task, n))
+    out.print(
+        f"{summary.people:,} people, {summary.events:,} events, "
+        f"{summary.crm_rows:,} CRM rows, {summary.dmp_rows:,} DMP rows in {out_dir}"
+    )
+    for name, path in sorted(summary.files.items()):
+        out.print(f"  {name}: {path}")
 
 
 @app.command()

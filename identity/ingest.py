@@ -1,5 +1,8 @@
 """Loading a file: lineage, chunked writes, dead letters and resumption.
 
+``load_segment_file`` and ``load_table_file`` are the services the CLI, the HTTP ingestion and
+the benchmarks call.
+
 ``load_file`` streams a file through a loader (``loaders.segment`` or ``loaders.table``),
 writes observations in chunks through :class:`~identity.store.writer.BatchWriter` and every
 rejected record or value to an NDJSON rejects file. The batch id is derived from the source
@@ -13,6 +16,8 @@ import contextlib
 import gzip
 import hashlib
 import json
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +31,9 @@ from identity.model import Observation, Party, Rejection
 from identity.normalize import Normalizer, NormalizerConfig
 from identity.policy import Policy
 from identity.store.driver import Graph
-from identity.store.writer import BatchInfo, BatchWriter, Counts
+from identity.store.writer import DUPLICATE, BatchInfo, BatchWriter, Counts
+from loaders.segment import SegmentOptions, read_segment
+from loaders.table import TableMapping, check_header, read_table
 
 Progress = Callable[[int, int], None]
 Parse = Callable[[IO[bytes], datetime], Iterator[Observation | Rejection]]
@@ -103,8 +110,13 @@ class _Rejects:
         self.path = path
         self.batch_id = batch_id
         self._handle: IO[str] | None = None
+        self._lock = threading.Lock()
 
     def add(self, rejection: Rejection) -> None:
+        with self._lock:
+            self._add(rejection)
+
+    def _add(self, rejection: Rejection) -> None:
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = self.path.open("w", encoding="utf-8")
@@ -170,37 +182,14 @@ def load_file(
             None,
             time.monotonic() - started,
         )
-    chunk = state.chunk_size
     rejects = _Rejects(rejects_dir / f"{batch.id}.ndjson", batch.id)
+    pipeline = _ChunkPipeline(writer, graph, state.chunks_done, rejects)
     counts = Counts()
     buffer: list[Observation] = []
-    index = 0
-
-    def flush() -> None:
-        nonlocal counts, index, buffer
-        if index < state.chunks_done:
-            if index == state.chunks_done - 1:
-                counts = _committed_counts(graph, batch.id)
-        else:
-            duplicates, counts = writer.write_chunk(index, buffer, counts)
-            for dup in duplicates:
-                rejects.add(
-                    Rejection(
-                        "duplicate_message_id",
-                        f"messageId {dup.message_id!r} was already loaded",
-                        dup.record,
-                        "messageId",
-                    )
-                )
-        index += 1
-        buffer = []
-
     try:
         with open_input(path) as (raw, stream):
-            in_chunk = 0
             for item in parse(stream, now):
                 counts.read += 1
-                in_chunk += 1
                 if isinstance(item, Rejection):
                     counts.rejected += 1
                     counts.reasons[item.code] += 1
@@ -211,15 +200,17 @@ def load_file(
                     for value in item.rejected_values:
                         counts.value_reasons[value.code] += 1
                         rejects.add(value)
-                if in_chunk == chunk:
-                    flush()
-                    in_chunk = 0
+                if counts.read % state.chunk_size == 0:
+                    pipeline.submit(buffer, counts)
+                    buffer = []
                     if progress:
                         progress(raw.tell(), size)
-            if in_chunk or index == 0:
-                flush()
-        writer.finish(counts, datetime.now(UTC))
+            if buffer or counts.read % state.chunk_size or counts.read == 0:
+                pipeline.submit(buffer, counts)
+        final = pipeline.close()
+        writer.finish(final, datetime.now(UTC))
     except (IdgraphError, KeyboardInterrupt, OSError, EOFError, gzip.BadGzipFile) as e:
+        pipeline.abandon()
         with contextlib.suppress(IdgraphError):
             writer.fail(f"{type(e).__name__}: {e}", datetime.now(UTC))
         if isinstance(e, OSError | EOFError):
@@ -235,10 +226,153 @@ def load_file(
         str(path),
         sha,
         "completed",
-        counts,
+        final,
         rejects_file,
         time.monotonic() - started,
         state.chunks_done,
+    )
+
+
+class _ChunkPipeline:
+    """Writes chunks, in order, on one background thread while the caller parses on.
+
+    Parsing is Python work and writing mostly waits on Neo4j, so on two cores the two
+    overlap. The queue holds at most two chunks: memory stays bounded. Chunks below
+    ``chunks_done`` were committed by an interrupted run and are skipped; the counts
+    committed with the last of them are taken up again (they include its duplicates).
+    """
+
+    def __init__(self, writer: BatchWriter, graph: Graph, chunks_done: int, rejects: _Rejects):
+        self._writer = writer
+        self._graph = graph
+        self._chunks_done = chunks_done
+        self._rejects = rejects
+        self._queue: queue.Queue[tuple[int, list[Observation], Counts] | None] = queue.Queue(2)
+        self._index = 0
+        self._duplicates = 0
+        self._committed = Counts()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="idgraph-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, observations: list[Observation], counts: Counts) -> None:
+        item = (self._index, observations, counts.copy())
+        self._index += 1
+        while True:
+            if self._error is not None:
+                raise self._error
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> Counts:
+        self._put_end()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._committed
+
+    def abandon(self) -> None:
+        self._put_end()
+        self._thread.join(timeout=60)
+
+    def _put_end(self) -> None:
+        while self._thread.is_alive():
+            try:
+                self._queue.put(None, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _run(self) -> None:
+        try:
+            while (item := self._queue.get()) is not None:
+                index, observations, counts = item
+                if self._error is not None:
+                    continue
+                if index < self._chunks_done:
+                    if index == self._chunks_done - 1:
+                        self._committed = _committed_counts(self._graph, self._writer.batch.id)
+                        self._duplicates = self._committed.reasons[DUPLICATE]
+                    continue
+                if self._duplicates:
+                    counts.accepted -= self._duplicates
+                    counts.rejected += self._duplicates
+                    counts.reasons[DUPLICATE] += self._duplicates
+                duplicates, self._committed = self._writer.write_chunk(index, observations, counts)
+                self._duplicates += len(duplicates)
+                for dup in duplicates:
+                    self._rejects.add(
+                        Rejection(
+                            DUPLICATE,
+                            f"messageId {dup.message_id!r} was already loaded",
+                            dup.record,
+                            "messageId",
+                        )
+                    )
+        except BaseException as e:
+            self._error = e
+            while self._queue.get() is not None:
+                pass
+
+
+def load_segment_file(
+    graph: Graph,
+    path: Path,
+    settings: Settings,
+    policy: Policy,
+    *,
+    source: str = "segment",
+    party: Party = "first",
+    progress: Progress | None = None,
+) -> LoadReport:
+    """Load a file of Segment-spec events as one batch of ``source``."""
+    normalizer = make_normalizer(settings, policy)
+    options = SegmentOptions(
+        source=source,
+        party=party,
+        user_id_type=policy.user_id_type,
+        previous_id_type=policy.previous_id_type,
+        external_id_types=policy.external_id_types,
+        max_record_bytes=settings.max_record_bytes,
+    )
+    return load_file(
+        graph,
+        path,
+        lambda stream, now: read_segment(stream, normalizer, options, now=now),
+        kind="segment",
+        source=source,
+        party=party,
+        rejects_dir=settings.rejects_path,
+        chunk_size=settings.chunk_size,
+        progress=progress,
+    )
+
+
+def load_table_file(
+    graph: Graph,
+    path: Path,
+    mapping: TableMapping,
+    settings: Settings,
+    policy: Policy,
+    *,
+    progress: Progress | None = None,
+) -> LoadReport:
+    """Load a CSV table through its mapping; the header is checked before anything is written."""
+    check_header(path, mapping)
+    normalizer = make_normalizer(settings, policy)
+    return load_file(
+        graph,
+        path,
+        lambda stream, now: read_table(stream, mapping, normalizer, now=now),
+        kind="csv",
+        source=mapping.source,
+        party=mapping.party,
+        rejects_dir=settings.rejects_path,
+        chunk_size=settings.chunk_size,
+        progress=progress,
     )
 
 

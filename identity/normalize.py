@@ -28,6 +28,7 @@ https://developers.google.com/display-video/api/guides/tasks/upload-customer-mat
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -84,6 +85,9 @@ _INT_TYPES = frozenset({"crm_id", "dmp_id", "phone", "device"})
 _PII_TYPES = frozenset({"email", "phone"})
 _ZERO_CHECKED_TYPES = frozenset({"device", "maid", "crm_id"})
 _SHOWN = 80
+
+
+CACHE_SIZE = 200_000  # memoized (type, raw string) results per Normalizer
 
 
 class NormalizationError(IdgraphError):
@@ -153,9 +157,27 @@ class Normalizer:
                 self._patterns[type_] = tuple(re.compile(p) for p in patterns)
             except re.error as e:
                 raise ConfigError(f"blocked_patterns[{type_!r}]: invalid regex: {e}") from e
+        self._memo = functools.lru_cache(maxsize=CACHE_SIZE)(self._outcome)
 
     def normalize(self, type_: str, raw: object) -> Identifier:
-        """Return the canonical :class:`Identifier` for ``raw``, or raise NormalizationError."""
+        """Return the canonical :class:`Identifier` for ``raw``, or raise NormalizationError.
+
+        Results (and failures) for string values are memoized in a bounded LRU cache: the same
+        cookie or user id comes back on most events, and validating emails and phones is the
+        costliest step of a load.
+        """
+        result = self._memo(type_, raw) if isinstance(raw, str) else self._outcome(type_, raw)
+        if isinstance(result, NormalizationError):
+            raise NormalizationError(result.code, result.message)
+        return result
+
+    def _outcome(self, type_: str, raw: object) -> Identifier | NormalizationError:
+        try:
+            return self._normalize(type_, raw)
+        except NormalizationError as e:
+            return e
+
+    def _normalize(self, type_: str, raw: object) -> Identifier:
         if type_ not in self._types:
             known = ", ".join(self.config.types)
             raise NormalizationError("unknown_type", f"unknown identifier type {type_!r} ({known})")
@@ -197,7 +219,12 @@ class Normalizer:
                 f"{type_} of {len(value)} characters is longer than max_length "
                 f"({self.config.max_length})",
             )
-        bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Cs")), None)
+        printable = value.isprintable()  # fast path: no Cc, Cf or Cs character in it
+        bad = (
+            None
+            if printable
+            else next((c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Cs")), None)
+        )
         if bad is not None:
             raise NormalizationError(
                 "invalid_value",

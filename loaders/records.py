@@ -49,7 +49,10 @@ def iter_lines(stream: IO[bytes], max_bytes: int) -> Iterator[Line]:
 
 
 def preview(raw: object) -> object:
-    """The raw record as kept in a rejects file: cut to a readable size."""
+    """The raw record as kept in a rejects file: cut to a readable size. Parsed JSON (a dict
+    or list) is shown as JSON text; it is only serialized when something is rejected."""
+    if isinstance(raw, dict | list):
+        raw = json.dumps(raw, ensure_ascii=False, default=str)
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", errors="replace")
     if isinstance(raw, str) and len(raw) > RAW_PREVIEW:

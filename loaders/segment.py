@@ -179,7 +179,7 @@ def event_to_parsed(
             f"type must be one of {', '.join(EVENT_TYPES)}; got {kind!r}",
             ref,
             "type",
-            preview(json.dumps(event, default=str)),
+            preview(event),
         )
     at = now
     for name in TIMESTAMP_FIELDS:
@@ -192,7 +192,7 @@ def event_to_parsed(
                     f"{name}: {e}",
                     ref,
                     name,
-                    preview(json.dumps(event, default=str)),
+                    preview(event),
                 )
             break
 
@@ -278,7 +278,7 @@ def event_to_parsed(
         at=at,
         identifiers=identifiers,
         rejected_values=rejected + value_rejections,
-        raw=json.dumps(event, default=str),
+        raw=event,
         message_id=str(message_id) if message_id not in (None, "") else None,
         traits=merged_traits,
         events=events,

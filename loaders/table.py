@@ -212,14 +212,18 @@ def _row_to_parsed(
     normalizer: Normalizer,
     now: datetime,
 ) -> Parsed:
-    raw = preview(mapping.delimiter.join(row.values()))
+    raw = mapping.delimiter.join(row.values())
     at = now
     if mapping.timestamp and row[mapping.timestamp].strip():
         try:
             at = parse_timestamp(row[mapping.timestamp])
         except ValueError as e:
             return Rejection(
-                "invalid_timestamp", f"{mapping.timestamp}: {e}", ref, mapping.timestamp, raw
+                "invalid_timestamp",
+                f"{mapping.timestamp}: {e}",
+                ref,
+                mapping.timestamp,
+                preview(raw),
             )
     candidates = [
         (col, type_, row[col]) for col, type_ in mapping.identifiers.items() if row[col].strip()

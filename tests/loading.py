@@ -6,52 +6,27 @@ from pathlib import Path
 from typing import Any
 
 from identity.config import load_settings
-from identity.ingest import LoadReport, load_file, make_normalizer
+from identity.ingest import LoadReport, load_segment_file, load_table_file
 from identity.policy import Policy
 from identity.store.driver import Graph
 from identity.store.schema import init_schema
-from loaders.segment import SegmentOptions, read_segment
-from loaders.table import check_header, load_mapping, read_table
+from loaders.table import load_mapping
 
 
 def load_segment(
     graph: Graph, path: Path, rejects: Path, *, chunk_size: int = 1000, **settings: Any
 ) -> LoadReport:
-    config = load_settings(**settings)
-    policy = Policy()
-    normalizer = make_normalizer(config, policy)
-    options = SegmentOptions()
+    config = load_settings(rejects_dir=rejects, chunk_size=chunk_size, **settings)
     init_schema(graph)
-    return load_file(
-        graph,
-        path,
-        lambda stream, now: read_segment(stream, normalizer, options, now=now),
-        kind="segment",
-        source="segment",
-        party="first",
-        rejects_dir=rejects,
-        chunk_size=chunk_size,
-    )
+    return load_segment_file(graph, path, config, Policy())
 
 
 def load_csv(
     graph: Graph, path: Path, mapping: Path, rejects: Path, *, chunk_size: int = 1000
 ) -> LoadReport:
-    policy = Policy()
-    spec = load_mapping(mapping, policy.types)
-    normalizer = make_normalizer(load_settings(), policy)
-    check_header(path, spec)
+    config = load_settings(rejects_dir=rejects, chunk_size=chunk_size)
     init_schema(graph)
-    return load_file(
-        graph,
-        path,
-        lambda stream, now: read_table(stream, spec, normalizer, now=now),
-        kind="csv",
-        source=spec.source,
-        party=spec.party,
-        rejects_dir=rejects,
-        chunk_size=chunk_size,
-    )
+    return load_table_file(graph, path, load_mapping(mapping, Policy().types), config, Policy())
 
 
 def keys(graph: Graph) -> set[str]:
@@ -67,6 +42,13 @@ def links(graph: Graph) -> dict[tuple[str, str], dict[str, Any]]:
     return {(r["a"], r["b"]): r["props"] for r in rows}
 
 
+def props(graph: Graph, key: str, prefix: str) -> dict[str, Any]:
+    """The properties of one identifier whose names start with ``prefix``."""
+    rows = graph.read("props", "MATCH (i:Identifier {key: $key}) RETURN properties(i) AS p",
+                      {"key": key})  # fmt: skip
+    return {k: v for k, v in rows[0]["p"].items() if k.startswith(prefix)} if rows else {}
+
+
 def fingerprint(graph: Graph) -> dict[str, Any]:
     """Everything a load writes, in a comparable form (times as ISO text)."""
 
@@ -74,16 +56,11 @@ def fingerprint(graph: Graph) -> dict[str, Any]:
         return sorted(str(r) for r in graph.read("fingerprint", query))
 
     return {
-        "identifiers": rows(
-            "MATCH (i:Identifier) RETURN i.key, labels(i), i.seen, toString(i.first_seen), "
-            "toString(i.last_seen), i.sources"
-        ),
+        "identifiers": rows("MATCH (i:Identifier) RETURN labels(i), properties(i)"),
         "links": rows(
             "MATCH (a)-[r:LINKED]->(b) RETURN a.key, b.key, r.count, r.party, r.sources, "
             "r.evidence, toString(r.first_seen), toString(r.last_seen)"
         ),
-        "traits": rows("MATCH (i)-[:HAS_TRAITS]->(t:TraitSet) RETURN i.key, properties(t)"),
-        "events": rows("MATCH (i)-[:HAS_EVENTS]->(e:EventStats) RETURN i.key, properties(e)"),
         "segments": rows(
             "MATCH (i)-[m:IN_SEGMENT]->(s) RETURN i.key, s.name, toString(m.expires_at)"
         ),

@@ -11,7 +11,7 @@ import pytest
 
 from identity.errors import InputError
 from identity.store.driver import Graph
-from tests.loading import fingerprint, keys, links, load_segment
+from tests.loading import fingerprint, keys, links, load_segment, props
 
 pytestmark = pytest.mark.neo4j
 
@@ -151,20 +151,18 @@ def test_hard_cases_become_the_right_nodes_and_links(graph: Graph, tmp_path: Pat
     )
     assert seen == [{"n": 4, "f": "2026-10-01T10:00:00Z", "l": "2026-10-05T10:00:00Z"}]
 
-    traits = graph.read(
-        "traits",
-        "MATCH (:Identifier {key: 'crm_id:C001'})-[:HAS_TRAITS]->(t) "
-        "RETURN t.`trait.first_name` AS name, "
-        "t.`trait.consent_marketing` AS consent, t.source AS source",
-    )
-    assert traits == [{"name": "John", "consent": True, "source": "segment"}]
-    events = graph.read(
-        "events", "MATCH (i:Identifier)-[:HAS_EVENTS]->(e) RETURN i.key AS key, properties(e) AS p"
-    )
-    stats = {r["key"]: r["p"] for r in events}
-    assert stats["cookie:ck-1"]["count.Order Completed"] == 1
-    assert stats["crm_id:C001"]["count.Order Completed"] == 1
-    assert stats["crm_id:C001"]["count.screen:Cart"] == 1
+    assert props(graph, "crm_id:C001", "trait.") == {
+        "trait.segment.first_name": "John",
+        "trait.segment.consent_marketing": True,
+    }
+    assert props(graph, "cookie:ck-1", "trait.") == {}, "traits go on the userId, not the cookie"
+    assert props(graph, "cookie:ck-1", "event_count.") == {"event_count.Order Completed": 1}
+    assert props(graph, "crm_id:C001", "event_count.") == {
+        "event_count.Order Completed": 1,
+        "event_count.screen:Cart": 1,
+    }
+    last = props(graph, "crm_id:C001", "event_last.")["event_last.Order Completed"]
+    assert last.to_native().isoformat() == "2026-10-05T10:00:00+00:00"
 
     rejects = [json.loads(line) for line in report.rejects_file.read_text().splitlines()]  # type: ignore[union-attr]
     assert len(rejects) == c.rejected + sum(c.value_reasons.values())

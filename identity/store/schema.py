@@ -51,14 +51,10 @@ MIGRATIONS: tuple[Migration, ...] = (
 MIGRATIONS += (
     Migration(
         2,
-        "loaded observations: message ids, traits, event stats, DMP segments",
+        "loaded observations: Segment message ids, DMP segments",
         (
             "CREATE CONSTRAINT seen_message_id IF NOT EXISTS "
             "FOR (m:SeenMessage) REQUIRE m.id IS UNIQUE",
-            "CREATE CONSTRAINT trait_set_key IF NOT EXISTS "
-            "FOR (t:TraitSet) REQUIRE t.key IS UNIQUE",
-            "CREATE CONSTRAINT event_stats_key IF NOT EXISTS "
-            "FOR (e:EventStats) REQUIRE e.key IS UNIQUE",
             "CREATE CONSTRAINT dmp_segment_name IF NOT EXISTS "
             "FOR (s:DmpSegment) REQUIRE s.name IS UNIQUE",
             "CREATE INDEX batch_status IF NOT EXISTS FOR (b:Batch) ON (b.status)",

@@ -98,40 +98,45 @@ class BatchState:
 
 @dataclass
 class ChunkRows:
-    """One chunk's observations, aggregated into the rows the write statements take."""
+    """One chunk's observations, aggregated into the rows the write statements take.
+
+    An identifier row carries the event aggregates and traits recorded on it, so one
+    statement writes the node with everything stated about it.
+    """
 
     identifiers: list[dict[str, Any]]
     links: list[dict[str, Any]]
-    traits: list[dict[str, Any]]
-    events: list[dict[str, Any]]
     segments: list[dict[str, Any]]
 
 
+def _millis(at: datetime) -> int:
+    """Times travel as epoch milliseconds: the driver packs ints far faster than datetimes,
+    and Cypher turns them back with ``datetime({epochMillis: ...})``."""
+    return int(at.timestamp() * 1000)
+
+
+def _span(row: dict[str, Any], at: int) -> None:
+    row["first"] = min(row["first"], at)
+    row["last"] = max(row["last"], at)
+
+
 def aggregate(observations: Iterable[Observation], batch_id: str) -> ChunkRows:
-    """Fold a chunk into one row per identifier, pair, trait set, event stat and segment."""
+    """Fold a chunk into one row per identifier, per unordered pair and per segment."""
     identifiers: dict[str, dict[str, Any]] = {}
     links: dict[tuple[str, str], dict[str, Any]] = {}
-    traits: dict[str, dict[str, Any]] = {}
-    events: dict[tuple[str, str], dict[str, Any]] = {}
     segments: dict[tuple[str, str], dict[str, Any]] = {}
     for obs in observations:
-        at = obs.at
+        at = _millis(obs.at)
         for ident in obs.identifiers:
             row = identifiers.get(ident.key)
             if row is None:
                 identifiers[ident.key] = {
-                    "key": ident.key,
-                    "type": ident.type,
-                    "value": ident.value,
-                    "hashed": ident.hashed,
-                    "label": label_for(ident.type),
-                    "first": at,
-                    "last": at,
-                    "seen": 1,
-                }
+                    "key": ident.key, "type": ident.type, "value": ident.value,
+                    "hashed": ident.hashed, "label": label_for(ident.type),
+                    "first": at, "last": at, "seen": 1, "events": {}, "traits": {},
+                }  # fmt: skip
             else:
-                row["first"] = min(row["first"], at)
-                row["last"] = max(row["last"], at)
+                _span(row, at)
                 row["seen"] += 1
         keys = sorted({i.key for i in obs.identifiers})
         evidence = f"{batch_id}:{obs.message_id or obs.record}"
@@ -140,135 +145,110 @@ def aggregate(observations: Iterable[Observation], batch_id: str) -> ChunkRows:
                 link = links.get((a, b))
                 if link is None:
                     links[(a, b)] = {
-                        "a": a,
-                        "b": b,
-                        "first": at,
-                        "last": at,
-                        "count": 1,
+                        "a": a, "b": b, "first": at, "last": at, "count": 1,
                         "evidence": [evidence],
-                    }
+                    }  # fmt: skip
                 else:
-                    link["first"] = min(link["first"], at)
-                    link["last"] = max(link["last"], at)
+                    _span(link, at)
                     link["count"] += 1
                     if len(link["evidence"]) < EVIDENCE_CAP:
                         link["evidence"].append(evidence)
         primary = obs.primary
         if primary is None:
             continue
-        if obs.traits:
-            tkey = f"{primary.key}|{obs.source}"
-            entry = traits.setdefault(tkey, {"tkey": tkey, "key": primary.key, "values": {}})
-            for name, value in obs.traits.items():
-                previous = entry["values"].get(name)
-                if previous is None or previous[1] <= at:
-                    entry["values"][name] = (value, at)
+        target = identifiers[primary.key]
+        for name, value in obs.traits.items():
+            previous = target["traits"].get(name)
+            if previous is None or previous["at"] <= at:
+                target["traits"][name] = {"name": name, "value": value, "at": at}
         for name in obs.events:
-            stat = events.get((primary.key, name))
+            stat = target["events"].get(name)
             if stat is None:
-                events[(primary.key, name)] = {
-                    "key": primary.key,
-                    "name": name,
-                    "count": 1,
-                    "first": at,
-                    "last": at,
-                }
+                target["events"][name] = {"name": name, "count": 1, "first": at, "last": at}
             else:
                 stat["count"] += 1
-                stat["first"] = min(stat["first"], at)
-                stat["last"] = max(stat["last"], at)
+                _span(stat, at)
         for membership in obs.segments:
+            expires = _millis(membership.expires_at)
             for ident in obs.identifiers:
                 seg = segments.get((ident.key, membership.name))
                 if seg is None:
                     segments[(ident.key, membership.name)] = {
-                        "key": ident.key,
-                        "name": membership.name,
-                        "first": at,
-                        "last": at,
-                        "expires": membership.expires_at,
-                    }
+                        "key": ident.key, "name": membership.name, "first": at, "last": at,
+                        "expires": expires,
+                    }  # fmt: skip
                 else:
-                    seg["first"] = min(seg["first"], at)
-                    seg["last"] = max(seg["last"], at)
-                    seg["expires"] = max(seg["expires"], membership.expires_at)
-    trait_rows = []
-    for entry in traits.values():
-        for name, (value, at) in entry["values"].items():
-            trait_rows.append(
-                {"tkey": entry["tkey"], "key": entry["key"], "name": name, "value": value, "at": at}
-            )
-    return ChunkRows(
-        identifiers=list(identifiers.values()),
-        links=list(links.values()),
-        traits=trait_rows,
-        events=list(events.values()),
-        segments=list(segments.values()),
-    )
+                    _span(seg, at)
+                    seg["expires"] = max(seg["expires"], expires)
+    for row in identifiers.values():
+        row["events"] = list(row["events"].values())
+        row["traits"] = list(row["traits"].values())
+    return ChunkRows(list(identifiers.values()), list(links.values()), list(segments.values()))
 
 
+# Property writes only where a value changes: an unchanged SET still costs a write.
+# Event aggregates live on the identifier as event_count.<name>, event_first.<name> and
+# event_last.<name>; traits as trait.<source>.<name> with their time in trait_at.<source>.<name>
+# (latest observation wins per source).
 _WRITE_IDENTIFIERS = """
 UNWIND $rows AS row
+WITH row, datetime({epochMillis: row.first}) AS first, datetime({epochMillis: row.last}) AS last
 MERGE (i:Identifier {key: row.key})
-ON CREATE SET i.type = row.type, i.value = row.value, i.hashed = row.hashed,
-              i.first_seen = row.first, i.last_seen = row.last, i.seen = row.seen,
-              i.sources = [$source], i.first_batch = $batch, i:$(row.label)
-ON MATCH SET i.first_seen = CASE WHEN row.first < i.first_seen THEN row.first ELSE i.first_seen END,
-             i.last_seen = CASE WHEN row.last > i.last_seen THEN row.last ELSE i.last_seen END,
-             i.seen = i.seen + row.seen,
-             i.sources = CASE WHEN $source IN i.sources THEN i.sources ELSE i.sources + $source END
-SET i.last_batch = $batch
+ON CREATE SET i.type = row.type, i.value = row.value, i.first_seen = first, i.last_seen = last,
+              i.seen = row.seen, i.sources = [$source], i:$(row.label)
+ON MATCH SET i.seen = i.seen + row.seen
+FOREACH (_ IN CASE WHEN row.hashed AND i.hashed IS NULL THEN [1] ELSE [] END |
+  SET i.hashed = true)
+FOREACH (_ IN CASE WHEN first < i.first_seen THEN [1] ELSE [] END | SET i.first_seen = first)
+FOREACH (_ IN CASE WHEN last > i.last_seen THEN [1] ELSE [] END | SET i.last_seen = last)
+FOREACH (_ IN CASE WHEN $source IN i.sources THEN [] ELSE [1] END |
+  SET i.sources = i.sources + $source)
+FOREACH (ev IN row.events |
+  SET i['event_count.' + ev.name] = coalesce(i['event_count.' + ev.name], 0) + ev.count)
+FOREACH (ev IN [e IN row.events WHERE i['event_first.' + e.name] IS NULL
+                OR datetime({epochMillis: e.first}) < i['event_first.' + e.name]] |
+  SET i['event_first.' + ev.name] = datetime({epochMillis: ev.first}))
+FOREACH (ev IN [e IN row.events WHERE i['event_last.' + e.name] IS NULL
+                OR datetime({epochMillis: e.last}) > i['event_last.' + e.name]] |
+  SET i['event_last.' + ev.name] = datetime({epochMillis: ev.last}))
+FOREACH (t IN [t IN row.traits WHERE i['trait_at.' + $source + '.' + t.name] IS NULL
+               OR i['trait_at.' + $source + '.' + t.name] <= datetime({epochMillis: t.at})] |
+  SET i['trait.' + $source + '.' + t.name] = t.value,
+      i['trait_at.' + $source + '.' + t.name] = datetime({epochMillis: t.at}))
 """
 
-# "first" < "second" < "third": the strongest party seen is the smallest string.
+# "first" < "second" < "third": the strongest party seen is the smallest string. A link
+# just created has r.count = row.count: only a matched one takes more evidence.
 _WRITE_LINKS = """
 UNWIND $rows AS row
+WITH row, datetime({epochMillis: row.first}) AS first, datetime({epochMillis: row.last}) AS last
 MATCH (a:Identifier {key: row.a})
 MATCH (b:Identifier {key: row.b})
 MERGE (a)-[r:LINKED]->(b)
-ON CREATE SET r.first_seen = row.first, r.last_seen = row.last, r.count = row.count,
+ON CREATE SET r.first_seen = first, r.last_seen = last, r.count = row.count,
               r.sources = [$source], r.party = $party, r.evidence = row.evidence
-ON MATCH SET r.first_seen = CASE WHEN row.first < r.first_seen THEN row.first ELSE r.first_seen END,
-             r.last_seen = CASE WHEN row.last > r.last_seen THEN row.last ELSE r.last_seen END,
-             r.count = r.count + row.count,
-             r.sources = CASE WHEN $source IN r.sources THEN r.sources ELSE r.sources + $source END,
-             r.party = CASE WHEN $party < r.party THEN $party ELSE r.party END,
-             r.evidence = CASE WHEN size(r.evidence) >= $cap THEN r.evidence
-                               ELSE (r.evidence + row.evidence)[0..$cap] END
-"""
-
-_WRITE_TRAITS = """
-UNWIND $rows AS row
-MATCH (i:Identifier {key: row.key})
-MERGE (t:TraitSet {key: row.tkey})
-ON CREATE SET t.source = $source, t.identifier = row.key
-MERGE (i)-[:HAS_TRAITS]->(t)
-WITH t, row
-WHERE t['at.' + row.name] IS NULL OR t['at.' + row.name] <= row.at
-SET t['trait.' + row.name] = row.value, t['at.' + row.name] = row.at
-"""
-
-_WRITE_EVENTS = """
-UNWIND $rows AS row
-MATCH (i:Identifier {key: row.key})
-MERGE (e:EventStats {key: row.key})
-MERGE (i)-[:HAS_EVENTS]->(e)
-WITH e, row, 'count.' + row.name AS c, 'first.' + row.name AS f, 'last.' + row.name AS l
-SET e[c] = coalesce(e[c], 0) + row.count,
-    e[f] = CASE WHEN e[f] IS NULL OR row.first < e[f] THEN row.first ELSE e[f] END,
-    e[l] = CASE WHEN e[l] IS NULL OR row.last > e[l] THEN row.last ELSE e[l] END
+ON MATCH SET r.count = r.count + row.count
+FOREACH (_ IN CASE WHEN first < r.first_seen THEN [1] ELSE [] END | SET r.first_seen = first)
+FOREACH (_ IN CASE WHEN last > r.last_seen THEN [1] ELSE [] END | SET r.last_seen = last)
+FOREACH (_ IN CASE WHEN $source IN r.sources THEN [] ELSE [1] END |
+  SET r.sources = r.sources + $source)
+FOREACH (_ IN CASE WHEN $party < r.party THEN [1] ELSE [] END | SET r.party = $party)
+FOREACH (_ IN CASE WHEN r.count > row.count AND size(r.evidence) < $cap THEN [1] ELSE [] END |
+  SET r.evidence = (r.evidence + row.evidence)[0..$cap])
 """
 
 _WRITE_SEGMENTS = """
 UNWIND $rows AS row
+WITH row, datetime({epochMillis: row.first}) AS first, datetime({epochMillis: row.last}) AS last,
+     datetime({epochMillis: row.expires}) AS expires
 MATCH (i:Identifier {key: row.key})
 MERGE (s:DmpSegment {name: row.name})
 MERGE (i)-[m:IN_SEGMENT]->(s)
-ON CREATE SET m.first_seen = row.first, m.last_seen = row.last, m.expires_at = row.expires,
+ON CREATE SET m.first_seen = first, m.last_seen = last, m.expires_at = expires,
               m.source = $source
-ON MATCH SET m.first_seen = CASE WHEN row.first < m.first_seen THEN row.first ELSE m.first_seen END,
-             m.last_seen = CASE WHEN row.last > m.last_seen THEN row.last ELSE m.last_seen END,
-             m.expires_at = CASE WHEN row.expires > m.expires_at THEN row.expires
+ON MATCH SET m.first_seen = CASE WHEN first < m.first_seen THEN first ELSE m.first_seen END,
+             m.last_seen = CASE WHEN last > m.last_seen THEN last ELSE m.last_seen END,
+             m.expires_at = CASE WHEN expires > m.expires_at THEN expires
                                  ELSE m.expires_at END
 """
 
@@ -359,8 +339,6 @@ class BatchWriter:
         for query, data in (
             (_WRITE_IDENTIFIERS, rows.identifiers),
             (_WRITE_LINKS, rows.links),
-            (_WRITE_TRAITS, rows.traits),
-            (_WRITE_EVENTS, rows.events),
             (_WRITE_SEGMENTS, rows.segments),
         ):
             if data:
@@ -379,30 +357,27 @@ class BatchWriter:
         ids = list(dict.fromkeys(o.message_id for o in observations if o.message_id))
         if not ids:
             return list(observations), []
-        seen_before = {
+        fresh_ids = {
             record["id"]
             for record in tx.run(
-                "UNWIND $ids AS id MATCH (m:SeenMessage {id: id}) RETURN id", ids=ids
+                "UNWIND $ids AS id OPTIONAL MATCH (m:SeenMessage {id: id}) "
+                "WITH id, m WHERE m IS NULL CREATE (:SeenMessage {id: id, batch: $batch}) "
+                "RETURN id",
+                ids=ids,
+                batch=self.batch.id,
             )
         }
         kept: list[Observation] = []
         duplicates: list[Observation] = []
-        fresh: set[str] = set()
         for obs in observations:
             mid = obs.message_id
             if mid is None:
                 kept.append(obs)
-            elif mid in seen_before or mid in fresh:
-                duplicates.append(obs)
-            else:
-                fresh.add(mid)
+            elif mid in fresh_ids:
+                fresh_ids.discard(mid)
                 kept.append(obs)
-        if fresh:
-            tx.run(
-                "UNWIND $ids AS id CREATE (:SeenMessage {id: id, batch: $batch})",
-                ids=sorted(fresh),
-                batch=self.batch.id,
-            ).consume()
+            else:
+                duplicates.append(obs)
         return kept, duplicates
 
     def finish(self, counts: Counts, finished_at: datetime) -> None:

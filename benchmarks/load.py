@@ -1,0 +1,240 @@
+"""Load benchmark: idgraph's chunked UNWIND loader against a naive loader, in one run.
+
+Both read the same synthetic Segment events (``idgraph synth``) through the same parser and
+normalizer, into the same Neo4j. The naive loader writes each event in its own transaction
+with one MERGE per identifier and per pair (what a first attempt usually looks like); it runs
+on a prefix of the file (``--naive-events``), since at its rate the whole file would take
+hours. The report compares events per second, end to end (file -> Neo4j).
+
+    .venv/bin/python benchmarks/load.py                   # 1M events (100k people)
+    .venv/bin/python benchmarks/load.py --people 200 --naive-events 300   # smoke size
+
+Uses IDGRAPH_NEO4J_URI when set; otherwise starts a throwaway local server (2 GB heap and
+page cache) in a temporary directory. Writes JSON to benchmarks/results/load.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from neo4j import ManagedTransaction
+from rich.console import Console
+from rich.table import Table
+
+from identity.config import load_settings
+from identity.ingest import load_segment_file, make_normalizer, open_input
+from identity.model import Observation
+from identity.policy import Policy
+from identity.store.driver import Graph, open_driver
+from identity.store.local_server import LocalServer, ServerConfig, free_port
+from identity.store.schema import init_schema
+from loaders.segment import SegmentOptions, read_segment
+from loaders.synth import SynthConfig, generate
+
+console = Console()
+
+
+def _naive_write(tx: ManagedTransaction, obs: Observation) -> None:
+    for ident in obs.identifiers:
+        tx.run(
+            "MERGE (i:Identifier {key: $key}) "
+            "ON CREATE SET i.type = $type, i.value = $value, i.first_seen = $at, "
+            "i.last_seen = $at, i.seen = 1 "
+            "ON MATCH SET i.seen = i.seen + 1, i.last_seen = $at",
+            key=ident.key,
+            type=ident.type,
+            value=ident.value,
+            at=obs.at,
+        ).consume()
+    keys = sorted(i.key for i in obs.identifiers)
+    for a, b in itertools.combinations(keys, 2):
+        tx.run(
+            "MATCH (a:Identifier {key: $a}), (b:Identifier {key: $b}) "
+            "MERGE (a)-[r:LINKED]->(b) "
+            "ON CREATE SET r.count = 1, r.first_seen = $at, r.last_seen = $at "
+            "ON MATCH SET r.count = r.count + 1, r.last_seen = $at",
+            a=a,
+            b=b,
+            at=obs.at,
+        ).consume()
+
+
+def naive_load(graph: Graph, path: Path, limit: int, options: SegmentOptions) -> dict[str, Any]:
+    normalizer = make_normalizer(load_settings(), Policy())
+    started = time.perf_counter()
+    events = 0
+    with open_input(path) as (_, stream), graph.driver.session(database=graph.database) as s:
+        for item in itertools.islice(
+            read_segment(stream, normalizer, options, now=datetime.now(UTC)), limit
+        ):
+            events += 1
+            if isinstance(item, Observation):
+                s.execute_write(_naive_write, item)
+    seconds = time.perf_counter() - started
+    return {"events": events, "seconds": seconds, "events_per_s": events / seconds}
+
+
+def idgraph_load(graph: Graph, path: Path, chunk: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as rejects:
+        settings = load_settings(rejects_dir=Path(rejects), chunk_size=chunk)
+        report = load_segment_file(graph, path, settings, Policy(), source="bench")
+    seconds = time.perf_counter() - started
+    c = report.counts
+    return {
+        "events": c.read,
+        "accepted": c.accepted,
+        "rejected": c.rejected,
+        "seconds": seconds,
+        "events_per_s": c.read / seconds,
+    }
+
+
+def parse_only(path: Path, options: SegmentOptions) -> dict[str, Any]:
+    normalizer = make_normalizer(load_settings(), Policy())
+    started = time.perf_counter()
+    with open_input(path) as (_, stream):
+        events = sum(1 for _ in read_segment(stream, normalizer, options, now=datetime.now(UTC)))
+    seconds = time.perf_counter() - started
+    return {"events": events, "seconds": seconds, "events_per_s": events / seconds}
+
+
+@contextlib.contextmanager
+def _server(workdir: Path) -> Iterator[tuple[Graph, str]]:
+    if os.environ.get("IDGRAPH_NEO4J_URI"):
+        settings = load_settings()
+        driver = open_driver(settings)
+        try:
+            yield Graph(driver, settings.neo4j_database), settings.neo4j_uri or ""
+        finally:
+            driver.close()
+        return
+    base = load_settings()
+    server = LocalServer(
+        ServerConfig(
+            home=workdir / "neo4j",
+            cache=base.neo4j_cache,
+            version=base.neo4j_version,
+            bolt_port=free_port(),
+            password="benchmark-password",
+            heap="2g",
+            pagecache="2g",
+        )
+    )
+    server.start()
+    try:
+        settings = load_settings(neo4j_uri=server.uri, neo4j_password="benchmark-password")
+        driver = open_driver(settings)
+        try:
+            yield Graph(driver, settings.neo4j_database), server.uri
+        finally:
+            driver.close()
+    finally:
+        server.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--people", type=int, default=100_000)
+    parser.add_argument("--events-per-person", type=float, default=10.0)
+    parser.add_argument("--naive-events", type=int, default=20_000)
+    parser.add_argument("--chunk-size", type=int, default=5_000)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "load.json")
+    args = parser.parse_args()
+    options = SegmentOptions(source="bench")
+
+    with tempfile.TemporaryDirectory(prefix="idgraph-bench-") as tmp:
+        workdir = Path(tmp)
+        started = time.perf_counter()
+        summary = generate(
+            workdir / "data",
+            SynthConfig(people=args.people, events_per_person=args.events_per_person),
+        )
+        events_file = summary.files["events"]
+        console.print(
+            f"synth: {summary.events:,} events for {summary.people:,} people in "
+            f"{time.perf_counter() - started:.1f}s ({events_file.stat().st_size / 1e6:.0f} MB)"
+        )
+        parsing = parse_only(events_file, options)
+        console.print(f"parse + normalize only: {parsing['events_per_s']:,.0f} events/s")
+        with _server(workdir) as (graph, uri):
+            console.print(f"Neo4j: {uri}")
+            graph.wipe()
+            init_schema(graph)
+            naive = naive_load(graph, events_file, args.naive_events, options)
+            console.print(f"naive: {naive['events']:,} events in {naive['seconds']:.1f}s")
+            graph.wipe()
+            ours = idgraph_load(graph, events_file, args.chunk_size)
+            console.print(f"idgraph: {ours['events']:,} events in {ours['seconds']:.1f}s")
+            counts = graph.read(
+                "counts",
+                "MATCH (i:Identifier) WITH count(i) AS ids "
+                "MATCH ()-[r:LINKED]->() RETURN ids, count(r) AS links",
+            )
+    ratio = ours["events_per_s"] / naive["events_per_s"]
+    table = Table(title="file -> Neo4j, Segment events")
+    for column in ("loader", "events", "seconds", "events/s"):
+        table.add_column(column, justify="right" if column != "loader" else "left")
+    table.add_row(
+        "parse + normalize (no writes)",
+        f"{parsing['events']:,}",
+        f"{parsing['seconds']:.1f}",
+        f"{parsing['events_per_s']:,.0f}",
+    )
+    table.add_row(
+        "naive: one tx + MERGE per event",
+        f"{naive['events']:,}",
+        f"{naive['seconds']:.1f}",
+        f"{naive['events_per_s']:,.0f}",
+    )
+    table.add_row(
+        f"idgraph: UNWIND chunks of {args.chunk_size:,}",
+        f"{ours['events']:,}",
+        f"{ours['seconds']:.1f}",
+        f"{ours['events_per_s']:,.0f}",
+    )
+    console.print(table)
+    console.print(
+        f"idgraph / naive: {ratio:.1f}x; graph: {counts[0]['ids']:,} identifiers, "
+        f"{counts[0]['links']:,} links"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "benchmark": "load",
+                "at": datetime.now(UTC).isoformat(),
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": sys.version.split()[0],
+                    "platform": platform.platform(),
+                },
+                "people": args.people,
+                "chunk_size": args.chunk_size,
+                "parse_only": parsing,
+                "naive": naive,
+                "idgraph": ours,
+                "ratio": ratio,
+                "graph": counts[0],
+            },
+            indent=2,
+        )
+    )
+    console.print(f"written: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
