@@ -26,9 +26,11 @@ neo4j-jars: venv
 run: setup
 	@$(BIN)/idgraph neo4j start
 	@$(BIN)/idgraph db init
+	@$(BIN)/idgraph demo
 	@echo
 	@echo "Neo4j is serving on the Bolt URI above (user neo4j, password from IDGRAPH_NEO4J_PASSWORD,"
-	@echo "default idgraph-local-password). Stop it with: $(BIN)/idgraph neo4j stop"
+	@echo "default idgraph-local-password), with the demo data loaded."
+	@echo "Stop it with: $(BIN)/idgraph neo4j stop"
 
 stop: venv
 	@$(BIN)/idgraph neo4j stop

@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import itertools
 import json
+import logging
 import os
 import platform
 import sys
@@ -146,6 +147,7 @@ def _server(workdir: Path) -> Iterator[tuple[Graph, str]]:
 
 
 def main() -> int:
+    logging.getLogger("neo4j").setLevel(logging.ERROR)  # retried deadlocks are expected
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--events-per-person", type=float, default=10.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -148,28 +150,19 @@ def db_status() -> None:
     out.print(f"schema version {current}: {note}")
 
 
-def _progress_bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=not err.is_terminal,
-    )
+def _bar(*columns: ProgressColumn) -> Progress:
+    """A progress bar on stderr, shown only on a terminal."""
+    return Progress(*columns, console=err, disable=not err.is_terminal)
 
 
 @contextmanager
 def _progress(path: Path) -> Iterator[Progress_]:
-    with Progress(
+    with _bar(
         TextColumn("{task.description}"),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=err,
-        disable=not err.is_terminal,
     ) as bar:
         task = bar.add_task(path.name, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
@@ -180,7 +173,11 @@ def _print_report(report: LoadReport) -> None:
     if report.status == "already_loaded":
         out.print(f"{report.file}: already loaded as batch {report.batch_id}; nothing changed.")
     else:
-        resumed = f", resumed at chunk {report.resumed_at_chunk}" if report.resumed_at_chunk else ""
+        resumed = (
+            f", resumed: {report.resumed_chunks} chunks were already written"
+            if report.resumed_chunks
+            else ""
+        )
         rate = c.read / report.seconds if report.seconds else 0.0
         out.print(
             f"{report.file}: batch {report.batch_id} ({report.seconds:.1f}s, "
@@ -253,15 +250,7 @@ def synth(
     config = SynthConfig(
         people=people, seed=seed, events_per_person=events_per_person, gzip=gzip_events
     )
-    with Progress(
-        TextColumn("synth"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("events"),
-        TimeRemainingColumn(),
-        console=err,
-        disable=not err.is_terminal,
-    ) as bar:
+    with _bar(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
         task = bar.add_task("events", total=int(people * events_per_person))
         summary = generate(out_dir, config, progress=lambda n: bar.advance(task, n))
     out.print(
@@ -270,6 +259,32 @@ def synth(
     )
     for name, path in sorted(summary.files.items()):
         out.print(f"  {name}: {path}")
+
+
+@app.command()
+def demo(
+    people: int = typer.Option(1000, min=1, help="Number of synthetic people."),
+) -> None:
+    """Load a synthetic demo data set (Segment events, CRM, DMP); safe to run again."""
+    settings = _settings()
+    policy = load_policy(settings.policy)
+    folder = settings.state_dir / "demo"
+    summary = generate(folder, SynthConfig(people=people))
+    out.print(f"demo data: {summary.people:,} people, {summary.events:,} events in {folder}")
+    with _graph(settings) as graph:
+        init_schema(graph)
+        with _progress(summary.files["events"]) as progress:
+            report = load_segment_file(
+                graph, summary.files["events"], settings, policy, progress=progress
+            )
+        _print_report(report)
+        for name in ("crm", "dmp"):
+            spec = load_mapping(summary.files[f"{name}_mapping"], policy.types)
+            with _progress(summary.files[name]) as progress:
+                report = load_table_file(
+                    graph, summary.files[name], spec, settings, policy, progress=progress
+                )
+            _print_report(report)
 
 
 @app.command()
@@ -288,6 +303,9 @@ def serve(
 
 def main() -> None:
     """Console entry point: expected errors become one line on stderr and exit code 1."""
+    # The driver retries transient failures (deadlocks between concurrent chunk writers)
+    # by itself; its warning about each retry is noise on a terminal.
+    logging.getLogger("neo4j").setLevel(logging.ERROR)
     try:
         app()
     except IdgraphError as e:

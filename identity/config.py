@@ -59,6 +59,7 @@ class Settings(BaseSettings):
         default=False, description="Store emails and phones as SHA-256 of the normalized value."
     )
     chunk_size: int = Field(default=5000, ge=1, le=100_000)
+    writers: int = Field(default=2, ge=1, le=8, description="Concurrent write transactions.")
     max_record_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     rejects_dir: Path | None = Field(
         default=None, description="Where rejects files go; default <state dir>/rejects."

@@ -51,7 +51,7 @@ class LoadReport:
     counts: Counts
     rejects_file: Path | None
     seconds: float
-    resumed_at_chunk: int = 0
+    resumed_chunks: int = 0  # chunks an interrupted run had committed
 
 
 def make_normalizer(settings: Settings, policy: Policy) -> Normalizer:
@@ -148,6 +148,7 @@ def load_file(
     party: Party,
     rejects_dir: Path,
     chunk_size: int,
+    writers: int = 2,
     progress: Progress | None = None,
 ) -> LoadReport:
     """Load one file as one batch (see the module docstring for the guarantees)."""
@@ -178,37 +179,39 @@ def load_file(
             str(path),
             sha,
             "already_loaded",
-            _committed_counts(graph, batch.id),
+            writer.committed_counts(),
             None,
             time.monotonic() - started,
         )
     rejects = _Rejects(rejects_dir / f"{batch.id}.ndjson", batch.id)
-    pipeline = _ChunkPipeline(writer, graph, state.chunks_done, rejects)
-    counts = Counts()
+    pipeline = _ChunkPipeline(writer, writers, rejects)
+    chunk = Counts()
     buffer: list[Observation] = []
+    index = 0
     try:
         with open_input(path) as (raw, stream):
             for item in parse(stream, now):
-                counts.read += 1
+                chunk.read += 1
                 if isinstance(item, Rejection):
-                    counts.rejected += 1
-                    counts.reasons[item.code] += 1
+                    chunk.rejected += 1
+                    chunk.reasons[item.code] += 1
                     rejects.add(item)
                 else:
-                    counts.accepted += 1
+                    chunk.accepted += 1
                     buffer.append(item)
                     for value in item.rejected_values:
-                        counts.value_reasons[value.code] += 1
+                        chunk.value_reasons[value.code] += 1
                         rejects.add(value)
-                if counts.read % state.chunk_size == 0:
-                    pipeline.submit(buffer, counts)
-                    buffer = []
+                if chunk.read == state.chunk_size:
+                    if index not in state.done:
+                        pipeline.submit(index, buffer, chunk)
+                    index, buffer, chunk = index + 1, [], Counts()
                     if progress:
                         progress(raw.tell(), size)
-            if buffer or counts.read % state.chunk_size or counts.read == 0:
-                pipeline.submit(buffer, counts)
-        final = pipeline.close()
-        writer.finish(final, datetime.now(UTC))
+            if (chunk.read or index == 0) and index not in state.done:
+                pipeline.submit(index, buffer, chunk)
+        pipeline.close()
+        writer.finish(datetime.now(UTC))
     except (IdgraphError, KeyboardInterrupt, OSError, EOFError, gzip.BadGzipFile) as e:
         pipeline.abandon()
         with contextlib.suppress(IdgraphError):
@@ -220,102 +223,96 @@ def load_file(
         rejects_file = rejects.close()
     if progress:
         progress(size, size)
+    resumed = len(state.done)
     return LoadReport(
         batch.id,
         source,
         str(path),
         sha,
         "completed",
-        final,
+        writer.committed_counts(),
         rejects_file,
         time.monotonic() - started,
-        state.chunks_done,
+        resumed,
     )
 
 
 class _ChunkPipeline:
-    """Writes chunks, in order, on one background thread while the caller parses on.
+    """Writes chunks on background threads while the caller parses on.
 
-    Parsing is Python work and writing mostly waits on Neo4j, so on two cores the two
-    overlap. The queue holds at most two chunks: memory stays bounded. Chunks below
-    ``chunks_done`` were committed by an interrupted run and are skipped; the counts
-    committed with the last of them are taken up again (they include its duplicates).
+    Parsing is Python work and writing mostly waits on Neo4j; with ``writers`` concurrent
+    transactions Neo4j also uses more than one core (chunk writes commute, see
+    :mod:`identity.store.writer`). The queue holds at most ``writers`` chunks beyond those
+    being written: memory stays bounded.
     """
 
-    def __init__(self, writer: BatchWriter, graph: Graph, chunks_done: int, rejects: _Rejects):
+    def __init__(self, writer: BatchWriter, writers: int, rejects: _Rejects) -> None:
         self._writer = writer
-        self._graph = graph
-        self._chunks_done = chunks_done
         self._rejects = rejects
-        self._queue: queue.Queue[tuple[int, list[Observation], Counts] | None] = queue.Queue(2)
-        self._index = 0
-        self._duplicates = 0
-        self._committed = Counts()
+        self._queue: queue.Queue[tuple[int, list[Observation], Counts] | None] = queue.Queue(
+            writers
+        )
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="idgraph-writer", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"idgraph-writer-{n}", daemon=True)
+            for n in range(writers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
-    def submit(self, observations: list[Observation], counts: Counts) -> None:
-        item = (self._index, observations, counts.copy())
-        self._index += 1
-        while True:
-            if self._error is not None:
-                raise self._error
-            try:
-                self._queue.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                continue
+    def submit(self, index: int, observations: list[Observation], counts: Counts) -> None:
+        self._put((index, observations, counts))
 
-    def close(self) -> Counts:
-        self._put_end()
-        self._thread.join()
+    def close(self) -> None:
+        for _ in self._threads:
+            self._put(None)
+        for thread in self._threads:
+            thread.join()
         if self._error is not None:
             raise self._error
-        return self._committed
 
     def abandon(self) -> None:
-        self._put_end()
-        self._thread.join(timeout=60)
+        if self._error is None:
+            self._error = InputError("load abandoned")
+        for thread in self._threads:
+            thread.join(timeout=60)
 
-    def _put_end(self) -> None:
-        while self._thread.is_alive():
+    def _put(self, item: tuple[int, list[Observation], Counts] | None) -> None:
+        while True:
+            if self._error is not None and item is not None:
+                raise self._error
             try:
-                self._queue.put(None, timeout=0.5)
+                self._queue.put(item, timeout=0.2)
                 return
             except queue.Full:
-                continue
+                if not any(t.is_alive() for t in self._threads):
+                    return
 
     def _run(self) -> None:
-        try:
-            while (item := self._queue.get()) is not None:
-                index, observations, counts = item
+        while True:
+            try:
+                item = self._queue.get(timeout=0.2)
+            except queue.Empty:
                 if self._error is not None:
-                    continue
-                if index < self._chunks_done:
-                    if index == self._chunks_done - 1:
-                        self._committed = _committed_counts(self._graph, self._writer.batch.id)
-                        self._duplicates = self._committed.reasons[DUPLICATE]
-                    continue
-                if self._duplicates:
-                    counts.accepted -= self._duplicates
-                    counts.rejected += self._duplicates
-                    counts.reasons[DUPLICATE] += self._duplicates
-                duplicates, self._committed = self._writer.write_chunk(index, observations, counts)
-                self._duplicates += len(duplicates)
-                for dup in duplicates:
-                    self._rejects.add(
-                        Rejection(
-                            DUPLICATE,
-                            f"messageId {dup.message_id!r} was already loaded",
-                            dup.record,
-                            "messageId",
-                        )
+                    return
+                continue
+            if item is None or self._error is not None:
+                return
+            index, observations, counts = item
+            try:
+                duplicates = self._writer.write_chunk(index, observations, counts)
+            except BaseException as e:
+                self._error = e
+                return
+            for dup in duplicates or ():
+                self._rejects.add(
+                    Rejection(
+                        DUPLICATE,
+                        f"messageId {dup.message_id!r} was already loaded",
+                        dup.record,
+                        "messageId",
                     )
-        except BaseException as e:
-            self._error = e
-            while self._queue.get() is not None:
-                pass
+                )
 
 
 def load_segment_file(
@@ -347,6 +344,7 @@ def load_segment_file(
         party=party,
         rejects_dir=settings.rejects_path,
         chunk_size=settings.chunk_size,
+        writers=settings.writers,
         progress=progress,
     )
 
@@ -372,25 +370,6 @@ def load_table_file(
         party=mapping.party,
         rejects_dir=settings.rejects_path,
         chunk_size=settings.chunk_size,
+        writers=settings.writers,
         progress=progress,
-    )
-
-
-def _committed_counts(graph: Graph, batch_id: str) -> Counts:
-    rows = graph.read(
-        "read batch counts",
-        "MATCH (b:Batch {id: $id}) RETURN b.read AS read, b.accepted AS accepted, "
-        "b.rejected AS rejected, b.rejected_reasons AS reasons, "
-        "b.rejected_value_reasons AS value_reasons",
-        {"id": batch_id},
-    )
-    row = rows[0]
-    from collections import Counter
-
-    return Counts(
-        read=int(row["read"] or 0),
-        accepted=int(row["accepted"] or 0),
-        rejected=int(row["rejected"] or 0),
-        reasons=Counter(json.loads(row["reasons"] or "{}")),
-        value_reasons=Counter(json.loads(row["value_reasons"] or "{}")),
     )

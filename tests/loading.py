@@ -49,11 +49,21 @@ def props(graph: Graph, key: str, prefix: str) -> dict[str, Any]:
     return {k: v for k, v in rows[0]["p"].items() if k.startswith(prefix)} if rows else {}
 
 
+VOLATILE = {"started_at", "finished_at", "attempts", "error", "failed_at"}
+
+
 def fingerprint(graph: Graph) -> dict[str, Any]:
     """Everything a load writes, in a comparable form (times as ISO text)."""
 
+    def canon(value: Any) -> Any:
+        if isinstance(value, dict):
+            return sorted((k, canon(v)) for k, v in value.items())
+        if isinstance(value, list):
+            return [canon(v) for v in value]
+        return str(value)
+
     def rows(query: Any) -> list[str]:
-        return sorted(str(r) for r in graph.read("fingerprint", query))
+        return sorted(str(canon(r)) for r in graph.read("fingerprint", query))
 
     return {
         "identifiers": rows("MATCH (i:Identifier) RETURN labels(i), properties(i)"),
@@ -65,8 +75,9 @@ def fingerprint(graph: Graph) -> dict[str, Any]:
             "MATCH (i)-[m:IN_SEGMENT]->(s) RETURN i.key, s.name, toString(m.expires_at)"
         ),
         "messages": rows("MATCH (m:SeenMessage) RETURN m.id"),
-        "batches": rows(
-            "MATCH (b:Batch) RETURN b.id, b.status, b.read, b.accepted, b.rejected, "
-            "b.rejected_reasons, b.rejected_value_reasons, b.chunks_done"
+        "batches": sorted(
+            str(canon({k: v for k, v in r["p"].items() if k not in VOLATILE}))
+            for r in graph.read("batches", "MATCH (b:Batch) RETURN properties(b) AS p")
         ),
+        "chunks": rows("MATCH (c:BatchChunk) RETURN c.key"),
     }

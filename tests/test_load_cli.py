@@ -97,7 +97,7 @@ def test_killed_load_resumes_to_the_state_of_one_clean_load(
         "load", "segment", str(events), env=_env(neo4j_settings, tmp_path, IDGRAPH_CHUNK_SIZE="40")
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert "resumed at chunk" in resumed.stdout
+    assert "chunks were already written" in resumed.stdout
     after_resume = fingerprint(graph)
 
     graph.wipe()
@@ -138,3 +138,15 @@ def test_empty_file_and_missing_file(neo4j_settings: Settings, tmp_path: Path) -
         "load", "segment", str(tmp_path / "nope.ndjson"), env=_env(neo4j_settings, tmp_path)
     )
     assert result.returncode == 1 and "no such file" in result.stderr
+
+
+def test_demo_loads_once(graph: Graph, neo4j_settings: Settings, tmp_path: Path) -> None:
+    env = _env(neo4j_settings, tmp_path, IDGRAPH_STATE_DIR=str(tmp_path / "state"))
+    first = idgraph("demo", "--people", "60", env=env)
+    assert first.returncode == 0, first.stderr
+    before = fingerprint(graph)
+    assert len(before["identifiers"]) > 100
+    second = idgraph("demo", "--people", "60", env=env)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("already loaded") == 3
+    assert fingerprint(graph) == before

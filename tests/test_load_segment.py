@@ -141,7 +141,10 @@ def test_hard_cases_become_the_right_nodes_and_links(graph: Graph, tmp_path: Pat
     email_link = found[("crm_id:C001", "email:john.doe@example.com")]
     assert email_link["count"] == 2  # identify m1 and screen m5: case/space variants collapse
     assert email_link["sources"] == ["segment"] and email_link["party"] == "first"
-    assert email_link["evidence"] == [f"{report.batch_id}:m1", f"{report.batch_id}:m5"]
+    assert email_link["evidence"] == [
+        f"2026-10-01T10:00:00.000Z {report.batch_id}:m1",
+        f"2026-10-03T10:00:00.000Z {report.batch_id}:m5",
+    ]
     assert "maid:00000000-0000-0000-0000-000000000000" not in keys(graph)
 
     seen = graph.read(

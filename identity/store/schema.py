@@ -51,10 +51,13 @@ MIGRATIONS: tuple[Migration, ...] = (
 MIGRATIONS += (
     Migration(
         2,
-        "loaded observations: Segment message ids, DMP segments",
+        "loaded observations: Segment message ids, batch chunks, DMP segments",
         (
             "CREATE CONSTRAINT seen_message_id IF NOT EXISTS "
             "FOR (m:SeenMessage) REQUIRE m.id IS UNIQUE",
+            "CREATE CONSTRAINT batch_chunk_key IF NOT EXISTS "
+            "FOR (c:BatchChunk) REQUIRE c.key IS UNIQUE",
+            "CREATE INDEX batch_chunk_batch IF NOT EXISTS FOR (c:BatchChunk) ON (c.batch)",
             "CREATE CONSTRAINT dmp_segment_name IF NOT EXISTS "
             "FOR (s:DmpSegment) REQUIRE s.name IS UNIQUE",
             "CREATE INDEX batch_status IF NOT EXISTS FOR (b:Batch) ON (b.status)",

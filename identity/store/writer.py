@@ -4,27 +4,32 @@ Why it is fast: a chunk of observations is first aggregated in memory (one row p
 identifier, per unordered pair, per trait set and per event name), so each Cypher statement
 touches every node and relationship once per chunk, through the uniqueness constraints.
 
-Why it is exact: a chunk's writes, its Segment ``messageId`` marks and the batch's running
-counts commit in one transaction, guarded by the batch's ``chunks_done``. A load killed
-half-way left whole chunks only; re-running it skips those and writes the rest, ending in
-exactly the state of one clean load. A ``messageId`` already seen (in this load or an earlier
-one) is counted as a duplicate and writes nothing.
+Why it is exact: a chunk's writes, its Segment ``messageId`` marks, a ``(:BatchChunk)``
+claim and the chunk's counts (added to the batch's) commit in one transaction. A load killed
+half-way left whole chunks only; re-running it skips the claimed ones and writes the rest,
+ending in exactly the state of one clean load. A ``messageId`` already seen (in this load or
+an earlier one) is counted as a duplicate and writes nothing.
+
+Why chunks may be written concurrently (Neo4j then uses both cores): every write commutes.
+Counts add, first/last seen take the min/max, traits keep the latest observation (ties broken
+by value), and a link's evidence keeps its earliest references in a total order. Property
+reads that feed a ``SET`` come after the statement's first write to that node, which takes
+its lock (Neo4j locks before a ``SET`` that reads the property it writes), so no update is
+lost; ``MERGE`` on unique keys serializes creations.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from neo4j import ManagedTransaction
 from neo4j.exceptions import DriverError, Neo4jError
 
-from identity.errors import StoreError
 from identity.model import Observation, Party
 from identity.store.driver import Graph, _translate
 
@@ -53,7 +58,7 @@ def label_for(type_: str) -> str:
 
 @dataclass
 class Counts:
-    """A load's running counts: ``read == accepted + rejected`` at every step."""
+    """Counts of a load or of one chunk: ``read == accepted + rejected`` always."""
 
     read: int = 0
     accepted: int = 0
@@ -65,16 +70,6 @@ class Counts:
         return replace(
             self, reasons=Counter(self.reasons), value_reasons=Counter(self.value_reasons)
         )
-
-    def as_properties(self) -> dict[str, Any]:
-        return {
-            "read": self.read,
-            "accepted": self.accepted,
-            "rejected": self.rejected,
-            "rejected_reasons": json.dumps(dict(sorted(self.reasons.items()))),
-            "rejected_values": sum(self.value_reasons.values()),
-            "rejected_value_reasons": json.dumps(dict(sorted(self.value_reasons.items()))),
-        }
 
 
 @dataclass(frozen=True)
@@ -92,7 +87,7 @@ class BatchInfo:
 @dataclass(frozen=True)
 class BatchState:
     status: str
-    chunks_done: int
+    done: frozenset[int]  # indices of the chunks already committed
     chunk_size: int
 
 
@@ -113,6 +108,18 @@ def _millis(at: datetime) -> int:
     """Times travel as epoch milliseconds: the driver packs ints far faster than datetimes,
     and Cypher turns them back with ``datetime({epochMillis: ...})``."""
     return int(at.timestamp() * 1000)
+
+
+def _iso(at: datetime) -> str:
+    """Fixed-width UTC time, so that evidence strings sort by time."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+def _text(value: object) -> str:
+    """A trait value as Cypher's toString() writes it: the tie-break between equal times."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _span(row: dict[str, Any], at: int) -> None:
@@ -139,7 +146,7 @@ def aggregate(observations: Iterable[Observation], batch_id: str) -> ChunkRows:
                 _span(row, at)
                 row["seen"] += 1
         keys = sorted({i.key for i in obs.identifiers})
-        evidence = f"{batch_id}:{obs.message_id or obs.record}"
+        evidence = f"{_iso(obs.at)} {batch_id}:{obs.message_id or obs.record}"
         for i, a in enumerate(keys):
             for b in keys[i + 1 :]:
                 link = links.get((a, b))
@@ -151,15 +158,18 @@ def aggregate(observations: Iterable[Observation], batch_id: str) -> ChunkRows:
                 else:
                     _span(link, at)
                     link["count"] += 1
-                    if len(link["evidence"]) < EVIDENCE_CAP:
-                        link["evidence"].append(evidence)
+                    kept = link["evidence"]
+                    if evidence not in kept and (len(kept) < EVIDENCE_CAP or evidence < kept[-1]):
+                        kept.append(evidence)
+                        kept.sort()
+                        del kept[EVIDENCE_CAP:]
         primary = obs.primary
         if primary is None:
             continue
         target = identifiers[primary.key]
         for name, value in obs.traits.items():
             previous = target["traits"].get(name)
-            if previous is None or previous["at"] <= at:
+            if previous is None or (previous["at"], _text(previous["value"])) < (at, _text(value)):
                 target["traits"][name] = {"name": name, "value": value, "at": at}
         for name in obs.events:
             stat = target["events"].get(name)
@@ -183,7 +193,12 @@ def aggregate(observations: Iterable[Observation], batch_id: str) -> ChunkRows:
     for row in identifiers.values():
         row["events"] = list(row["events"].values())
         row["traits"] = list(row["traits"].values())
-    return ChunkRows(list(identifiers.values()), list(links.values()), list(segments.values()))
+    # Sorted rows take their locks in one global order: fewer deadlocks between writers.
+    return ChunkRows(
+        [identifiers[k] for k in sorted(identifiers)],
+        [links[k] for k in sorted(links)],
+        [segments[k] for k in sorted(segments)],
+    )
 
 
 # Property writes only where a value changes: an unchanged SET still costs a write.
@@ -212,13 +227,16 @@ FOREACH (ev IN [e IN row.events WHERE i['event_last.' + e.name] IS NULL
                 OR datetime({epochMillis: e.last}) > i['event_last.' + e.name]] |
   SET i['event_last.' + ev.name] = datetime({epochMillis: ev.last}))
 FOREACH (t IN [t IN row.traits WHERE i['trait_at.' + $source + '.' + t.name] IS NULL
-               OR i['trait_at.' + $source + '.' + t.name] <= datetime({epochMillis: t.at})] |
+               OR i['trait_at.' + $source + '.' + t.name] < datetime({epochMillis: t.at})
+               OR (i['trait_at.' + $source + '.' + t.name] = datetime({epochMillis: t.at})
+                   AND toString(i['trait.' + $source + '.' + t.name]) < toString(t.value))] |
   SET i['trait.' + $source + '.' + t.name] = t.value,
       i['trait_at.' + $source + '.' + t.name] = datetime({epochMillis: t.at}))
 """
 
-# "first" < "second" < "third": the strongest party seen is the smallest string. A link
-# just created has r.count = row.count: only a matched one takes more evidence.
+# "first" < "second" < "third": the strongest party seen is the smallest string. Evidence
+# strings start with their time: the list keeps the earliest ones whatever the load order. A
+# link just created has r.count = row.count: only a matched one can take more evidence.
 _WRITE_LINKS = """
 UNWIND $rows AS row
 WITH row, datetime({epochMillis: row.first}) AS first, datetime({epochMillis: row.last}) AS last
@@ -233,8 +251,12 @@ FOREACH (_ IN CASE WHEN last > r.last_seen THEN [1] ELSE [] END | SET r.last_see
 FOREACH (_ IN CASE WHEN $source IN r.sources THEN [] ELSE [1] END |
   SET r.sources = r.sources + $source)
 FOREACH (_ IN CASE WHEN $party < r.party THEN [1] ELSE [] END | SET r.party = $party)
-FOREACH (_ IN CASE WHEN r.count > row.count AND size(r.evidence) < $cap THEN [1] ELSE [] END |
-  SET r.evidence = (r.evidence + row.evidence)[0..$cap])
+FOREACH (_ IN CASE WHEN r.count > row.count
+                        AND (size(r.evidence) < $cap OR row.evidence[0] < last(r.evidence))
+                   THEN [1] ELSE [] END |
+  SET r.evidence = COLLECT {
+    UNWIND r.evidence + row.evidence AS e WITH DISTINCT e RETURN e ORDER BY e LIMIT $cap
+  })
 """
 
 _WRITE_SEGMENTS = """
@@ -251,10 +273,6 @@ ON MATCH SET m.first_seen = CASE WHEN first < m.first_seen THEN first ELSE m.fir
              m.expires_at = CASE WHEN expires > m.expires_at THEN expires
                                  ELSE m.expires_at END
 """
-
-
-class ChunkAlreadyWritten(StoreError):
-    """The batch moved past this chunk (another writer, or a resumed load)."""
 
 
 class BatchWriter:
@@ -275,13 +293,14 @@ class BatchWriter:
             MERGE (b:Batch {id: $id})
             ON CREATE SET b.source = $source, b.party = $party, b.file = $file,
                           b.sha256 = $sha256, b.kind = $kind, b.status = 'running',
-                          b.started_at = $started_at, b.chunks_done = 0,
-                          b.chunk_size = $chunk_size, b.read = 0, b.accepted = 0,
-                          b.rejected = 0, b.rejected_values = 0
+                          b.started_at = $started_at, b.chunk_size = $chunk_size,
+                          b.chunks_done = 0, b.read = 0, b.accepted = 0, b.rejected = 0,
+                          b.rejected_values = 0
             ON MATCH SET b.attempts = CASE WHEN b.status = 'completed' THEN b.attempts
                                     ELSE coalesce(b.attempts, 1) + 1 END
             MERGE (b)-[:FROM]->(s)
-            RETURN b.status AS status, b.chunks_done AS chunks_done, b.chunk_size AS chunk_size
+            RETURN b.status AS status, b.chunk_size AS chunk_size,
+                   COLLECT { MATCH (c:BatchChunk {batch: $id}) RETURN c.index } AS done
             """,
             {
                 "id": b.id,
@@ -295,21 +314,19 @@ class BatchWriter:
             },
         )
         row = rows[0]
-        return BatchState(row["status"], int(row["chunks_done"]), int(row["chunk_size"]))
+        return BatchState(row["status"], frozenset(row["done"]), int(row["chunk_size"]))
 
     def write_chunk(
         self, index: int, observations: Sequence[Observation], counts: Counts
-    ) -> tuple[list[Observation], Counts]:
-        """Write chunk ``index`` and the counts up to it in one transaction.
+    ) -> list[Observation] | None:
+        """Write chunk ``index`` with its own counts in one transaction.
 
-        Returns the observations dropped as duplicate ``messageId``s and the counts adjusted
-        for them, as committed.
+        Returns the observations dropped as duplicate ``messageId``s (their counts moved from
+        accepted to rejected as committed), or None when the chunk was already written.
         """
         try:
             with self.graph.driver.session(database=self.graph.database) as session:
                 return session.execute_write(self._write_chunk, index, observations, counts)
-        except StoreError:
-            raise
         except (Neo4jError, DriverError) as e:
             raise _translate(f"write chunk {index} of batch {self.batch.id}", e) from e
 
@@ -319,16 +336,18 @@ class BatchWriter:
         index: int,
         observations: Sequence[Observation],
         counts: Counts,
-    ) -> tuple[list[Observation], Counts]:
+    ) -> list[Observation] | None:
         batch = self.batch
-        done = tx.run(
-            "MATCH (b:Batch {id: $id}) RETURN b.chunks_done AS done", id=batch.id
+        claim = tx.run(
+            "MERGE (c:BatchChunk {key: $key}) ON CREATE SET c.batch = $batch, c.index = $index, "
+            "c.new = true ON MATCH SET c.new = false RETURN c.new AS new",
+            key=f"{batch.id}#{index}",
+            batch=batch.id,
+            index=index,
         ).single()
-        if done is None or done["done"] != index:
-            raise ChunkAlreadyWritten(
-                f"write chunk {index}", f"batch {batch.id} is at chunk {done and done['done']}"
-            )
-        kept, duplicates = self._drop_seen_messages(tx, observations)
+        if claim is None or not claim["new"]:
+            return None
+        kept, duplicates = self._drop_seen_messages(tx, observations, index)
         counts = counts.copy()
         if duplicates:
             counts.accepted -= len(duplicates)
@@ -344,27 +363,41 @@ class BatchWriter:
             if data:
                 tx.run(query, {"rows": data, "cap": EVIDENCE_CAP, **common}).consume()
         tx.run(
-            "MATCH (b:Batch {id: $id}) SET b.chunks_done = $next, b += $counts",
+            """
+            MATCH (b:Batch {id: $id})
+            SET b.chunks_done = b.chunks_done + 1, b.read = b.read + $read,
+                b.accepted = b.accepted + $accepted, b.rejected = b.rejected + $rejected,
+                b.rejected_values = b.rejected_values + $rejected_values
+            FOREACH (code IN keys($reasons) |
+              SET b['rejected.' + code] = coalesce(b['rejected.' + code], 0) + $reasons[code])
+            FOREACH (code IN keys($value_reasons) |
+              SET b['rejected_value.' + code] =
+                  coalesce(b['rejected_value.' + code], 0) + $value_reasons[code])
+            """,
             id=batch.id,
-            next=index + 1,
-            counts=counts.as_properties(),
+            read=counts.read,
+            accepted=counts.accepted,
+            rejected=counts.rejected,
+            rejected_values=sum(counts.value_reasons.values()),
+            reasons=dict(counts.reasons),
+            value_reasons=dict(counts.value_reasons),
         ).consume()
-        return duplicates, counts
+        return duplicates
 
     def _drop_seen_messages(
-        self, tx: ManagedTransaction, observations: Sequence[Observation]
+        self, tx: ManagedTransaction, observations: Sequence[Observation], index: int
     ) -> tuple[list[Observation], list[Observation]]:
-        ids = list(dict.fromkeys(o.message_id for o in observations if o.message_id))
+        ids = sorted({o.message_id for o in observations if o.message_id})
         if not ids:
             return list(observations), []
+        token = f"{self.batch.id}#{index}"
         fresh_ids = {
             record["id"]
             for record in tx.run(
-                "UNWIND $ids AS id OPTIONAL MATCH (m:SeenMessage {id: id}) "
-                "WITH id, m WHERE m IS NULL CREATE (:SeenMessage {id: id, batch: $batch}) "
-                "RETURN id",
+                "UNWIND $ids AS id MERGE (m:SeenMessage {id: id}) ON CREATE SET m.chunk = $token "
+                "WITH id, m WHERE m.chunk = $token RETURN id",
                 ids=ids,
-                batch=self.batch.id,
+                token=token,
             )
         }
         kept: list[Observation] = []
@@ -380,13 +413,40 @@ class BatchWriter:
                 duplicates.append(obs)
         return kept, duplicates
 
-    def finish(self, counts: Counts, finished_at: datetime) -> None:
-        """Mark the batch completed with its final counts."""
+    def committed_counts(self) -> Counts:
+        """The batch's counts as committed so far."""
+        rows = self.graph.read(
+            "read batch counts",
+            "MATCH (b:Batch {id: $id}) RETURN properties(b) AS p",
+            {"id": self.batch.id},
+        )
+        p = rows[0]["p"]
+        return Counts(
+            read=int(p.get("read", 0)),
+            accepted=int(p.get("accepted", 0)),
+            rejected=int(p.get("rejected", 0)),
+            reasons=Counter(
+                {
+                    k.removeprefix("rejected."): int(v)
+                    for k, v in p.items()
+                    if k.startswith("rejected.")
+                }
+            ),
+            value_reasons=Counter(
+                {
+                    k.removeprefix("rejected_value."): int(v)
+                    for k, v in p.items()
+                    if k.startswith("rejected_value.")
+                }
+            ),
+        )
+
+    def finish(self, finished_at: datetime) -> None:
+        """Mark the batch completed."""
         self.graph.run(
             "finish batch",
-            "MATCH (b:Batch {id: $id}) SET b.status = 'completed', b.finished_at = $at, "
-            "b += $counts",
-            {"id": self.batch.id, "at": finished_at, "counts": counts.as_properties()},
+            "MATCH (b:Batch {id: $id}) SET b.status = 'completed', b.finished_at = $at",
+            {"id": self.batch.id, "at": finished_at},
         )
 
     def fail(self, error: str, at: datetime) -> None:
