@@ -47,6 +47,47 @@ from loaders.synth import SynthConfig, generate
 console = Console()
 
 
+def breakdown(graph: Graph, path: Path, limit: int, chunk: int) -> dict[str, float]:
+    """Where a load's time goes: each write statement of the loader, run on its own (one
+    transaction per chunk, one writer) over the first ``limit`` events of a wiped database."""
+    from identity.store import writer
+
+    normalizer = make_normalizer(load_settings(), Policy())
+    options = SegmentOptions(source="bench")
+    with open_input(path) as (_, stream):
+        parsed = read_segment(stream, normalizer, options, now=datetime.now(UTC))
+        observations = [o for o in itertools.islice(parsed, limit) if isinstance(o, Observation)]
+    graph.wipe()
+    seconds: dict[str, float] = {"aggregate (Python)": 0.0}
+    common = {"batch": "breakdown", "source": "bench", "party": "first", "cap": 5}
+    statements = {  # the loader's own statements, in the order a chunk runs them
+        "messageId marks (SeenMessage)": (
+            "UNWIND $ids AS id MERGE (m:SeenMessage {id: id}) ON CREATE SET m.chunk = $batch"
+        ),
+        "identifiers (MERGE nodes)": writer._WRITE_IDENTIFIERS,
+        "links (MERGE relationships)": writer._WRITE_LINKS,
+    }
+    with graph.driver.session(database=graph.database) as session:
+        for start in range(0, len(observations), chunk):
+            part = observations[start : start + chunk]
+            began = time.perf_counter()
+            rows = writer.aggregate(part, "breakdown")
+            seconds["aggregate (Python)"] += time.perf_counter() - began
+            params = {
+                "messageId marks (SeenMessage)": {"ids": [o.message_id for o in part]},
+                "identifiers (MERGE nodes)": {"rows": rows.identifiers},
+                "links (MERGE relationships)": {"rows": rows.links},
+            }
+            for name, query in statements.items():
+                began = time.perf_counter()
+                session.execute_write(
+                    lambda tx, q=query, p=params[name]: tx.run(q, {**p, **common}).consume()
+                )
+                seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - began
+    graph.wipe()
+    return seconds
+
+
 def _naive_write(tx: ManagedTransaction, obs: Observation) -> None:
     for ident in obs.identifiers:
         tx.run(
@@ -153,6 +194,7 @@ def main() -> int:
     parser.add_argument("--events-per-person", type=float, default=10.0)
     parser.add_argument("--naive-events", type=int, default=20_000)
     parser.add_argument("--chunk-size", type=int, default=5_000)
+    parser.add_argument("--breakdown-events", type=int, default=50_000)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "load.json")
     args = parser.parse_args()
     options = SegmentOptions(source="bench")
@@ -185,6 +227,8 @@ def main() -> int:
                 "MATCH (i:Identifier) WITH count(i) AS ids "
                 "MATCH ()-[r:LINKED]->() RETURN ids, count(r) AS links",
             )
+            # last, on a server warmed up by the loads above
+            parts = breakdown(graph, events_file, args.breakdown_events, args.chunk_size)
     ratio = ours["events_per_s"] / naive["events_per_s"]
     table = Table(title="file -> Neo4j, Segment events")
     for column in ("loader", "events", "seconds", "events/s"):
@@ -212,6 +256,17 @@ def main() -> int:
         f"idgraph / naive: {ratio:.1f}x; graph: {counts[0]['ids']:,} identifiers, "
         f"{counts[0]['links']:,} links"
     )
+    where = Table(
+        title=f"where the time goes: first {args.breakdown_events:,} events, one writer, "
+        "each step in its own transactions"
+    )
+    where.add_column("step")
+    where.add_column("seconds", justify="right")
+    where.add_column("share", justify="right")
+    total = sum(parts.values())
+    for name, value in parts.items():
+        where.add_row(name, f"{value:.2f}", f"{value / total:.0%}")
+    console.print(where)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
@@ -228,6 +283,7 @@ def main() -> int:
                 "parse_only": parsing,
                 "naive": naive,
                 "idgraph": ours,
+                "breakdown_seconds": parts,
                 "ratio": ratio,
                 "graph": counts[0],
             },

@@ -30,6 +30,8 @@ def test_load_benchmark_smoke(graph: Graph, neo4j_settings: Settings, tmp_path: 
             "60",
             "--chunk-size",
             "100",
+            "--breakdown-events",
+            "200",
             "--out",
             str(out),
         ],
@@ -44,3 +46,4 @@ def test_load_benchmark_smoke(graph: Graph, neo4j_settings: Settings, tmp_path: 
     assert report["naive"]["events"] == 60
     assert report["idgraph"]["events"] == report["parse_only"]["events"] > 60
     assert report["ratio"] > 0 and report["graph"]["ids"] > 0
+    assert set(report["breakdown_seconds"]) >= {"identifiers (MERGE nodes)", "aggregate (Python)"}
