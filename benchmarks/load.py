@@ -39,7 +39,8 @@ from identity.ingest import load_segment_file, make_normalizer, open_input
 from identity.model import Observation
 from identity.policy import Policy
 from identity.store.driver import Graph, open_driver
-from identity.store.local_server import LocalServer, ServerConfig, free_port
+from identity.store.host import free_port
+from identity.store.local_server import LocalServer, ServerConfig
 from identity.store.schema import init_schema
 from loaders.segment import SegmentOptions, read_segment
 from loaders.synth import SynthConfig, generate
@@ -50,6 +51,7 @@ console = Console()
 def breakdown(graph: Graph, path: Path, limit: int, chunk: int) -> dict[str, float]:
     """Where a load's time goes: each write statement of the loader, run on its own (one
     transaction per chunk, one writer) over the first ``limit`` events of a wiped database."""
+    from identity.store import rows as chunk_rows
     from identity.store import writer
 
     normalizer = make_normalizer(load_settings(), Policy())
@@ -71,7 +73,7 @@ def breakdown(graph: Graph, path: Path, limit: int, chunk: int) -> dict[str, flo
         for start in range(0, len(observations), chunk):
             part = observations[start : start + chunk]
             began = time.perf_counter()
-            rows = writer.aggregate(part, "breakdown")
+            rows = chunk_rows.aggregate(part, "breakdown")
             seconds["aggregate (Python)"] += time.perf_counter() - began
             params = {
                 "messageId marks (SeenMessage)": {"ids": [o.message_id for o in part]},

@@ -31,7 +31,8 @@ from identity.model import Observation, Party, Rejection
 from identity.normalize import Normalizer, NormalizerConfig
 from identity.policy import Policy
 from identity.store.driver import Graph
-from identity.store.writer import DUPLICATE, BatchInfo, BatchWriter, Counts
+from identity.store.rows import DUPLICATE, Counts
+from identity.store.writer import BatchInfo, BatchWriter
 from loaders.segment import SegmentOptions, read_segment
 from loaders.table import TableMapping, check_header, read_table
 

@@ -16,7 +16,8 @@ from neo4j import Driver
 
 from identity.config import Settings, load_settings
 from identity.store.driver import Graph, open_driver
-from identity.store.local_server import LocalServer, ServerConfig, free_port
+from identity.store.host import free_port
+from identity.store.local_server import LocalServer, ServerConfig
 
 TEST_PASSWORD = "idgraph-test-password"
 

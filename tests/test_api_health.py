@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from identity.config import Settings
-from identity.store.local_server import free_port
+from identity.store.host import free_port
 from tests.test_cli import _server_env
 
 

@@ -88,6 +88,13 @@ HARD_CASES = [
         "anonymousId": "ck-9",
         "event": "x",
     },
+    {
+        "type": "identify",
+        "messageId": "m10",
+        "timestamp": "2026-10-06T10:00:00Z",
+        "anonymousId": "ck-3",
+        "traits": {"email": " Test@Example.com", "first_name": "Kiosk"},
+    },
 ]
 
 
@@ -105,7 +112,7 @@ def test_hard_cases_become_the_right_nodes_and_links(graph: Graph, tmp_path: Pat
     report = load_segment(graph, path, tmp_path / "rejects")
 
     c = report.counts
-    assert (c.read, c.accepted, c.rejected) == (11, 6, 5)
+    assert (c.read, c.accepted, c.rejected) == (12, 7, 5)
     assert c.read == c.accepted + c.rejected
     assert dict(c.reasons) == {
         "invalid_json": 2,
@@ -113,13 +120,19 @@ def test_hard_cases_become_the_right_nodes_and_links(graph: Graph, tmp_path: Pat
         "unknown_type": 1,
         "invalid_timestamp": 1,
     }
-    assert dict(c.value_reasons) == {"all_zero_id": 1, "wrong_type": 1, "unknown_type": 1}
+    assert dict(c.value_reasons) == {
+        "all_zero_id": 1,
+        "wrong_type": 1,
+        "unknown_type": 1,
+        "blocked_value": 1,  # test@example.com, whatever its case and spaces
+    }
 
     assert keys(graph) == {
         "crm_id:C001",
         "cookie:ck-1",
         "cookie:ck-2",
         "cookie:ck-old",
+        "cookie:ck-3",
         "email:john.doe@example.com",
         "phone:+33611223344",
         "device:dev-1",
@@ -170,7 +183,7 @@ def test_hard_cases_become_the_right_nodes_and_links(graph: Graph, tmp_path: Pat
     rejects = [json.loads(line) for line in report.rejects_file.read_text().splitlines()]  # type: ignore[union-attr]
     assert len(rejects) == c.rejected + sum(c.value_reasons.values())
     by_code = {r["code"]: r for r in reversed(rejects)}
-    assert by_code["invalid_json"]["line"] == 10
+    assert by_code["invalid_json"]["line"] == 11
     assert by_code["invalid_json"]["raw"] == "{broken json\n"
     assert by_code["no_identifier"]["line"] == 3
     assert by_code["wrong_type"]["field"] == "traits"

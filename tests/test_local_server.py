@@ -11,7 +11,8 @@ import pytest
 from neo4j import GraphDatabase
 
 from identity.errors import LocalServerError
-from identity.store.local_server import LocalServer, check_java, java_major_version
+from identity.store.host import check_java, java_major_version
+from identity.store.local_server import LocalServer
 from tests.conftest import TEST_PASSWORD, throwaway_config
 
 

@@ -3,7 +3,7 @@ import pytest
 from identity.config import Settings, load_settings
 from identity.errors import StoreError, StoreUnavailableError
 from identity.store.driver import Graph, open_driver, resolve_uri
-from identity.store.local_server import free_port
+from identity.store.host import free_port
 
 pytestmark = pytest.mark.neo4j
 

@@ -16,50 +16,32 @@ Layout: ``<cache>/<version>/lib/*.jar`` is shared by every home; a home holds ``
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from identity.config import Settings
 from identity.errors import LocalServerError
-
-MAIN_CLASS = "org.neo4j.server.CommunityEntryPoint"
-ADMIN_CLASS = "org.neo4j.cli.AdminTool"
-MIN_JAVA = 17
-HOST = "127.0.0.1"
-
-# The JVM options of the official distribution's neo4j.conf (server.jvm.additional), less
-# -XX:+AlwaysPreTouch, which makes a small development server slower to start for no gain.
-JVM_OPTIONS = (
-    "-XX:+UseG1GC",
-    "-XX:-OmitStackTraceInFastThrow",
-    "-XX:+UnlockExperimentalVMOptions",
-    "-XX:+TrustFinalNonStaticFields",
-    "-XX:+DisableExplicitGC",
-    "-Djdk.nio.maxCachedBufferSize=1024",
-    "-Dio.netty.tryReflectionSetAccessible=true",
-    "-Djdk.tls.ephemeralDHKeySize=2048",
-    "-Djdk.tls.rejectClientInitiatedRenegotiation=true",
-    "-XX:FlightRecorderOptions=stackdepth=256",
-    "-XX:+UnlockDiagnosticVMOptions",
-    "-XX:+DebugNonSafepoints",
-    "--add-opens=java.base/java.nio=ALL-UNNAMED",
-    "--add-opens=java.base/java.io=ALL-UNNAMED",
-    "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
-    "--enable-native-access=ALL-UNNAMED",
-    "-Dlog4j2.disable.jmx=true",
-    "-Dfile.encoding=UTF-8",
+from identity.store.host import (
+    HOST,
+    JVM_OPTIONS,
+    MAIN_CLASS,
+    check_java,
+    file_lock,
+    is_neo4j,
+    pid_alive,
+    port_in_use,
+    tail_of,
 )
+
+ADMIN_CLASS = "org.neo4j.cli.AdminTool"
 
 
 @dataclass(frozen=True)
@@ -104,105 +86,6 @@ class ServerStatus:
     data_dir: Path
     log_file: Path
     http_uri: str | None = None
-
-
-def java_executable() -> str:
-    """The ``java`` to run: ``$JAVA_HOME/bin/java`` when set, else the one on PATH."""
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").is_file():
-        return str(Path(java_home) / "bin" / "java")
-    found = shutil.which("java")
-    if not found:
-        raise LocalServerError(
-            f"Java {MIN_JAVA}+ not found: install openjdk-17-jre-headless "
-            "(apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
-        )
-    return found
-
-
-def java_major_version(java: str) -> int:
-    """The major version of a ``java`` executable (8 for 1.8, 17 for 17.0.15)."""
-    try:
-        out = subprocess.run(
-            [java, "-version"], capture_output=True, text=True, timeout=60, check=False
-        )
-    except OSError as e:
-        raise LocalServerError(f"could not run {java}: {e}") from e
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
-    if not match:
-        raise LocalServerError(f"could not read the Java version from `{java} -version`")
-    major = int(match.group(1))
-    return int(match.group(2) or 0) if major == 1 else major
-
-
-def check_java() -> str:
-    """Return the java executable, or fail with what to install."""
-    java = java_executable()
-    major = java_major_version(java)
-    if major < MIN_JAVA:
-        raise LocalServerError(
-            f"Java {MIN_JAVA}+ required, found Java {major} at {java}: install "
-            "openjdk-17-jre-headless (apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
-        )
-    return java
-
-
-def port_in_use(port: int, host: str = HOST) -> bool:
-    """True when something already listens on ``host:port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
-
-
-def free_port(host: str = HOST) -> int:
-    """A TCP port nothing listens on right now (for tests and throwaway servers)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.exists():
-        with contextlib.suppress(OSError, IndexError):
-            if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-    return True
-
-
-def _is_neo4j(pid: int) -> bool:
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if not cmdline.exists():
-        return _pid_alive(pid)
-    try:
-        return MAIN_CLASS in cmdline.read_bytes().decode(errors="replace")
-    except OSError:
-        return False
 
 
 class LocalServer:
@@ -250,7 +133,7 @@ class LocalServer:
         if self.is_fetched():
             return self.lib_dir
         version_dir = self.lib_dir.parent
-        with _file_lock(version_dir / ".lock"):
+        with file_lock(version_dir / ".lock"):
             if self.is_fetched():
                 return self.lib_dir
             mvn = shutil.which("mvn")
@@ -284,7 +167,7 @@ class LocalServer:
     def _maven_failure(self, log: Path) -> str:
         text = log.read_text(encoding="utf-8", errors="replace")
         errors = [line for line in text.splitlines() if line.startswith("[ERROR]")]
-        first = errors[0].removeprefix("[ERROR]").strip() if errors else _tail(log, 3)
+        first = errors[0].removeprefix("[ERROR]").strip() if errors else tail_of(log, 3)
         network = re.search(
             r"transfer|resolve|UnknownHost|Connect|timed out|Network is unreachable", text
         )
@@ -355,7 +238,7 @@ class LocalServer:
     def _running_pid(self) -> int | None:
         recorded = self._recorded()
         pid = recorded.get("pid") if recorded else None
-        if isinstance(pid, int) and _pid_alive(pid) and _is_neo4j(pid):
+        if isinstance(pid, int) and pid_alive(pid) and is_neo4j(pid):
             return pid
         return None
 
@@ -463,7 +346,7 @@ class LocalServer:
         )
 
     def _log_tail(self, console: Path) -> str:
-        parts = [_tail(self.logs_dir / "neo4j.log"), _tail(console)]
+        parts = [tail_of(self.logs_dir / "neo4j.log"), tail_of(console)]
         return "\n".join(p for p in parts if p) or "(no log output)"
 
     def stop(self, timeout: float = 60.0) -> bool:
@@ -494,4 +377,4 @@ class LocalServer:
     def _exited(self, pid: int) -> bool:
         if self._process is not None and self._process.pid == pid:
             return self._process.poll() is not None
-        return not _pid_alive(pid)
+        return not pid_alive(pid)

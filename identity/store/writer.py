@@ -20,56 +20,17 @@ lost; ``MERGE`` on unique keys serializes creations.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from neo4j import ManagedTransaction
 from neo4j.exceptions import DriverError, Neo4jError
 
 from identity.model import Observation, Party
 from identity.store.driver import Graph, _translate
-
-DEFAULT_LABELS = {
-    "cookie": "Cookie",
-    "email": "Email",
-    "phone": "Phone",
-    "device": "Device",
-    "maid": "Maid",
-    "crm_id": "CrmId",
-    "dmp_id": "DmpId",
-}
-_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-EVIDENCE_CAP = 5
-DUPLICATE = "duplicate_message_id"
-
-
-def label_for(type_: str) -> str:
-    """The node label of an identifier type: the default ones, else the type in CamelCase."""
-    if type_ in DEFAULT_LABELS:
-        return DEFAULT_LABELS[type_]
-    if not _TYPE_NAME.match(type_):
-        raise ValueError(f"identifier type {type_!r} is not a lower-case word")
-    return "".join(part.capitalize() for part in type_.split("_"))
-
-
-@dataclass
-class Counts:
-    """Counts of a load or of one chunk: ``read == accepted + rejected`` always."""
-
-    read: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    reasons: Counter[str] = field(default_factory=Counter)
-    value_reasons: Counter[str] = field(default_factory=Counter)
-
-    def copy(self) -> Counts:
-        return replace(
-            self, reasons=Counter(self.reasons), value_reasons=Counter(self.value_reasons)
-        )
+from identity.store.rows import DUPLICATE, EVIDENCE_CAP, Counts, aggregate
 
 
 @dataclass(frozen=True)
@@ -89,116 +50,6 @@ class BatchState:
     status: str
     done: frozenset[int]  # indices of the chunks already committed
     chunk_size: int
-
-
-@dataclass
-class ChunkRows:
-    """One chunk's observations, aggregated into the rows the write statements take.
-
-    An identifier row carries the event aggregates and traits recorded on it, so one
-    statement writes the node with everything stated about it.
-    """
-
-    identifiers: list[dict[str, Any]]
-    links: list[dict[str, Any]]
-    segments: list[dict[str, Any]]
-
-
-def _millis(at: datetime) -> int:
-    """Times travel as epoch milliseconds: the driver packs ints far faster than datetimes,
-    and Cypher turns them back with ``datetime({epochMillis: ...})``."""
-    return int(at.timestamp() * 1000)
-
-
-def _iso(at: datetime) -> str:
-    """Fixed-width UTC time, so that evidence strings sort by time."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
-
-
-def _text(value: object) -> str:
-    """A trait value as Cypher's toString() writes it: the tie-break between equal times."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _span(row: dict[str, Any], at: int) -> None:
-    row["first"] = min(row["first"], at)
-    row["last"] = max(row["last"], at)
-
-
-def aggregate(observations: Iterable[Observation], batch_id: str) -> ChunkRows:
-    """Fold a chunk into one row per identifier, per unordered pair and per segment."""
-    identifiers: dict[str, dict[str, Any]] = {}
-    links: dict[tuple[str, str], dict[str, Any]] = {}
-    segments: dict[tuple[str, str], dict[str, Any]] = {}
-    for obs in observations:
-        at = _millis(obs.at)
-        for ident in obs.identifiers:
-            row = identifiers.get(ident.key)
-            if row is None:
-                identifiers[ident.key] = {
-                    "key": ident.key, "type": ident.type, "value": ident.value,
-                    "hashed": ident.hashed, "label": label_for(ident.type),
-                    "first": at, "last": at, "seen": 1, "events": {}, "traits": {},
-                }  # fmt: skip
-            else:
-                _span(row, at)
-                row["seen"] += 1
-        keys = sorted({i.key for i in obs.identifiers})
-        evidence = f"{_iso(obs.at)} {batch_id}:{obs.message_id or obs.record}"
-        for i, a in enumerate(keys):
-            for b in keys[i + 1 :]:
-                link = links.get((a, b))
-                if link is None:
-                    links[(a, b)] = {
-                        "a": a, "b": b, "first": at, "last": at, "count": 1,
-                        "evidence": [evidence],
-                    }  # fmt: skip
-                else:
-                    _span(link, at)
-                    link["count"] += 1
-                    kept = link["evidence"]
-                    if evidence not in kept and (len(kept) < EVIDENCE_CAP or evidence < kept[-1]):
-                        kept.append(evidence)
-                        kept.sort()
-                        del kept[EVIDENCE_CAP:]
-        primary = obs.primary
-        if primary is None:
-            continue
-        target = identifiers[primary.key]
-        for name, value in obs.traits.items():
-            previous = target["traits"].get(name)
-            if previous is None or (previous["at"], _text(previous["value"])) < (at, _text(value)):
-                target["traits"][name] = {"name": name, "value": value, "at": at}
-        for name in obs.events:
-            stat = target["events"].get(name)
-            if stat is None:
-                target["events"][name] = {"name": name, "count": 1, "first": at, "last": at}
-            else:
-                stat["count"] += 1
-                _span(stat, at)
-        for membership in obs.segments:
-            expires = _millis(membership.expires_at)
-            for ident in obs.identifiers:
-                seg = segments.get((ident.key, membership.name))
-                if seg is None:
-                    segments[(ident.key, membership.name)] = {
-                        "key": ident.key, "name": membership.name, "first": at, "last": at,
-                        "expires": expires,
-                    }  # fmt: skip
-                else:
-                    _span(seg, at)
-                    seg["expires"] = max(seg["expires"], expires)
-    for row in identifiers.values():
-        row["events"] = list(row["events"].values())
-        row["traits"] = list(row["traits"].values())
-    # Sorted rows take their locks in one global order: fewer deadlocks between writers.
-    return ChunkRows(
-        [identifiers[k] for k in sorted(identifiers)],
-        [links[k] for k in sorted(links)],
-        [segments[k] for k in sorted(segments)],
-    )
 
 
 # Property writes only where a value changes: an unchanged SET still costs a write.
