@@ -47,3 +47,27 @@ def test_load_benchmark_smoke(graph: Graph, neo4j_settings: Settings, tmp_path: 
     assert report["idgraph"]["events"] == report["parse_only"]["events"] > 60
     assert report["ratio"] > 0 and report["graph"]["ids"] > 0
     assert set(report["breakdown_seconds"]) >= {"identifiers (MERGE nodes)", "aggregate (Python)"}
+
+
+def test_components_benchmark_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "components.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "components.py"),
+            "--nodes",
+            "2000",
+            "--repeat",
+            "1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["nodes"] == 2000 and report["agree"] is True
+    assert len(report["methods"]) == 3

@@ -10,9 +10,10 @@ component (a node without links is a component of one).
 Two implementations with the same contract:
 
 - :func:`connected_components`, the bulk path. Keys are interned to dense ``int32`` ids (a
-  dict, ids in order of first appearance) and the two ends of every link are appended to typed
-  ``array`` buffers, which grow in place and are handed to numpy without a copy: 8 bytes a link
-  plus one dict entry a node, instead of a tuple of two string references per link. The ids
+  dict, ids in order of first appearance; 2**31 - 1 keys is far more than one process's dict
+  holds) and the two ends of every link are appended to two typed ``array`` buffers, which
+  grow with a few percent of slack and are handed to numpy without a copy: about 8 bytes a
+  link plus one dict entry a node, and no Python object per link. The ids
   make a sparse adjacency matrix, labelled by ``scipy.sparse.csgraph.connected_components``
   (``directed=False``): an iterative depth-first traversal, with its stack threaded through the
   label array, over the CSR rows of the matrix and of its transpose. Members are then grouped
@@ -161,10 +162,16 @@ class UnionFind:
     def groups(self) -> list[list[str]]:
         """All sets, in the canonical order of :func:`connected_components`."""
         members: dict[str, list[str]] = {}
+        find = self.find
         # Visiting keys in sorted order creates each group at its smallest member and fills
         # it in ascending order, so one sort orders both the members and the groups.
         for key in sorted(self._parent):
-            members.setdefault(self.find(key), []).append(key)
+            root = find(key)
+            group = members.get(root)
+            if group is None:
+                members[root] = [key]
+            else:
+                group.append(key)
         return list(members.values())
 
 
