@@ -213,7 +213,7 @@ def load_file(
                 pipeline.submit(index, buffer, chunk)
         pipeline.close()
         writer.finish(datetime.now(UTC))
-    except (IdgraphError, KeyboardInterrupt, OSError, EOFError, gzip.BadGzipFile) as e:
+    except BaseException as e:  # whatever stops the load, stop the writers and say so
         pipeline.abandon()
         with contextlib.suppress(IdgraphError):
             writer.fail(f"{type(e).__name__}: {e}", datetime.now(UTC))

@@ -175,3 +175,36 @@ def test_bad_mappings_are_named(tmp_path: Path, mapping: str, message: str) -> N
         load_mapping(path, DEFAULT_TYPES)
     assert message in str(info.value)
     assert str(path) in str(info.value)
+
+
+@pytest.mark.neo4j
+def test_a_load_stopped_by_an_error_is_marked_failed_and_stops_its_writers(
+    graph: Graph, tmp_path: Path
+) -> None:
+    import threading
+
+    from identity.config import load_settings
+    from identity.ingest import load_file, make_normalizer
+    from identity.policy import Policy
+    from identity.store.schema import init_schema
+    from loaders.table import read_table
+
+    # read_table checks the header itself when the caller skipped check_header
+    table, spec_path = _files(tmp_path, CRM.replace("Mobile", "Portable"), CRM_MAPPING)
+    spec = load_mapping(spec_path, DEFAULT_TYPES)
+    normalizer = make_normalizer(load_settings(), Policy())
+    init_schema(graph)
+    with pytest.raises(InputError, match="'Mobile' named in the mapping"):
+        load_file(
+            graph,
+            table,
+            lambda stream, now: read_table(stream, spec, normalizer, now=now),
+            kind="csv",
+            source="crm",
+            party="first",
+            rejects_dir=tmp_path,
+            chunk_size=10,
+        )
+    rows = graph.read("batch", "MATCH (b:Batch) RETURN b.status AS status, b.error AS error")
+    assert rows[0]["status"] == "failed" and "Mobile" in rows[0]["error"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("idgraph-writer")]
