@@ -85,6 +85,10 @@ FOREACH (t IN [t IN row.traits WHERE i['trait_at.' + $source + '.' + t.name] IS 
       i['trait_at.' + $source + '.' + t.name] = datetime({epochMillis: t.at}))
 """
 
+# Most identifiers of a chunk carry no event or trait: they take the statement without those
+# clauses, which costs a quarter less per row.
+_WRITE_IDENTIFIERS_PLAIN = _WRITE_IDENTIFIERS[: _WRITE_IDENTIFIERS.index("FOREACH (ev IN")]
+
 # "first" < "second" < "third": the strongest party seen is the smallest string. Evidence
 # strings start with their time: the list keeps the earliest ones whatever the load order. A
 # link just created has r.count = row.count: only a matched one can take more evidence.
@@ -206,8 +210,11 @@ class BatchWriter:
             counts.reasons[DUPLICATE] += len(duplicates)
         rows = aggregate(kept, batch.id)
         common = {"batch": batch.id, "source": batch.source, "party": batch.party}
+        plain = [r for r in rows.identifiers if not (r["events"] or r["traits"])]
+        stated = [r for r in rows.identifiers if r["events"] or r["traits"]]
         for query, data in (
-            (_WRITE_IDENTIFIERS, rows.identifiers),
+            (_WRITE_IDENTIFIERS_PLAIN, plain),
+            (_WRITE_IDENTIFIERS, stated),
             (_WRITE_LINKS, rows.links),
             (_WRITE_SEGMENTS, rows.segments),
         ):
