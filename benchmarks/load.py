@@ -35,13 +35,14 @@ from rich.console import Console
 from rich.table import Table
 
 from identity.config import load_settings
-from identity.ingest import load_segment_file, make_normalizer, open_input
+from identity.ingest import load_segment_file, make_normalizer
 from identity.model import Observation
 from identity.policy import Policy
 from identity.store.driver import Graph, open_driver
 from identity.store.host import free_port
 from identity.store.local_server import LocalServer, ServerConfig
 from identity.store.schema import init_schema
+from loaders.records import open_input
 from loaders.segment import SegmentOptions, read_segment
 from loaders.synth import SynthConfig, generate
 

@@ -13,7 +13,6 @@ nothing, and a load that was killed resumes after its last committed chunk.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import json
 import queue
@@ -28,11 +27,12 @@ from typing import IO, Any
 from identity.config import Settings
 from identity.errors import IdgraphError, InputError
 from identity.model import Observation, Party, Rejection
-from identity.normalize import Normalizer, NormalizerConfig
+from identity.normalize import DEFAULT_BLOCKED, Normalizer, NormalizerConfig
 from identity.policy import Policy
 from identity.store.driver import Graph
 from identity.store.rows import DUPLICATE, Counts
 from identity.store.writer import BatchInfo, BatchWriter
+from loaders.records import open_input
 from loaders.segment import SegmentOptions, read_segment
 from loaders.table import TableMapping, check_header, read_table
 
@@ -57,8 +57,6 @@ class LoadReport:
 
 def make_normalizer(settings: Settings, policy: Policy) -> Normalizer:
     """The normalizer loaders use, configured from the settings and the policy."""
-    from identity.normalize import DEFAULT_BLOCKED
-
     blocked = {
         t: frozenset(DEFAULT_BLOCKED.get(t, frozenset())) | policy.blocked.get(t, frozenset())
         for t in set(DEFAULT_BLOCKED) | set(policy.blocked)
@@ -80,23 +78,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def open_input(path: Path) -> Iterator[tuple[IO[bytes], IO[bytes]]]:
-    """(raw file, decoded stream): gzip is recognised by its magic bytes, not the name."""
-    try:
-        raw = path.open("rb")
-    except OSError as e:
-        raise InputError(f"cannot read {path}: {e.strerror}") from e
-    with raw:
-        magic = raw.read(2)
-        raw.seek(0)
-        if magic == b"\x1f\x8b":
-            with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
-                yield raw, unzipped  # type: ignore[misc]
-        else:
-            yield raw, raw
 
 
 def _reference_line(record: str) -> int | None:

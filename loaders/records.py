@@ -4,13 +4,17 @@ raw identifier values into normalized identifiers (or value rejections).
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import json
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO
 
+from identity.errors import InputError
 from identity.model import Identifier, Observation, Party, Rejection, TraitValue
 from identity.normalize import NormalizationError, Normalizer
 
@@ -134,3 +138,20 @@ def observation_or_rejection(
         events=events or [],
         rejected_values=rejected_values,
     )
+
+
+@contextlib.contextmanager
+def open_input(path: Path) -> Iterator[tuple[IO[bytes], IO[bytes]]]:
+    """(raw file, decoded stream): gzip is recognised by its magic bytes, not the name."""
+    try:
+        raw = path.open("rb")
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror}") from e
+    with raw:
+        magic = raw.read(2)
+        raw.seek(0)
+        if magic == b"\x1f\x8b":
+            with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+                yield raw, unzipped  # type: ignore[misc]
+        else:
+            yield raw, raw

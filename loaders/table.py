@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from identity.errors import InputError
 from identity.model import PARTIES, Observation, Party, Rejection, SegmentMembership, TraitValue
@@ -32,6 +32,7 @@ from loaders.records import (
     Parsed,
     normalize_all,
     observation_or_rejection,
+    open_input,
     parse_timestamp,
     preview,
     trait_value,
@@ -168,13 +169,7 @@ def _rows(
     header = next(reader, None)
     if header is None:
         return
-    missing = [c for c in mapping.columns if c not in header]
-    if missing:
-        raise InputError(
-            f"column(s) {', '.join(repr(c) for c in missing)} named in the mapping are not in "
-            f"the file (its columns: {', '.join(repr(c) for c in header)})"
-        )
-    index = {name: i for i, name in enumerate(header)}
+    _check_columns(header, mapping)
     for row in reader:
         ref = str(reader.line_num)
         if not any(cell.strip() for cell in row):
@@ -195,9 +190,7 @@ def _rows(
                 raw=preview(mapping.delimiter.join(row)),
             )
             continue
-        yield _row_to_parsed(
-            dict(zip(header, row, strict=True)), index, ref, mapping, normalizer, now
-        )
+        yield _row_to_parsed(dict(zip(header, row, strict=True)), ref, mapping, normalizer, now)
 
 
 def _has_surrogates(cell: str) -> bool:
@@ -206,7 +199,6 @@ def _has_surrogates(cell: str) -> bool:
 
 def _row_to_parsed(
     row: dict[str, str],
-    index: Mapping[str, int],
     ref: str,
     mapping: TableMapping,
     normalizer: Normalizer,
@@ -293,22 +285,22 @@ def _add_segments(
 
 def check_header(path: Path, mapping: TableMapping) -> None:
     """Fail before loading when the file lacks a column the mapping names."""
-    import gzip
-
     try:
-        with path.open("rb") as raw:
-            magic = raw.read(2)
-            raw.seek(0)
-            stream = cast(IO[bytes], gzip.GzipFile(fileobj=raw) if magic == b"\x1f\x8b" else raw)
-            with io.TextIOWrapper(stream, "utf-8-sig", errors="replace", newline="") as text:
-                header = next(csv.reader(text, delimiter=mapping.delimiter), None)
+        with open_input(path) as (_, stream):
+            text = io.TextIOWrapper(stream, "utf-8-sig", errors="replace", newline="")
+            header = next(csv.reader(text, delimiter=mapping.delimiter), None)
+            text.detach()
     except OSError as e:
         raise InputError(f"cannot read {path}: {e}") from e
     if header is None:
         raise InputError(f"{path} is empty: nothing to load")
+    _check_columns(header, mapping, f"{path}: ")
+
+
+def _check_columns(header: list[str], mapping: TableMapping, where: str = "") -> None:
     missing = [c for c in mapping.columns if c not in header]
     if missing:
         raise InputError(
-            f"{path}: column(s) {', '.join(repr(c) for c in missing)} named in the mapping are "
+            f"{where}column(s) {', '.join(repr(c) for c in missing)} named in the mapping are "
             f"not in the file (its columns: {', '.join(repr(c) for c in header)})"
         )

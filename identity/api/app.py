@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypedDict
 
-from neo4j import Driver, GraphDatabase
+from neo4j import Driver
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -20,7 +20,7 @@ from starlette.routing import Route
 from identity import __version__
 from identity.config import Settings
 from identity.errors import IdgraphError
-from identity.store.driver import Graph, resolve_uri
+from identity.store.driver import Graph, open_driver
 
 
 class State(TypedDict):
@@ -46,13 +46,7 @@ def create_app(settings: Settings, *, driver: Driver | None = None) -> Starlette
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[Any]:
         own = driver is None
-        active = driver or GraphDatabase.driver(
-            resolve_uri(settings),
-            auth=(settings.neo4j_user, settings.neo4j_password.get_secret_value()),
-            connection_acquisition_timeout=5.0,
-            connection_timeout=5.0,
-            notifications_min_severity="OFF",
-        )
+        active = driver or open_driver(settings, verify=False, timeout=5.0)
         try:
             yield State(graph=Graph(active, settings.neo4j_database))
         finally:

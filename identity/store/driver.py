@@ -32,13 +32,17 @@ def resolve_uri(settings: Settings) -> str:
     return status.uri
 
 
-def open_driver(settings: Settings, *, verify: bool = True) -> Driver:
-    """Open the driver once (CLI command or ASGI lifespan) and pass it down explicitly."""
+def open_driver(settings: Settings, *, verify: bool = True, timeout: float = 30.0) -> Driver:
+    """Open the driver once (CLI command or ASGI lifespan) and pass it down explicitly.
+
+    ``timeout`` bounds connecting and waiting for a pooled connection, in seconds.
+    """
     uri = resolve_uri(settings)
     driver = GraphDatabase.driver(
         uri,
         auth=(settings.neo4j_user, settings.neo4j_password.get_secret_value()),
-        connection_acquisition_timeout=30.0,
+        connection_acquisition_timeout=timeout,
+        connection_timeout=timeout,
         notifications_min_severity="OFF",
     )
     if verify:
@@ -46,11 +50,11 @@ def open_driver(settings: Settings, *, verify: bool = True) -> Driver:
             driver.verify_connectivity()
         except BaseException as e:
             driver.close()
-            raise _translate("connect", e, uri=uri, user=settings.neo4j_user) from e
+            raise translate_error("connect", e, uri=uri, user=settings.neo4j_user) from e
     return driver
 
 
-def _translate(
+def translate_error(
     operation: str,
     error: BaseException,
     *,
@@ -102,7 +106,7 @@ class Graph:
                 routing_=RoutingControl.WRITE if write else RoutingControl.READ,
             )
         except (Neo4jError, DriverError) as e:
-            raise _translate(operation, e, query=query, parameters=params) from e
+            raise translate_error(operation, e, query=query, parameters=params) from e
         return [record.data() for record in records]
 
     def read(
@@ -116,7 +120,7 @@ class Graph:
             with self.driver.session(database=self.database) as session:
                 session.run("RETURN 1").consume()
         except (Neo4jError, DriverError, OSError) as e:
-            raise _translate("ping", e) from e
+            raise translate_error("ping", e) from e
 
     def wipe(self) -> None:
         """Delete every node and relationship (tests and `idgraph db wipe`); keeps the schema."""
@@ -137,4 +141,4 @@ class Graph:
             with self.driver.session(database=self.database) as session:
                 return [record.data() for record in session.run(query, params)]
         except (Neo4jError, DriverError) as e:
-            raise _translate(operation, e, query=query, parameters=params) from e
+            raise translate_error(operation, e, query=query, parameters=params) from e

@@ -111,7 +111,8 @@ def aggregate(observations: Iterable[Observation], batch_id: str) -> ChunkRows:
                 _span(row, at)
                 row["seen"] += 1
         keys = sorted({i.key for i in obs.identifiers})
-        evidence = f"{_iso(obs.at)} {batch_id}:{obs.message_id or obs.record}"
+        linked = len(keys) > 1  # formatting the evidence costs; single-key records link nothing
+        evidence = f"{_iso(obs.at)} {batch_id}:{obs.message_id or obs.record}" if linked else ""
         for i, a in enumerate(keys):
             for b in keys[i + 1 :]:
                 link = links.get((a, b))

@@ -29,7 +29,7 @@ from neo4j import ManagedTransaction
 from neo4j.exceptions import DriverError, Neo4jError
 
 from identity.model import Observation, Party
-from identity.store.driver import Graph, _translate
+from identity.store.driver import Graph, translate_error
 from identity.store.rows import DUPLICATE, EVIDENCE_CAP, Counts, aggregate
 
 
@@ -183,7 +183,7 @@ class BatchWriter:
             with self.graph.driver.session(database=self.graph.database) as session:
                 return session.execute_write(self._write_chunk, index, observations, counts)
         except (Neo4jError, DriverError) as e:
-            raise _translate(f"write chunk {index} of batch {self.batch.id}", e) from e
+            raise translate_error(f"write chunk {index} of batch {self.batch.id}", e) from e
 
     def _write_chunk(
         self,
