@@ -10,13 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -25,13 +22,14 @@ from rich.table import Table
 from rich.text import Text
 
 from identity import __version__
-from identity.config import Settings, load_settings
+from identity.cli_common import cli_settings, err, graph_session, out, progress_bar
+from identity.cli_resolve import commands as resolve_commands
 from identity.errors import IdgraphError, InputError
 from identity.ingest import LoadReport, load_segment_file, load_table_file
 from identity.ingest import Progress as Progress_
 from identity.model import PARTIES
 from identity.policy import load_policy
-from identity.store.driver import Graph, open_driver, resolve_uri
+from identity.store.driver import resolve_uri
 from identity.store.local_server import LocalServer, ServerConfig, ServerStatus
 from identity.store.schema import LATEST, init_schema, schema_version
 from loaders.synth import SynthConfig, generate
@@ -44,22 +42,7 @@ app.add_typer(neo4j_app, name="neo4j")
 load_app = typer.Typer(help="Load Segment events and CSV tables.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(load_app, name="load")
-
-out = Console()
-err = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    return load_settings()
-
-
-@contextmanager
-def _graph(settings: Settings) -> Iterator[Graph]:
-    driver = open_driver(settings)
-    try:
-        yield Graph(driver, settings.neo4j_database)
-    finally:
-        driver.close()
+app.add_typer(resolve_commands)
 
 
 def _print_status(status: ServerStatus) -> None:
@@ -83,7 +66,7 @@ def version() -> None:
 @neo4j_app.command("fetch")
 def neo4j_fetch() -> None:
     """Download the Neo4j server jars from Maven Central into the cache (first time only)."""
-    server = LocalServer(ServerConfig.from_settings(_settings()))
+    server = LocalServer(ServerConfig.from_settings(cli_settings()))
     if server.is_fetched():
         out.print(f"Neo4j {server.config.version} jars already cached in {server.lib_dir}")
         return
@@ -96,7 +79,7 @@ def neo4j_fetch() -> None:
 @neo4j_app.command("start")
 def neo4j_start() -> None:
     """Start the local server in the background and wait until Bolt answers."""
-    server = LocalServer(ServerConfig.from_settings(_settings()))
+    server = LocalServer(ServerConfig.from_settings(cli_settings()))
     if server.status().running:
         out.print("Already running.")
         _print_status(server.status())
@@ -114,7 +97,7 @@ def neo4j_start() -> None:
 @neo4j_app.command("stop")
 def neo4j_stop() -> None:
     """Shut the local server down cleanly."""
-    server = LocalServer(ServerConfig.from_settings(_settings()))
+    server = LocalServer(ServerConfig.from_settings(cli_settings()))
     with err.status("Stopping Neo4j..."):
         stopped = server.stop()
     out.print("Stopped." if stopped else "Not running.")
@@ -123,7 +106,7 @@ def neo4j_stop() -> None:
 @neo4j_app.command("status")
 def neo4j_status() -> None:
     """Say whether the local server runs, its version, URI and data directory."""
-    status = LocalServer(ServerConfig.from_settings(_settings())).status()
+    status = LocalServer(ServerConfig.from_settings(cli_settings())).status()
     _print_status(status)
     if not status.running:
         raise typer.Exit(3)
@@ -132,8 +115,8 @@ def neo4j_status() -> None:
 @db_app.command("init")
 def db_init() -> None:
     """Create the constraints and indexes (idempotent, versioned migrations)."""
-    settings = _settings()
-    with _graph(settings) as graph:
+    settings = cli_settings()
+    with graph_session(settings) as graph:
         applied = init_schema(graph)
     for migration in applied:
         out.print(f"applied migration {migration.version}: {migration.description}")
@@ -143,21 +126,16 @@ def db_init() -> None:
 @db_app.command("status")
 def db_status() -> None:
     """Print the schema version of the database."""
-    settings = _settings()
-    with _graph(settings) as graph:
+    settings = cli_settings()
+    with graph_session(settings) as graph:
         current = schema_version(graph)
     note = "up to date" if current == LATEST else f"run `idgraph db init` (latest: {LATEST})"
     out.print(f"schema version {current}: {note}")
 
 
-def _bar(*columns: ProgressColumn) -> Progress:
-    """A progress bar on stderr, shown only on a terminal."""
-    return Progress(*columns, console=err, disable=not err.is_terminal)
-
-
 @contextmanager
 def _progress(path: Path) -> Iterator[Progress_]:
-    with _bar(
+    with progress_bar(
         TextColumn("{task.description}"),
         BarColumn(),
         DownloadColumn(),
@@ -209,9 +187,9 @@ def load_segment(
     """Load Segment-spec events (plain or gzip)."""
     if party not in PARTIES:
         raise InputError(f"--party must be one of {', '.join(PARTIES)}, got {party!r}")
-    settings = _settings()
+    settings = cli_settings()
     policy = load_policy(settings.policy)
-    with _graph(settings) as graph:
+    with graph_session(settings) as graph:
         init_schema(graph)
         for path in files:
             with _progress(path) as progress:
@@ -227,11 +205,11 @@ def load_csv(
     mapping: Path = typer.Option(..., "--mapping", "-m", help="Column mapping TOML file."),
 ) -> None:
     """Load a CSV table (CRM export, DMP feed) through a column mapping."""
-    settings = _settings()
+    settings = cli_settings()
     policy = load_policy(settings.policy)
     spec = load_mapping(mapping, policy.types)
     check_header(file, spec)
-    with _graph(settings) as graph:
+    with graph_session(settings) as graph:
         init_schema(graph)
         with _progress(file) as progress:
             report = load_table_file(graph, file, spec, settings, policy, progress=progress)
@@ -250,7 +228,9 @@ def synth(
     config = SynthConfig(
         people=people, seed=seed, events_per_person=events_per_person, gzip=gzip_events
     )
-    with _bar(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
+    with progress_bar(
+        TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
+    ) as bar:
         task = bar.add_task("events", total=int(people * events_per_person))
         summary = generate(out_dir, config, progress=lambda n: bar.advance(task, n))
     out.print(
@@ -266,12 +246,12 @@ def demo(
     people: int = typer.Option(1000, min=1, help="Number of synthetic people."),
 ) -> None:
     """Load a synthetic demo data set (Segment events, CRM, DMP); safe to run again."""
-    settings = _settings()
+    settings = cli_settings()
     policy = load_policy(settings.policy)
     folder = settings.state_dir / "demo"
     summary = generate(folder, SynthConfig(people=people))
     out.print(f"demo data: {summary.people:,} people, {summary.events:,} events in {folder}")
-    with _graph(settings) as graph:
+    with graph_session(settings) as graph:
         init_schema(graph)
         with _progress(summary.files["events"]) as progress:
             report = load_segment_file(
@@ -297,7 +277,7 @@ def serve(
 
     from identity.api.app import create_app
 
-    settings = _settings()
+    settings = cli_settings()
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 

@@ -47,3 +47,7 @@ class StoreUnavailableError(StoreError):
 class InputError(IdgraphError):
     """Input that cannot be loaded at all (a bad mapping file, a missing column, an unreadable
     file); single bad records are rejected and reported instead, never raised."""
+
+
+class ResolveBusyError(IdgraphError):
+    """Another ``idgraph resolve`` holds the resolve lock."""

@@ -157,6 +157,10 @@ class Normalizer:
                 self._patterns[type_] = tuple(re.compile(p) for p in patterns)
             except re.error as e:
                 raise ConfigError(f"blocked_patterns[{type_!r}]: invalid regex: {e}") from e
+        self._blocked_hashes: dict[str, frozenset[str]] = {}
+        self.blocked_types = frozenset(t for t, v in self._blocked.items() if v) | frozenset(
+            t for t, v in self._patterns.items() if v
+        )
         self._memo = functools.lru_cache(maxsize=CACHE_SIZE)(self._outcome)
 
     def normalize(self, type_: str, raw: object) -> Identifier:
@@ -262,6 +266,25 @@ class Normalizer:
                 "blocked_value", f"{e164} is a placeholder phone (one repeated digit)"
             )
         return e164
+
+    def blocked_reason(self, type_: str, value: str, *, hashed: bool = False) -> str | None:
+        """Why a stored identifier value is blocked now, or None.
+
+        Used when a changed policy is applied to identifiers already in the graph. A hashed
+        value is compared with the hashes of the exact blocked values; patterns cannot match
+        a hash.
+        """
+        if hashed:
+            hashes = self._blocked_hashes.get(type_)
+            if hashes is None:
+                hashes = frozenset(map(sha256_hex, self._blocked.get(type_, ())))
+                self._blocked_hashes[type_] = hashes
+            return f"a blocked {type_} (hashed)" if value in hashes else None
+        try:
+            self._check_blocked(type_, value)
+        except NormalizationError as e:
+            return e.message
+        return None
 
     def _check_blocked(self, type_: str, value: str) -> None:
         if value in self._blocked.get(type_, ()):

@@ -1,33 +1,62 @@
-"""The linking policy file (``IDGRAPH_POLICY``, TOML): identifier types and what to refuse.
+"""The linking policy (``IDGRAPH_POLICY``, a TOML file): what may become an identifier, and
+what may merge identities.
 
-This part of the policy governs loading: which identifier types exist (the defaults plus
-any declared), values that must never become identifiers (exact and regex, on top of the
-built-in list of test emails and placeholder phones), and how Segment ``externalIds`` types
-map to identifier types. For example::
+Loading uses the identifier types, the blocked values and the Segment mapping. Resolution
+uses the rest: per type a ``limit`` per identity, a ``priority`` (the links between
+higher-priority identifiers are kept first when a limit is hit) and a ``ttl_days`` after which
+a link not seen again stops merging; per party and per source whether links may merge; how
+shared identifiers are detected; and the circuit breaker. Every key has a default, so an empty
+file (or none) is a working policy::
 
     [types.email]
+    limit = 5
+    priority = 80
     blocked = ["noreply@acme.com"]
     blocked_patterns = ['.*@acme-qa\\.com']
 
+    [types.cookie]
+    ttl_days = 180
+
     [types.loyalty_id]          # a new identifier type, label :LoyaltyId
+    new = true                  # required, so that a misspelt type is an error
+    limit = 1
+    priority = 90
+
+    [parties]
+    third = false               # third-party links enrich, never merge (the default)
+
+    [sources.partner_feed]
+    merge = false               # this second-party source may not merge either
+
+    [shared]
+    anchor_types = ["crm_id", "email", "phone"]
+    two_hop = true
+
+    [circuit_breaker]
+    max_identity_size = 1000
 
     [segment]
     user_id_type = "crm_id"
     previous_id_type = "cookie"
     [segment.external_ids]
     loyalty = "loyalty_id"
+
+Errors name the file, the line and the reason.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from identity.errors import ConfigError
+from identity.model import PARTIES
 from identity.normalize import DEFAULT_TYPES
 
 DEFAULT_EXTERNAL_ID_TYPES: Mapping[str, str] = {
@@ -50,6 +79,36 @@ _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
 @dataclass(frozen=True)
+class TypeRule:
+    """How identifiers of one type take part in identities.
+
+    ``limit``: most identifiers of this type one identity may hold (None: no limit).
+    ``priority``: a link's weight is the lower priority of its two ends; when a limit is hit,
+    heavier links are kept first. ``ttl_days``: a link involving this type stops merging
+    once it has not been seen for that long (None: never expires; a link takes the shorter
+    TTL of its two ends).
+    """
+
+    limit: int | None = None
+    priority: int = 10
+    ttl_days: int | None = None
+
+
+DEFAULT_RULES: Mapping[str, TypeRule] = {
+    "crm_id": TypeRule(limit=1, priority=100),
+    "email": TypeRule(limit=5, priority=80),
+    "phone": TypeRule(limit=3, priority=60),
+    "device": TypeRule(limit=10, priority=40, ttl_days=730),
+    "maid": TypeRule(limit=10, priority=30, ttl_days=730),
+    "cookie": TypeRule(limit=200, priority=20, ttl_days=180),
+    "dmp_id": TypeRule(limit=10, priority=5, ttl_days=30),
+}
+DEFAULT_PARTY_MERGE: Mapping[str, bool] = {"first": True, "second": True, "third": False}
+DEFAULT_ANCHOR_TYPES: tuple[str, ...] = ("crm_id", "email", "phone")
+DEFAULT_MAX_IDENTITY_SIZE = 1000
+
+
+@dataclass(frozen=True)
 class Policy:
     types: tuple[str, ...] = DEFAULT_TYPES
     blocked: Mapping[str, frozenset[str]] = field(default_factory=dict)
@@ -59,70 +118,253 @@ class Policy:
     external_id_types: Mapping[str, str] = field(
         default_factory=lambda: dict(DEFAULT_EXTERNAL_ID_TYPES)
     )
+    rules: Mapping[str, TypeRule] = field(default_factory=lambda: dict(DEFAULT_RULES))
+    party_merge: Mapping[str, bool] = field(default_factory=lambda: dict(DEFAULT_PARTY_MERGE))
+    source_merge: Mapping[str, bool] = field(default_factory=dict)
+    anchor_types: tuple[str, ...] = DEFAULT_ANCHOR_TYPES
+    two_hop: bool = True
+    max_identity_size: int = DEFAULT_MAX_IDENTITY_SIZE
+
+    def rule(self, type_: str) -> TypeRule:
+        """The rule of ``type_``; a type the policy does not know has no limit and no TTL."""
+        return self.rules.get(type_) or TypeRule()
+
+    def may_merge(self, sources: list[str], party: str) -> bool:
+        """Whether a link seen by ``sources`` (strongest party ``party``) may merge.
+
+        A source's own setting wins over its party's; one source that may merge is enough.
+        """
+        for source in sources:
+            allowed = self.source_merge.get(source)
+            if allowed is True:
+                return True
+            if allowed is None and self.party_merge.get(party, False):
+                return True
+        return False
+
+    def fingerprint(self) -> str:
+        """A short hash of everything resolution depends on: a change calls for ``--full``."""
+        resolution = {
+            "blocked": {k: sorted(v) for k, v in sorted(self.blocked.items())},
+            "blocked_patterns": {k: list(v) for k, v in sorted(self.blocked_patterns.items())},
+            "rules": {k: asdict(v) for k, v in sorted(self.rules.items())},
+            "party_merge": dict(sorted(self.party_merge.items())),
+            "source_merge": dict(sorted(self.source_merge.items())),
+            "anchor_types": list(self.anchor_types),
+            "two_hop": self.two_hop,
+            "max_identity_size": self.max_identity_size,
+        }
+        text = json.dumps(resolution, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def load_policy(path: Path | None) -> Policy:
-    """The policy from a TOML file, or the defaults; errors name the file and the key."""
+    """The policy from a TOML file, or the defaults; errors name the file, line and key."""
     if path is None:
         return Policy()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"IDGRAPH_POLICY {path}: {e}") from e
-    return parse_policy(data, where=f"IDGRAPH_POLICY {path}")
+    return parse_policy(data, where=f"IDGRAPH_POLICY {path}", text=text)
 
 
-def parse_policy(data: Mapping[str, Any], *, where: str = "policy") -> Policy:
-    def fail(message: str) -> ConfigError:
-        return ConfigError(f"{where}: {message}")
+def parse_policy(data: Mapping[str, Any], *, where: str = "policy", text: str = "") -> Policy:
+    """Check and build a policy from parsed TOML; ``text`` (the file) gives line numbers."""
+    return _Parser(data, where, text).policy()
 
-    types = list(DEFAULT_TYPES)
-    blocked: dict[str, frozenset[str]] = {}
-    patterns: dict[str, tuple[str, ...]] = {}
-    declared = data.get("types", {})
-    if not isinstance(declared, dict):
-        raise fail("[types] must be a table of identifier types")
-    for name, spec in declared.items():
-        if not _TYPE_NAME.match(name):
-            raise fail(f"identifier type {name!r} must be a lower-case word")
-        if not isinstance(spec, dict):
-            raise fail(f"[types.{name}] must be a table")
-        if name not in types:
-            types.append(name)
-        values = spec.get("blocked", [])
+
+class _Parser:
+    def __init__(self, data: Mapping[str, Any], where: str, text: str) -> None:
+        self.data = data
+        self.where = where
+        self.lines = text.splitlines()
+
+    def fail(self, table: str, key: str | None, message: str) -> ConfigError:
+        line = self._line_of(table, key)
+        at = f" (line {line})" if line else ""
+        return ConfigError(f"{self.where}{at}: {message}")
+
+    def _line_of(self, table: str, key: str | None) -> int | None:
+        """The line of ``key`` in ``[table]`` (or of the header), found in the file's text."""
+        header = re.compile(rf"^\s*\[\s*{re.escape(table)}\s*\]") if table else None
+        inside = header is None
+        found: int | None = None
+        for number, line in enumerate(self.lines, start=1):
+            stripped = line.strip()
+            if stripped.startswith("["):
+                if inside and header is not None and found:
+                    break
+                inside = bool(header and header.match(line))
+                if inside and key is None:
+                    return number
+                continue
+            if inside and key is not None and re.match(rf"^\s*\"?{re.escape(key)}\"?\s*=", line):
+                return number
+        if found is None and key is not None and table:
+            # a dotted key (types.email.limit = 5) or an inline table
+            dotted = re.compile(rf"^\s*{re.escape(table)}\.{re.escape(key)}\s*=")
+            for number, line in enumerate(self.lines, start=1):
+                if dotted.match(line):
+                    return number
+            return self._line_of(table, None)
+        return found
+
+    def table(self, name: str) -> Mapping[str, Any]:
+        value = self.data.get(name, {})
+        if not isinstance(value, dict):
+            raise self.fail("", name, f"[{name}] must be a table")
+        return value
+
+    def policy(self) -> Policy:
+        types = list(DEFAULT_TYPES)
+        blocked: dict[str, frozenset[str]] = {}
+        patterns: dict[str, tuple[str, ...]] = {}
+        rules = dict(DEFAULT_RULES)
+        for name, spec in self.table("types").items():
+            table = f"types.{name}"
+            if not _TYPE_NAME.match(name):
+                raise self.fail(table, None, f"identifier type {name!r} must be a lower-case word")
+            if not isinstance(spec, dict):
+                raise self.fail("types", name, f"[{table}] must be a table")
+            if name not in types and spec.get("new") is not True:
+                raise self.fail(
+                    table,
+                    None,
+                    f"unknown identifier type {name!r} (known: {', '.join(types)}); "
+                    "declare a new type with new = true",
+                )
+            settings = {"limit", "priority", "ttl_days", "blocked", "blocked_patterns", "new"}
+            unknown = set(spec) - settings
+            if unknown:
+                key = sorted(unknown)[0]
+                raise self.fail(
+                    table,
+                    key,
+                    f"{table}.{key} is not a setting (known: limit, priority, ttl_days, "
+                    "blocked, blocked_patterns)",
+                )
+            if name not in types:
+                types.append(name)
+            blocked[name] = frozenset(self._strings(table, "blocked", spec))
+            patterns[name] = self._patterns(table, spec)
+            base = rules.get(name, TypeRule())
+            rules[name] = TypeRule(
+                limit=self._count(table, "limit", spec, base.limit, minimum=1),
+                priority=self._int(table, "priority", spec, base.priority),
+                ttl_days=self._count(table, "ttl_days", spec, base.ttl_days, minimum=1),
+            )
+        party_merge = dict(DEFAULT_PARTY_MERGE)
+        for party, value in self.table("parties").items():
+            if party not in PARTIES:
+                raise self.fail(
+                    "parties", party, f"parties.{party}: unknown party (first, second or third)"
+                )
+            if not isinstance(value, bool):
+                raise self.fail("parties", party, f"parties.{party} must be true or false")
+            party_merge[party] = value
+        source_merge: dict[str, bool] = {}
+        for source, spec in self.table("sources").items():
+            if not isinstance(spec, dict) or set(spec) - {"merge"}:
+                raise self.fail(
+                    f"sources.{source}", None, f"[sources.{source}] takes only merge = true|false"
+                )
+            if "merge" in spec:
+                if not isinstance(spec["merge"], bool):
+                    message = f"sources.{source}.merge must be true or false"
+                    raise self.fail(f"sources.{source}", "merge", message)
+                source_merge[source] = spec["merge"]
+        shared = self.table("shared")
+        anchors = tuple(self._strings("shared", "anchor_types", shared, DEFAULT_ANCHOR_TYPES))
+        for anchor in anchors:
+            if anchor not in types:
+                raise self.fail(
+                    "shared",
+                    "anchor_types",
+                    f"shared.anchor_types: {anchor!r} is not an "
+                    f"identifier type (known: {', '.join(types)})",
+                )
+        two_hop = shared.get("two_hop", True)
+        if not isinstance(two_hop, bool):
+            raise self.fail("shared", "two_hop", "shared.two_hop must be true or false")
+        breaker = self.table("circuit_breaker")
+        max_size = self._count(
+            "circuit_breaker", "max_identity_size", breaker, DEFAULT_MAX_IDENTITY_SIZE, minimum=2
+        )
+        segment = self.table("segment")
+        user_id_type = segment.get("user_id_type", "crm_id")
+        previous_id_type = segment.get("previous_id_type", "cookie")
+        external = dict(DEFAULT_EXTERNAL_ID_TYPES)
+        external.update(segment.get("external_ids", {}))
+        for key, value in (
+            ("user_id_type", user_id_type),
+            ("previous_id_type", previous_id_type),
+            *((f"external_ids.{k}", v) for k, v in external.items()),
+        ):
+            if value not in types:
+                table, _, short = f"segment.{key}".rpartition(".")
+                raise self.fail(
+                    table,
+                    short,
+                    f"segment.{key} = {value!r} is not an identifier type "
+                    f"(known: {', '.join(types)})",
+                )
+        return Policy(
+            types=tuple(types),
+            blocked=blocked,
+            blocked_patterns=patterns,
+            user_id_type=user_id_type,
+            previous_id_type=previous_id_type,
+            external_id_types={k.lower(): v for k, v in external.items()},
+            rules=rules,
+            party_merge=party_merge,
+            source_merge=source_merge,
+            anchor_types=anchors,
+            two_hop=two_hop,
+            max_identity_size=max_size if max_size is not None else DEFAULT_MAX_IDENTITY_SIZE,
+        )
+
+    def _strings(
+        self, table: str, key: str, spec: Mapping[str, Any], default: tuple[str, ...] = ()
+    ) -> list[str]:
+        values = spec.get(key, list(default))
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise fail(f"types.{name}.blocked must be a list of strings")
-        blocked[name] = frozenset(values)
-        regexes = spec.get("blocked_patterns", [])
-        if not isinstance(regexes, list) or not all(isinstance(v, str) for v in regexes):
-            raise fail(f"types.{name}.blocked_patterns must be a list of strings")
+            raise self.fail(table, key, f"{table}.{key} must be a list of strings")
+        return values
+
+    def _patterns(self, table: str, spec: Mapping[str, Any]) -> tuple[str, ...]:
+        regexes = self._strings(table, "blocked_patterns", spec)
         for regex in regexes:
             try:
                 re.compile(regex)
             except re.error as e:
-                raise fail(f"types.{name}.blocked_patterns: {regex!r} is not a regex: {e}") from e
-        patterns[name] = tuple(regexes)
-    segment = data.get("segment", {})
-    if not isinstance(segment, dict):
-        raise fail("[segment] must be a table")
-    user_id_type = segment.get("user_id_type", "crm_id")
-    previous_id_type = segment.get("previous_id_type", "cookie")
-    external = dict(DEFAULT_EXTERNAL_ID_TYPES)
-    external.update(segment.get("external_ids", {}))
-    for key, value in (
-        ("user_id_type", user_id_type),
-        ("previous_id_type", previous_id_type),
-        *((f"external_ids.{k}", v) for k, v in external.items()),
-    ):
-        if value not in types:
-            raise fail(
-                f"segment.{key} = {value!r} is not an identifier type (known: {', '.join(types)})"
+                raise self.fail(
+                    table,
+                    "blocked_patterns",
+                    f"{table}.blocked_patterns: {regex!r} is not a regex: {e}",
+                ) from e
+        return tuple(regexes)
+
+    def _int(self, table: str, key: str, spec: Mapping[str, Any], default: int) -> int:
+        value = spec.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(table, key, f"{table}.{key} must be an integer, not {value!r}")
+        return value
+
+    def _count(
+        self, table: str, key: str, spec: Mapping[str, Any], default: int | None, *, minimum: int
+    ) -> int | None:
+        """A positive bound; 0 or "none" in the file means no bound."""
+        if key not in spec:
+            return default
+        value = spec[key]
+        if value == "none" or (value == 0 and not isinstance(value, bool)):
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(table, key, f"{table}.{key} must be an integer, not {value!r}")
+        if value < minimum:
+            raise self.fail(
+                table, key, f"{table}.{key} = {value}: must be at least {minimum} (0 for none)"
             )
-    return Policy(
-        types=tuple(types),
-        blocked=blocked,
-        blocked_patterns=patterns,
-        user_id_type=user_id_type,
-        previous_id_type=previous_id_type,
-        external_id_types={k.lower(): v for k, v in external.items()},
-    )
+        return value

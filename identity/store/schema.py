@@ -65,6 +65,27 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        3,
+        "resolution: touched identifiers, shared flags, runs, the resolve lock, quarantines",
+        (
+            "CREATE INDEX identifier_batch IF NOT EXISTS FOR (i:Identifier) ON (i.batch)",
+            "CREATE INDEX identifier_shared IF NOT EXISTS FOR (i:Identifier) ON (i.shared)",
+            "CREATE INDEX identity_status IF NOT EXISTS FOR (p:Identity) ON (p.status)",
+            "CREATE CONSTRAINT resolve_run_id IF NOT EXISTS "
+            "FOR (r:ResolveRun) REQUIRE r.id IS UNIQUE",
+            "CREATE INDEX resolve_run_started_at IF NOT EXISTS "
+            "FOR (r:ResolveRun) ON (r.started_at)",
+            "CREATE CONSTRAINT resolve_lock_id IF NOT EXISTS "
+            "FOR (l:ResolveLock) REQUIRE l.id IS UNIQUE",
+            "CREATE CONSTRAINT quarantine_id IF NOT EXISTS "
+            "FOR (q:Quarantine) REQUIRE q.id IS UNIQUE",
+            "CREATE INDEX batch_resolved_at IF NOT EXISTS FOR (b:Batch) ON (b.resolved_at)",
+        ),
+    ),
+)
+
 LATEST = MIGRATIONS[-1].version
 
 

@@ -53,6 +53,8 @@ class BatchState:
 
 
 # Property writes only where a value changes: an unchanged SET still costs a write.
+# ``i.batch`` marks the identifier as touched by this batch: the next incremental resolve finds
+# what to recompute through the index on it, without scanning the graph.
 # Event aggregates live on the identifier as event_count.<name>, event_first.<name> and
 # event_last.<name>; traits as trait.<source>.<name> with their time in trait_at.<source>.<name>
 # (latest observation wins per source).
@@ -61,8 +63,8 @@ UNWIND $rows AS row
 WITH row, datetime({epochMillis: row.first}) AS first, datetime({epochMillis: row.last}) AS last
 MERGE (i:Identifier {key: row.key})
 ON CREATE SET i.type = row.type, i.value = row.value, i.first_seen = first, i.last_seen = last,
-              i.seen = row.seen, i.sources = [$source], i:$(row.label)
-ON MATCH SET i.seen = i.seen + row.seen
+              i.seen = row.seen, i.sources = [$source], i:$(row.label), i.batch = $batch
+ON MATCH SET i.seen = i.seen + row.seen, i.batch = $batch
 FOREACH (_ IN CASE WHEN row.hashed AND i.hashed IS NULL THEN [1] ELSE [] END |
   SET i.hashed = true)
 FOREACH (_ IN CASE WHEN first < i.first_seen THEN [1] ELSE [] END | SET i.first_seen = first)

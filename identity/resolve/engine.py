@@ -1,0 +1,463 @@
+"""Identity formation: the partition of identifiers into identities, under the linking policy.
+
+The rules run in a fixed order, each a vectorized pass over the link columns, so the same data
+gives the same partition whatever order it arrived in (DESIGN.md, "Resolution semantics"):
+
+1. **Candidate links**: links whose party or sources may merge, not cut by a steward, seen
+   within the TTL of both ends' types, between two identifiers the policy does not block.
+2. **Shared identifiers** take no part in merging (all their links are left out):
+
+   - *direct*: more neighbours of one type than an identity may hold (a kiosk cookie linked
+     to 12 emails, a family tablet linked to 2 crm ids). One sparse count per (node, type).
+   - *two-hop*: more anchors (crm ids, emails, phones by default) within two links than an
+     identity may hold, counting through neighbours that are neither anchors nor
+     direct-shared (``test@example.com`` typed on 40 cookies that each lead to someone's own
+     email). The counts come from one sparse product ``A[:, via] · A[via, anchors]``.
+   - *bridge*: an anchor whose removal leaves two or more parts of its component that each
+     hold another identifier of its own type: an email that is the only tie between two
+     people who each have their own email. Found with networkx articulation points, only in
+     components holding two anchors of one type (a few percent of them).
+
+3. **Components** of the remaining links (``scipy.sparse.csgraph``), then the **circuit
+   breaker**: a component above ``max_identity_size`` is quarantined, its identifiers left
+   unmerged and listed for review.
+4. **Limits**: a component holding more identifiers of a type than the type's limit is split
+   greedily, Kruskal-style: its links sorted strongest first (weight = the lower priority of
+   the two ends, then count, then earliest first_seen, then keys) join two parts unless the
+   union would break a limit; a link refused is recorded with the identifiers it conflicts
+   with. The order is total, so the split is deterministic.
+
+Complexity for V identifiers and E links: O(V + E) for rules 1-3 plus the sparse product,
+whose size is the number of two-step paths ending at an anchor (bounded by the limits once
+direct-shared nodes are out); rule 4 is O(E' log E') on the E' links of the components that
+break a limit.
+
+References: J. Hopcroft and R. Tarjan, "Efficient algorithms for graph manipulation", CACM
+16(6), 1973 (articulation points, as networkx implements them); J. B. Kruskal, "On the shortest
+spanning subtree of a graph", Proc. AMS 7, 1956 (greedy by weight with union-find).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+import numpy.typing as npt
+from scipy.sparse import coo_array, csr_array
+from scipy.sparse.csgraph import connected_components
+
+from identity.policy import Policy
+from identity.resolve.components import UnionFind
+from identity.resolve.graph import BRIDGE, DAY_MS, DIRECT, TWO_HOP, LinkGraph
+
+# Link verdicts: why a link did or did not merge.
+MERGED, THIRD_PARTY, CUT, EXPIRED, BLOCKED, SHARED, QUARANTINED, LIMIT = range(8)
+VERDICTS = (
+    "merged",
+    "third_party",
+    "cut",
+    "expired",
+    "blocked",
+    "shared",
+    "quarantined",
+    "limit",
+)
+_EXAMPLES = 5
+_NO_LIMIT = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True)
+class SharedNote:
+    """Why an identifier was found shared: the rule, the type over its limit, examples."""
+
+    kind: str  # direct | two_hop | bridge
+    type: str
+    count: int
+    limit: int | None
+    examples: tuple[str, ...]
+
+    @property
+    def reason(self) -> str:
+        shown = ", ".join(self.examples)
+        if self.kind == "direct":
+            return f"linked to {self.count} {self.type} identifiers (limit {self.limit}): {shown}"
+        if self.kind == "two_hop":
+            return (
+                f"reaches {self.count} {self.type} identifiers within two links "
+                f"(limit {self.limit}): {shown}"
+            )
+        return f"the only tie between {self.count} groups that each hold a {self.type}: {shown}"
+
+
+@dataclass(frozen=True)
+class LimitConflict:
+    """A link refused because the union would hold too many identifiers of ``type``."""
+
+    type: str
+    limit: int
+    identifiers: tuple[str, ...]
+
+
+@dataclass
+class Resolution:
+    """The partition of the region's identifiers, and every verdict that led to it.
+
+    ``group_of[i]`` is the group of identifier ``i`` (-1 for halo identifiers); groups are
+    numbered 0..``n_groups``-1 in no particular order. ``verdict[j]`` says what link ``j``
+    did. ``shared`` and ``conflicts`` hold the notes of shared identifiers and refused links.
+    """
+
+    graph: LinkGraph
+    group_of: npt.NDArray[np.int64]
+    n_groups: int
+    verdict: npt.NDArray[np.int8]
+    shared_kind: npt.NDArray[np.int8]
+    shared: dict[int, SharedNote] = field(default_factory=dict)
+    conflicts: dict[int, LimitConflict] = field(default_factory=dict)
+    quarantined: list[list[int]] = field(default_factory=list)
+
+    def groups(self) -> list[npt.NDArray[np.int64]]:
+        """The members of each group (node indices), one array per group."""
+        nodes = np.flatnonzero(self.group_of >= 0)
+        labels = self.group_of[nodes]
+        order = np.argsort(labels, kind="stable")
+        bounds = np.flatnonzero(np.diff(labels[order])) + 1
+        return [nodes[part] for part in np.split(order, bounds)] if len(nodes) else []
+
+    def partition(self) -> set[frozenset[str]]:
+        """The groups as sets of keys (tests and the dry run compare these)."""
+        keys = self.graph.keys
+        return {frozenset(keys[i] for i in group.tolist()) for group in self.groups()}
+
+
+def resolve(graph: LinkGraph, policy: Policy, as_of_ms: int) -> Resolution:
+    """Form identities over ``graph`` under ``policy``, expiring links as of ``as_of_ms``."""
+    return _Engine(graph, policy, as_of_ms).run()
+
+
+class _Engine:
+    def __init__(self, graph: LinkGraph, policy: Policy, as_of_ms: int) -> None:
+        self.g = graph
+        self.policy = policy
+        self.as_of = as_of_ms
+        rules = [policy.rule(t) for t in graph.type_names]
+        self.limits = np.array(
+            [r.limit if r.limit is not None else _NO_LIMIT for r in rules], dtype=np.int64
+        )
+        self.priority = np.array([r.priority for r in rules], dtype=np.int64)
+        self.ttl_ms = np.array(
+            [r.ttl_days * DAY_MS if r.ttl_days is not None else _NO_LIMIT for r in rules],
+            dtype=np.int64,
+        )
+        self.anchor_type = np.array(
+            [t in policy.anchor_types for t in graph.type_names], dtype=np.bool_
+        )
+        self.n_types = len(graph.type_names)
+        self.verdict = np.full(len(graph.a), MERGED, dtype=np.int8)
+        self.shared_kind = np.zeros(graph.n, dtype=np.int8)
+        self.notes: dict[int, SharedNote] = {}
+
+    def run(self) -> Resolution:
+        g = self.g
+        candidate = self._candidates()
+        self._direct(candidate)
+        if self.policy.two_hop:
+            self._two_hop(candidate)
+        shared = self.shared_kind > 0
+        pre = candidate & ~shared[g.a] & ~shared[g.b]
+        self.verdict[candidate & ~pre] = SHARED
+        self._bridges(pre)
+        shared = self.shared_kind > 0
+        eligible = pre & ~shared[g.a] & ~shared[g.b]
+        self.verdict[pre & ~eligible] = SHARED
+        labels = _labels(g.n, g.a[eligible], g.b[eligible])
+        group_of, quarantined = self._limits_and_breaker(labels, eligible)
+        group_of[~g.region] = -1
+        # renumber densely
+        used = group_of >= 0
+        _, dense = np.unique(group_of[used], return_inverse=True)
+        group_of[used] = dense
+        return Resolution(
+            graph=g,
+            group_of=group_of,
+            n_groups=int(dense.max()) + 1 if len(dense) else 0,
+            verdict=self.verdict,
+            shared_kind=self.shared_kind,
+            shared=self.notes,
+            conflicts=self.conflicts,
+            quarantined=quarantined,
+        )
+
+    # -- 1. candidates -------------------------------------------------------------------
+
+    def _candidates(self) -> npt.NDArray[np.bool_]:
+        g = self.g
+        verdict = self.verdict
+        ttl = np.minimum(self.ttl_ms[g.types[g.a]], self.ttl_ms[g.types[g.b]])
+        # as_of - last_seen > ttl, written so that "no TTL" cannot overflow
+        expired = (self.as_of - g.last_seen) > ttl
+        blocked = g.blocked[g.a] | g.blocked[g.b]
+        # later verdicts win where several apply: the steward's cut is the most telling
+        verdict[expired] = EXPIRED
+        verdict[blocked] = BLOCKED
+        verdict[~g.mergeable] = THIRD_PARTY
+        verdict[g.cut] = CUT
+        verdict[g.a == g.b] = CUT
+        candidate: npt.NDArray[np.bool_] = verdict == MERGED
+        return candidate
+
+    # -- 2. shared identifiers -----------------------------------------------------------
+
+    def _adjacency(self, mask: npt.NDArray[np.bool_]) -> csr_array:
+        g = self.g
+        a, b = g.a[mask], g.b[mask]
+        ones = np.ones(2 * len(a), dtype=np.int32)
+        rows = np.concatenate([a, b])
+        cols = np.concatenate([b, a])
+        return coo_array((ones, (rows, cols)), shape=(g.n, g.n)).tocsr()
+
+    def _direct(self, candidate: npt.NDArray[np.bool_]) -> None:
+        g = self.g
+        a, b = g.a[candidate].astype(np.int64), g.b[candidate].astype(np.int64)
+        t = self.n_types
+        cells = np.concatenate([a * t + g.types[b], b * t + g.types[a]])
+        counts = np.bincount(cells, minlength=g.n * t).reshape(g.n, t)
+        over = counts > self.limits[np.newaxis, :]
+        flagged = over.any(axis=1) & g.region
+        self.shared_kind[~g.region & (g.stored_shared == DIRECT)] = DIRECT
+        self.shared_kind[flagged] = DIRECT
+        if flagged.any():
+            adjacency = self._adjacency(candidate)
+            for node in np.flatnonzero(flagged).tolist():
+                excess = counts[node] - np.minimum(self.limits, np.iinfo(np.int32).max)
+                type_ = int(np.argmax(np.where(over[node], excess, -1)))
+                self.notes[node] = self._note(
+                    "direct", node, type_, int(counts[node, type_]), adjacency
+                )
+
+    def _two_hop(self, candidate: npt.NDArray[np.bool_]) -> None:
+        g = self.g
+        direct = self.shared_kind == DIRECT
+        anchor = self.anchor_type[g.types]
+        anchors = np.flatnonzero(anchor & ~direct)
+        if not len(anchors):
+            return
+        adjacency = self._adjacency(candidate)
+        to_anchor = adjacency[:, anchors]
+        # paths u - v - anchor through a v that is neither direct-shared nor an anchor itself
+        # (an anchor's own neighbourhood is judged by its own rules)
+        a, b = g.a[candidate], g.b[candidate]
+        rows, cols = np.concatenate([a, b]), np.concatenate([b, a])
+        via = ~direct[cols] & ~anchor[cols]
+        through = coo_array(
+            (np.ones(int(via.sum()), dtype=np.int32), (rows[via], cols[via])), shape=(g.n, g.n)
+        ).tocsr()
+        reach = (through @ to_anchor + to_anchor).tocoo()
+        rows, cols = reach.row.astype(np.int64), reach.col
+        targets = anchors[cols]
+        keep = rows != targets
+        rows, targets = rows[keep], targets[keep]
+        t = self.n_types
+        counts = np.bincount(rows * t + g.types[targets], minlength=g.n * t).reshape(g.n, t)
+        over = counts > self.limits[np.newaxis, :]
+        flagged = over.any(axis=1) & g.region & ~direct
+        self.shared_kind[~g.region & (g.stored_shared == TWO_HOP)] = TWO_HOP
+        self.shared_kind[flagged] = TWO_HOP
+        if flagged.any():
+            reach_csr = csr_array((np.ones(len(rows)), (rows, targets)), shape=(g.n, g.n))
+            for node in np.flatnonzero(flagged).tolist():
+                excess = counts[node] - np.minimum(self.limits, np.iinfo(np.int32).max)
+                type_ = int(np.argmax(np.where(over[node], excess, -1)))
+                self.notes[node] = self._note(
+                    "two_hop", node, type_, int(counts[node, type_]), reach_csr
+                )
+
+    def _note(
+        self, kind: str, node: int, type_: int, count: int, adjacency: csr_array
+    ) -> SharedNote:
+        g = self.g
+        start, end = adjacency.indptr[node], adjacency.indptr[node + 1]
+        neighbours = adjacency.indices[start:end]
+        of_type = sorted(g.keys[i] for i in neighbours.tolist() if g.types[i] == type_)
+        limit = int(self.limits[type_])
+        return SharedNote(
+            kind=kind,
+            type=g.type_names[type_],
+            count=count,
+            limit=limit,
+            examples=tuple(of_type[:_EXAMPLES]),
+        )
+
+    def _bridges(self, pre: npt.NDArray[np.bool_]) -> None:
+        g = self.g
+        labels = _labels(g.n, g.a[pre], g.b[pre])
+        t = self.n_types
+        anchor_nodes = np.flatnonzero(self.anchor_type[g.types] & g.region)
+        cells = labels[anchor_nodes].astype(np.int64) * t + g.types[anchor_nodes]
+        counts = np.bincount(cells, minlength=(int(labels.max()) + 1) * t if g.n else 0)
+        busy_cells = np.flatnonzero(counts >= 2)
+        if not len(busy_cells):
+            return
+        busy = np.zeros(int(labels.max()) + 1, dtype=np.bool_)
+        busy[busy_cells // t] = True
+        links = np.flatnonzero(pre & busy[labels[g.a]])
+        by_component: dict[int, list[int]] = defaultdict(list)
+        for j, label in zip(links.tolist(), labels[g.a[links]].tolist(), strict=True):
+            by_component[label].append(j)
+        for label in sorted(by_component):
+            self._bridges_in(by_component[label])
+
+    def _bridges_in(self, links: list[int]) -> None:
+        g = self.g
+        component = nx.Graph()
+        component.add_edges_from(zip(g.a[links].tolist(), g.b[links].tolist(), strict=True))
+        anchor_points = [
+            x for x in nx.articulation_points(component) if self.anchor_type[g.types[x]]
+        ]
+        found: list[tuple[int, SharedNote]] = []
+        for x in anchor_points:
+            type_ = g.types[x]
+            rest = component.subgraph(n for n in component if n != x)
+            holders = []
+            for part in nx.connected_components(rest):
+                own = sorted(g.keys[n] for n in part if g.types[n] == type_)
+                if own:
+                    holders.append(own[0])
+            if len(holders) >= 2:
+                note = SharedNote(
+                    kind="bridge",
+                    type=g.type_names[type_],
+                    count=len(holders),
+                    limit=None,
+                    examples=tuple(sorted(holders)[:_EXAMPLES]),
+                )
+                found.append((x, note))
+        for x, note in found:  # all judged on the same component, then applied
+            self.shared_kind[x] = BRIDGE
+            self.notes[x] = note
+
+    # -- 3-4. components, circuit breaker, limits ----------------------------------------
+
+    def _limits_and_breaker(
+        self, labels: npt.NDArray[np.int32], eligible: npt.NDArray[np.bool_]
+    ) -> tuple[npt.NDArray[np.int64], list[list[int]]]:
+        g = self.g
+        self.conflicts: dict[int, LimitConflict] = {}
+        group_of = labels.astype(np.int64)
+        n_labels = int(labels.max()) + 1 if g.n else 0
+        sizes = np.bincount(labels, minlength=n_labels)
+        next_label = n_labels
+        quarantined: list[list[int]] = []
+        too_big = np.flatnonzero(sizes > self.policy.max_identity_size)
+        if len(too_big):
+            big = np.zeros(n_labels, dtype=np.bool_)
+            big[too_big] = True
+            in_big = big[labels]
+            self.verdict[eligible & in_big[g.a]] = QUARANTINED
+            eligible = eligible & ~in_big[g.a]
+            for label in too_big.tolist():
+                members = np.flatnonzero(labels == label)
+                if g.region[members].any():
+                    quarantined.append(sorted(members.tolist(), key=g.keys.__getitem__))
+            members = np.flatnonzero(in_big)
+            group_of[members] = np.arange(next_label, next_label + len(members))
+            next_label += len(members)
+        t = self.n_types
+        cells = labels.astype(np.int64) * t + g.types
+        counts = np.bincount(cells, minlength=n_labels * t).reshape(n_labels, t)
+        over: npt.NDArray[np.bool_] = np.asarray((counts > self.limits[np.newaxis, :]).any(axis=1))
+        if len(too_big):
+            over[too_big] = False
+        breaking = np.flatnonzero(over)
+        if not len(breaking):
+            return group_of, quarantined
+        in_breaking = np.zeros(n_labels, dtype=np.bool_)
+        in_breaking[breaking] = True
+        links = np.flatnonzero(eligible & in_breaking[labels[g.a]])
+        by_component: dict[int, list[int]] = defaultdict(list)
+        for j, label in zip(links.tolist(), labels[g.a[links]].tolist(), strict=True):
+            by_component[label].append(j)
+        for label in breaking.tolist():
+            for part in self._split(by_component.get(label, [])):
+                group_of[part] = next_label
+                next_label += 1
+        return group_of, quarantined
+
+    def _split(self, links: list[int]) -> list[list[int]]:
+        """Kruskal under limits: strongest links first, a union that breaks a limit refused."""
+        g = self.g
+        keys = g.keys
+        weight = np.minimum(self.priority[g.types[g.a[links]]], self.priority[g.types[g.b[links]]])
+        order = sorted(
+            range(len(links)),
+            key=lambda k: (
+                -int(weight[k]),
+                -int(g.count[links[k]]),
+                int(g.first_seen[links[k]]),
+                min(keys[g.a[links[k]]], keys[g.b[links[k]]]),
+                max(keys[g.a[links[k]]], keys[g.b[links[k]]]),
+            ),
+        )
+        limited = {int(t) for t in range(self.n_types) if self.limits[t] != _NO_LIMIT}
+        sets = UnionFind()
+        held: dict[str, dict[int, list[str]]] = {}
+
+        def holdings(node: int) -> dict[int, list[str]]:
+            key = keys[node]
+            if key not in sets:
+                sets.add(key)
+                type_ = int(g.types[node])
+                held[key] = {type_: [key]} if type_ in limited else {}
+            return held[sets.find(key)]
+
+        for k in order:
+            j = links[k]
+            a, b = int(g.a[j]), int(g.b[j])
+            left, right = holdings(a), holdings(b)
+            root_a, root_b = sets.find(keys[a]), sets.find(keys[b])
+            if root_a == root_b:
+                continue
+            conflict = next(
+                (
+                    t
+                    for t in sorted(set(left) & set(right))
+                    if len(left[t]) + len(right[t]) > self.limits[t]
+                ),
+                None,
+            )
+            if conflict is not None:
+                self.verdict[j] = LIMIT
+                self.conflicts[j] = LimitConflict(
+                    type=g.type_names[conflict],
+                    limit=int(self.limits[conflict]),
+                    identifiers=tuple(sorted(left[conflict] + right[conflict])[:_EXAMPLES]),
+                )
+                continue
+            sets.union(keys[a], keys[b])
+            merged = {t: left.get(t, []) + right.get(t, []) for t in set(left) | set(right)}
+            root = sets.find(keys[a])
+            held[root] = merged
+        parts: dict[str, list[int]] = defaultdict(list)
+        for key in held:
+            parts[sets.find(key)].append(g.index[key])
+        return list(parts.values())
+
+
+def _labels(n: int, a: npt.NDArray[np.int32], b: npt.NDArray[np.int32]) -> npt.NDArray[np.int32]:
+    """Connected-component label of each of ``n`` nodes over the edges ``a``-``b``."""
+    if n == 0:
+        return np.zeros(0, dtype=np.int32)
+    matrix = coo_array((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
+    _, labels = connected_components(matrix, directed=False)
+    return np.asarray(labels, dtype=np.int32)
+
+
+def direct_shared(graph: LinkGraph, policy: Policy, as_of_ms: int) -> npt.NDArray[np.bool_]:
+    """Which region identifiers the direct rule finds shared now (the incremental reader
+    uses it to tell the identifiers whose direct verdict cannot have changed)."""
+    engine = _Engine(graph, policy, as_of_ms)
+    engine._direct(engine._candidates())
+    flagged: npt.NDArray[np.bool_] = engine.shared_kind == DIRECT
+    return flagged

@@ -1,0 +1,181 @@
+"""What identity formation reads: identifiers and their links, as numpy columns.
+
+The store fills a :class:`LinkGraph` from Neo4j (the whole graph, or one region with its halo);
+tests and the explain path build small ones with :meth:`LinkGraph.from_rows`. Columns rather
+than objects, so that a million identifiers and two million links cost tens of megabytes and
+every rule of :mod:`identity.resolve.engine` is a vectorized pass.
+
+A *region* graph holds the identifiers to resolve (``region`` true) plus their *halo*: the
+shared identifiers next to them, which are not resolved again but whose stored verdict
+(``stored_shared``) and, for two-hop ones, links to anchors are needed to judge the region.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+# stored_shared codes, as written on identifiers (``i.shared``)
+NOT_SHARED, DIRECT, TWO_HOP, BRIDGE = 0, 1, 2, 3
+SHARED_KINDS = ("", "direct", "two_hop", "bridge")
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    key: str
+    type: str
+    blocked: bool = False
+    region: bool = True
+    stored_shared: int = NOT_SHARED
+
+
+@dataclass(frozen=True)
+class LinkRow:
+    a: str
+    b: str
+    count: int = 1
+    first_seen: int = 0  # epoch milliseconds
+    last_seen: int = 0
+    mergeable: bool = True  # party and sources allow merging
+    cut: bool = False  # cut by a steward
+
+
+@dataclass
+class LinkGraph:
+    """Identifiers (index = position in ``keys``) and links between them (``a``, ``b``)."""
+
+    keys: list[str]
+    type_names: list[str]
+    types: npt.NDArray[np.int16]
+    blocked: npt.NDArray[np.bool_]
+    region: npt.NDArray[np.bool_]
+    stored_shared: npt.NDArray[np.int8]
+    a: npt.NDArray[np.int32]
+    b: npt.NDArray[np.int32]
+    count: npt.NDArray[np.int64]
+    first_seen: npt.NDArray[np.int64]
+    last_seen: npt.NDArray[np.int64]
+    mergeable: npt.NDArray[np.bool_]
+    cut: npt.NDArray[np.bool_]
+    index: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.index:
+            self.index = {key: i for i, key in enumerate(self.keys)}
+
+    @property
+    def n(self) -> int:
+        return len(self.keys)
+
+    def type_of(self, node: int) -> str:
+        return self.type_names[int(self.types[node])]
+
+    @classmethod
+    def from_rows(cls, nodes: Iterable[NodeRow], links: Iterable[LinkRow]) -> LinkGraph:
+        """A graph from row objects; link ends must be among ``nodes``."""
+        node_list = list(nodes)
+        keys = [n.key for n in node_list]
+        index = {key: i for i, key in enumerate(keys)}
+        if len(index) != len(keys):
+            raise ValueError("duplicate identifier keys")
+        type_names = sorted({n.type for n in node_list})
+        type_index = {t: i for i, t in enumerate(type_names)}
+        link_list = list(links)
+        return cls(
+            keys=keys,
+            type_names=type_names,
+            types=np.array([type_index[n.type] for n in node_list], dtype=np.int16),
+            blocked=np.array([n.blocked for n in node_list], dtype=np.bool_),
+            region=np.array([n.region for n in node_list], dtype=np.bool_),
+            stored_shared=np.array([n.stored_shared for n in node_list], dtype=np.int8),
+            a=np.array([index[r.a] for r in link_list], dtype=np.int32),
+            b=np.array([index[r.b] for r in link_list], dtype=np.int32),
+            count=np.array([r.count for r in link_list], dtype=np.int64),
+            first_seen=np.array([r.first_seen for r in link_list], dtype=np.int64),
+            last_seen=np.array([r.last_seen for r in link_list], dtype=np.int64),
+            mergeable=np.array([r.mergeable for r in link_list], dtype=np.bool_),
+            cut=np.array([r.cut for r in link_list], dtype=np.bool_),
+            index=index,
+        )
+
+
+class GraphBuilder:
+    """Accumulates nodes and links column by column (the store's bulk reader uses it)."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.index: dict[str, int] = {}
+        self.type_index: dict[str, int] = {}
+        self._types: list[int] = []
+        self._blocked: list[bool] = []
+        self._region: list[bool] = []
+        self._stored: list[int] = []
+        self._links: list[Sequence[int]] = []  # (a, b, count, first, last, mergeable, cut)
+        self._seen_links: set[tuple[int, int]] = set()
+
+    def node(
+        self,
+        key: str,
+        type_: str,
+        *,
+        blocked: bool = False,
+        region: bool = True,
+        stored_shared: int = NOT_SHARED,
+    ) -> int:
+        """Add a node (or update the region flag of a known one); return its index."""
+        i = self.index.get(key)
+        if i is not None:
+            if region and not self._region[i]:
+                self._region[i] = True
+            return i
+        i = self.index[key] = len(self.keys)
+        self.keys.append(key)
+        self._types.append(self.type_index.setdefault(type_, len(self.type_index)))
+        self._blocked.append(blocked)
+        self._region.append(region)
+        self._stored.append(stored_shared)
+        return i
+
+    def link(
+        self,
+        a: int,
+        b: int,
+        count: int,
+        first_seen: int,
+        last_seen: int,
+        mergeable: bool,
+        cut: bool,
+    ) -> None:
+        """Add a link once (a region reader meets each link from both of its ends)."""
+        pair = (a, b) if a < b else (b, a)
+        if pair in self._seen_links:
+            return
+        self._seen_links.add(pair)
+        self._links.append((a, b, count, first_seen, last_seen, mergeable, cut))
+
+    def build(self) -> LinkGraph:
+        columns = np.array(self._links, dtype=np.int64).reshape(-1, 7)
+        type_names = [""] * len(self.type_index)
+        for name, i in self.type_index.items():
+            type_names[i] = name
+        return LinkGraph(
+            keys=self.keys,
+            type_names=type_names,
+            types=np.array(self._types, dtype=np.int16),
+            blocked=np.array(self._blocked, dtype=np.bool_),
+            region=np.array(self._region, dtype=np.bool_),
+            stored_shared=np.array(self._stored, dtype=np.int8),
+            a=columns[:, 0].astype(np.int32),
+            b=columns[:, 1].astype(np.int32),
+            count=columns[:, 2].copy(),
+            first_seen=columns[:, 3].copy(),
+            last_seen=columns[:, 4].copy(),
+            mergeable=columns[:, 5].astype(np.bool_),
+            cut=columns[:, 6].astype(np.bool_),
+            index=self.index,
+        )

@@ -1,0 +1,262 @@
+"""Stable identity ids across resolutions, and the events that record each change.
+
+Given the identities as they stand (``old``: identifier key -> identity) and the new groups
+from :func:`identity.resolve.engine.resolve`, decide which id each group carries:
+
+- every old identity has one *heir*: the new group holding most of its members (ties: the
+  group holding its smallest member key);
+- a group that is the heir of one or more old identities keeps the id of the oldest of them
+  (earliest ``created_at``, then smallest id); the others are *merged into* it and keep
+  pointing to it;
+- a group that is nobody's heir gets a new id.
+
+Old identities whose members went to more than one group were *split*. Each change (created,
+merged, split) becomes an event naming its cause: the link that joined two identities, or the
+rule that cut the links between the parts. Groups whose id and members did not change produce
+nothing, so a resolution that changes nothing writes nothing.
+
+The plan is cut into *units*: the old identities and new groups that share identifiers, closed
+transitively. Units are independent; the writer commits each one whole, so an interrupted
+write leaves every identity either as it was or as it should be.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from identity.resolve.components import UnionFind
+from identity.resolve.engine import LIMIT, MERGED, SHARED, VERDICTS, Resolution
+
+
+@dataclass(frozen=True)
+class OldIdentity:
+    id: str
+    created_at: int  # epoch ms
+
+
+@dataclass
+class Event:
+    kind: str  # created | merged | split | quarantined
+    reason: str
+    identities: list[tuple[str, str]]  # (identity id, role)
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass
+class Unit:
+    """One independent change: identities to write, memberships to move, events."""
+
+    identities: list[dict[str, object]] = field(default_factory=list)  # id, size, new
+    moves: list[dict[str, str]] = field(default_factory=list)  # key -> id
+    merged: list[dict[str, str]] = field(default_factory=list)  # loser -> winner
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def weight(self) -> int:
+        return len(self.identities) + len(self.moves) + len(self.merged) + len(self.events)
+
+
+@dataclass
+class Plan:
+    units: list[Unit]
+    created: int = 0
+    merged: int = 0
+    split: int = 0
+    unchanged: int = 0
+    moved: int = 0
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "created": self.created,
+            "merged": self.merged,
+            "split": self.split,
+            "unchanged": self.unchanged,
+            "moved": self.moved,
+        }
+
+
+def plan(
+    resolution: Resolution,
+    old: Mapping[str, str],
+    identities: Mapping[str, OldIdentity],
+) -> Plan:
+    """The changes that take the stored identities to ``resolution``'s groups."""
+    return _Planner(resolution, old, identities).run()
+
+
+class _Planner:
+    def __init__(
+        self,
+        resolution: Resolution,
+        old: Mapping[str, str],
+        identities: Mapping[str, OldIdentity],
+    ) -> None:
+        self.r = resolution
+        self.g = resolution.graph
+        self.old = old
+        self.identities = identities
+        self.groups = resolution.groups()
+        self.keys_of = [sorted(self.g.keys[i] for i in grp.tolist()) for grp in self.groups]
+        self._adjacent: dict[int, list[int]] | None = None
+
+    def run(self) -> Plan:
+        old, keys_of = self.old, self.keys_of
+        members_old: dict[str, list[str]] = defaultdict(list)  # old id -> member keys in region
+        spread: dict[str, Counter[int]] = defaultdict(Counter)  # old id -> group -> count
+        for gi, keys in enumerate(keys_of):
+            for key in keys:
+                oid = old.get(key)
+                if oid is not None:
+                    members_old[oid].append(key)
+                    spread[oid][gi] += 1
+        heir: dict[str, int] = {}
+        for oid, counts in spread.items():
+            best = max(counts.values())
+            tied = [gi for gi, c in counts.items() if c == best]
+            # ties: the part holding the smallest of the old members
+            mine = set(members_old[oid])
+            heir[oid] = min(tied, key=lambda gi: min(mine.intersection(keys_of[gi])))
+        claimants: dict[int, list[str]] = defaultdict(list)
+        for oid, gi in heir.items():
+            claimants[gi].append(oid)
+        result = Plan(units=[])
+        assigned: list[str] = []
+        winners: dict[int, str] = {}
+        for gi in range(len(keys_of)):
+            claims = sorted(claimants.get(gi, []), key=self._age)
+            if claims:
+                winners[gi] = claims[0]
+                assigned.append(claims[0])
+            else:
+                assigned.append(str(uuid.uuid4()))
+        # units: groups and old ids sharing identifiers
+        sets = UnionFind()
+        changed_groups = []
+        for gi, keys in enumerate(keys_of):
+            oid = assigned[gi]
+            same = (
+                gi in winners
+                and len(claimants[gi]) == 1
+                and len(spread[oid]) == 1
+                and len(members_old[oid]) == len(keys)
+            )
+            if same:
+                result.unchanged += 1
+                continue
+            changed_groups.append(gi)
+            node = f"g{gi}"
+            sets.add(node)
+            for key in keys:
+                prior = old.get(key)
+                if prior is not None:
+                    sets.union(node, f"o{prior}")
+        units: dict[str, Unit] = defaultdict(Unit)
+        for gi in changed_groups:
+            unit = units[sets.find(f"g{gi}")]
+            gid = assigned[gi]
+            keys = keys_of[gi]
+            is_new = gi not in winners
+            unit.identities.append({"id": gid, "size": len(keys), "new": is_new})
+            for key in keys:
+                if old.get(key) != gid:
+                    unit.moves.append({"key": key, "id": gid})
+            result.moved += sum(1 for key in keys if old.get(key) != gid)
+            if is_new and not any(key in old for key in keys):
+                unit.events.append(
+                    Event("created", "new identifiers: " + _sample(keys), [(gid, "created")])
+                )
+                result.created += 1
+            for loser in claimants.get(gi, []):
+                if loser == gid:
+                    continue
+                unit.merged.append({"loser": loser, "winner": gid})
+                unit.events.append(
+                    Event(
+                        "merged",
+                        self._merge_cause(members_old[loser], keys),
+                        [(loser, "merged"), (gid, "survivor")],
+                    )
+                )
+                result.merged += 1
+        for oid, counts in sorted(spread.items()):
+            if len(counts) < 2:
+                continue
+            parts = sorted(counts, key=lambda gi: (gi != heir[oid], keys_of[gi][0]))
+            # a split always changes at least one part, which is in the unit of this old id
+            unit = units[sets.find(f"o{oid}")]
+            kept = set(keys_of[heir[oid]]) & set(members_old[oid])
+            roles = [(oid, "split")] + [(assigned[gi], "part") for gi in parts]
+            causes = [
+                self._split_cause(kept, set(keys_of[gi]) & set(members_old[oid]))
+                for gi in parts
+                if gi != heir[oid]
+            ]
+            reason = "; ".join(dict.fromkeys(causes))
+            unit.events.append(Event("split", reason, roles))
+            result.split += 1
+        result.units = [units[root] for root in sorted(units)]
+        return result
+
+    def _age(self, oid: str) -> tuple[int, str]:
+        known = self.identities.get(oid)
+        return (known.created_at if known else 2**62, oid)
+
+    def _links_of(self, node: int) -> list[int]:
+        if self._adjacent is None:
+            adjacent: dict[int, list[int]] = defaultdict(list)
+            for j, (a, b) in enumerate(zip(self.g.a.tolist(), self.g.b.tolist(), strict=True)):
+                adjacent[a].append(j)
+                adjacent[b].append(j)
+            self._adjacent = adjacent
+        return self._adjacent.get(node, [])
+
+    def _describe(self, j: int) -> str:
+        g, r = self.g, self.r
+        a, b = g.keys[int(g.a[j])], g.keys[int(g.b[j])]
+        verdict = int(r.verdict[j])
+        text = f"{a} - {b}"
+        if verdict == LIMIT and j in r.conflicts:
+            c = r.conflicts[j]
+            return f"{text} refused: {c.type} limit {c.limit} ({', '.join(c.identifiers)})"
+        if verdict == SHARED:
+            for end in (int(g.a[j]), int(g.b[j])):
+                note = r.shared.get(end)
+                if note is not None:
+                    return f"{text} not used: {g.keys[end]} is shared ({note.reason})"
+            return f"{text} not used: a shared identifier"
+        return f"{text}: {VERDICTS[verdict]}"
+
+    def _merge_cause(self, loser_keys: list[str], group_keys: list[str]) -> str:
+        g, r = self.g, self.r
+        inside = {g.index[k] for k in loser_keys}
+        group = {g.index[k] for k in group_keys}
+        for node in sorted(inside, key=g.keys.__getitem__):
+            for j in self._links_of(node):
+                other = int(g.b[j]) if int(g.a[j]) == node else int(g.a[j])
+                if r.verdict[j] == MERGED and other in group and other not in inside:
+                    return f"linked by {g.keys[int(g.a[j])]} - {g.keys[int(g.b[j])]}"
+        return "linked through new identifiers"
+
+    def _split_cause(self, kept: set[str], part: set[str]) -> str:
+        g = self.g
+        part_nodes = {g.index[k] for k in part}
+        kept_nodes = {g.index[k] for k in kept}
+        found: list[int] = []
+        for node in sorted(part_nodes, key=g.keys.__getitem__):
+            for j in self._links_of(node):
+                other = int(g.b[j]) if int(g.a[j]) == node else int(g.a[j])
+                if other not in part_nodes and self.r.verdict[j] != MERGED:
+                    found.append(j)
+            if found and kept_nodes:
+                break
+        if not found:
+            return "links no longer there: " + _sample(sorted(part))
+        return self._describe(min(found, key=lambda j: (int(self.r.verdict[j]) != LIMIT, j)))
+
+
+def _sample(keys: list[str], n: int = 3) -> str:
+    shown = ", ".join(keys[:n])
+    return shown + (f" and {len(keys) - n} more" if len(keys) > n else "")

@@ -1,0 +1,297 @@
+"""``idgraph resolve``: read what changed, form identities, write only the difference.
+
+A run is *full* (every identifier) when asked, when no run ever completed, when the policy
+changed since the last completed run, or when the last full run was interrupted; otherwise it
+is *incremental*: the region around the identifiers touched by the batches loaded since (and
+the links whose TTL ran out since), read through indexes, never by scanning the graph. Both
+go through the same engine, so an incremental run gives exactly what a full one would.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from identity.config import Settings
+from identity.ingest import make_normalizer
+from identity.policy import Policy
+from identity.resolve.engine import Resolution, resolve
+from identity.resolve.graph import DAY_MS, SHARED_KINDS
+from identity.resolve.lineage import Event, Plan, plan
+from identity.store.driver import Graph
+from identity.store.identities import (
+    ResolveLock,
+    begin_run,
+    fail_run,
+    finish_run,
+    last_completed_run,
+    last_run,
+    links_seen_between,
+    pending_batches,
+    touched_keys,
+    write_flags,
+    write_units,
+)
+from identity.store.linkgraph import Snapshot, read_full, read_region
+
+Progress = Callable[[str, int, int | None], None]  # step, done, total
+
+
+@dataclass
+class Quarantined:
+    id: str
+    size: int
+    sample: list[str]
+
+
+@dataclass
+class ResolveReport:
+    run: str
+    mode: str  # full | incremental
+    why: str
+    dry_run: bool
+    as_of: datetime
+    batches: list[str]
+    identifiers: int = 0
+    links: int = 0
+    identities: int = 0
+    plan: dict[str, int] = field(default_factory=dict)
+    shared: int = 0
+    shared_changed: int = 0
+    quarantined: list[Quarantined] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_identities(
+    graph: Graph,
+    settings: Settings,
+    policy: Policy,
+    *,
+    full: bool = False,
+    dry_run: bool = False,
+    as_of: datetime | None = None,
+    wait: float = 0.0,
+    progress: Progress | None = None,
+) -> ResolveReport:
+    """Resolve identities (see the module docstring); ``dry_run`` computes and writes nothing."""
+    run = str(uuid.uuid4())
+    lock = ResolveLock(graph, run)
+    if not dry_run:
+        lock.acquire(wait)
+    try:
+        return _Run(graph, settings, policy, run, progress).go(full, dry_run, as_of)
+    finally:
+        if not dry_run:
+            lock.release()
+
+
+class _Run:
+    def __init__(
+        self,
+        graph: Graph,
+        settings: Settings,
+        policy: Policy,
+        run: str,
+        progress: Progress | None,
+    ) -> None:
+        self.graph = graph
+        self.settings = settings
+        self.policy = policy
+        self.run = run
+        self.progress = progress or (lambda step, done, total: None)
+        self.normalizer = make_normalizer(settings, policy)
+        self.clock = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.seconds[step] = round(now - self.clock, 3)
+        self.clock = now
+
+    def go(self, full: bool, dry_run: bool, as_of: datetime | None) -> ResolveReport:
+        as_of_ms = int((as_of.timestamp() if as_of else time.time()) * 1000)
+        mode, why = self._mode(full)
+        batches = pending_batches(self.graph)
+        report = ResolveReport(
+            run=self.run,
+            mode=mode,
+            why=why,
+            dry_run=dry_run,
+            as_of=datetime.fromtimestamp(as_of_ms / 1000).astimezone(),
+            batches=batches,
+        )
+        if not dry_run:
+            begin_run(
+                self.graph,
+                {
+                    "id": self.run,
+                    "mode": mode,
+                    "why": why,
+                    "as_of": as_of_ms,
+                    "policy": self.policy.fingerprint(),
+                    "started_ms": int(time.time() * 1000),
+                    "batches": batches,
+                },
+            )
+        try:
+            if mode == "full":
+                self.progress("read", 0, None)
+                snapshot = read_full(
+                    self.graph,
+                    self.policy,
+                    self.normalizer,
+                    lambda step, n: self.progress(f"read {step}", n, None),
+                )
+            else:
+                seeds = self._seeds(batches, as_of_ms)
+                snapshot = read_region(self.graph, self.policy, self.normalizer, seeds, as_of_ms)
+            self.lap("read")
+            self.progress("compute", 0, None)
+            resolution = resolve(snapshot.graph, self.policy, as_of_ms)
+            changes = plan(resolution, snapshot.old, snapshot.identities)
+            self.lap("compute")
+            shared_rows = _shared_changes(snapshot, resolution)
+            quarantines, released = _quarantines(snapshot, resolution)
+            self._fill(report, snapshot, resolution, changes, shared_rows, quarantines)
+            if dry_run:
+                report.seconds = self.seconds
+                return report
+            total = len(changes.units)
+            self.progress("write", 0, total)
+            write_units(
+                self.graph,
+                changes.units,
+                run=self.run,
+                at_ms=int(time.time() * 1000),
+                actor=f"idgraph resolve ({mode})",
+                batches=batches if mode == "incremental" else [],
+                on_commit=lambda done: self.progress("write", done, total),
+            )
+            write_flags(
+                self.graph,
+                self.run,
+                shared_rows,
+                [
+                    {"id": q.id, "size": q.size, "sample": q.sample, "keys": keys}
+                    for q, keys in quarantines
+                ],
+                released,
+                int(time.time() * 1000),
+            )
+            self.lap("write")
+            report.seconds = self.seconds
+            finish_run(
+                self.graph,
+                self.run,
+                batches,
+                {"as_of": as_of_ms, **changes.summary(), "identifiers": report.identifiers},
+            )
+            return report
+        except BaseException as e:
+            if not dry_run:
+                fail_run(self.graph, self.run, f"{type(e).__name__}: {e}")
+            raise
+
+    def _mode(self, full: bool) -> tuple[str, str]:
+        if full:
+            return "full", "asked for"
+        done = last_completed_run(self.graph)
+        if done is None:
+            return "full", "no resolve has completed yet"
+        if done.get("policy") != self.policy.fingerprint():
+            return "full", "the policy changed since the last resolve"
+        last = last_run(self.graph)
+        if last is not None and last.get("status") != "completed" and last.get("mode") == "full":
+            return "full", "the last full resolve did not finish"
+        self.previous_as_of = int(done.get("as_of", 0))
+        return "incremental", "batches loaded since the last resolve"
+
+    def _seeds(self, batches: list[str], as_of_ms: int) -> set[str]:
+        """Identifiers touched by the batches, and ends of links whose TTL ran out since."""
+        seeds = touched_keys(self.graph, batches) if batches else set()
+        ttls = sorted({r.ttl_days for r in self.policy.rules.values() if r.ttl_days is not None})
+        before = self.previous_as_of
+        for ttl in ttls:
+            span = ttl * DAY_MS
+            low, high = sorted((before - span, as_of_ms - span))
+            if low == high:
+                continue
+            for a, a_type, b, b_type in links_seen_between(self.graph, low, high):
+                link_ttl = min(
+                    self.policy.rule(a_type).ttl_days or 10**9,
+                    self.policy.rule(b_type).ttl_days or 10**9,
+                )
+                if link_ttl == ttl:
+                    seeds.update((a, b))
+        return seeds
+
+    def _fill(
+        self,
+        report: ResolveReport,
+        snapshot: Snapshot,
+        resolution: Resolution,
+        changes: Plan,
+        shared_rows: list[dict[str, Any]],
+        quarantines: list[tuple[Quarantined, list[str]]],
+    ) -> None:
+        g = snapshot.graph
+        report.identifiers = int(g.region.sum())
+        report.links = len(g.a)
+        report.identities = resolution.n_groups
+        report.plan = changes.summary()
+        report.shared = int(((resolution.shared_kind > 0) & g.region).sum())
+        report.shared_changed = len(shared_rows)
+        report.quarantined = [q for q, _ in quarantines]
+        for unit in changes.units:
+            for event in unit.events:
+                report.changes.append(_describe(event))
+
+
+def _shared_changes(snapshot: Snapshot, resolution: Resolution) -> list[dict[str, Any]]:
+    g = snapshot.graph
+    rows: list[dict[str, Any]] = []
+    region = np.flatnonzero(g.region)
+    kinds = resolution.shared_kind
+    for i in region[(kinds[region] > 0)].tolist():
+        key = g.keys[i]
+        kind = SHARED_KINDS[int(kinds[i])]
+        note = resolution.shared.get(i)
+        reason = note.reason if note else ""
+        if snapshot.shared.get(key) != (kind, reason):
+            rows.append({"key": key, "kind": kind, "reason": reason})
+    for key in snapshot.shared:
+        i = g.index.get(key)
+        if i is not None and g.region[i] and kinds[i] == 0:
+            rows.append({"key": key, "kind": None, "reason": None})
+    return rows
+
+
+def _quarantines(
+    snapshot: Snapshot, resolution: Resolution
+) -> tuple[list[tuple[Quarantined, list[str]]], list[str]]:
+    g = snapshot.graph
+    found: list[tuple[Quarantined, list[str]]] = []
+    now: set[str] = set()
+    for members in resolution.quarantined:
+        keys = [g.keys[i] for i in members]
+        now.update(keys)
+        qid = "q-" + uuid.uuid5(uuid.NAMESPACE_URL, keys[0]).hex[:16]
+        found.append((Quarantined(qid, len(keys), keys[:10]), keys))
+    released = sorted(snapshot.quarantined - now)
+    return found, released
+
+
+def _describe(event: Event) -> str:
+    ids = [identity for identity, _ in event.identities]
+    if event.kind == "merged":
+        return f"merge {ids[0]} into {ids[1]}: {event.reason}"
+    if event.kind == "split":
+        return f"split {ids[0]} into {', '.join(ids[1:])}: {event.reason}"
+    return f"create {ids[0]}: {event.reason}"
