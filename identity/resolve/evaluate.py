@@ -39,8 +39,8 @@ from identity.ingest import make_normalizer
 from identity.normalize import sha256_hex
 from identity.policy import Policy
 from identity.resolve.components import connected_components
-from identity.store.driver import Graph
 from identity.resolve.engine import LIMIT, MERGED, QUARANTINED, SHARED, resolve
+from identity.store.driver import Graph
 from identity.store.identities import last_completed_run, stream_identities
 from identity.store.linkgraph import read_full
 
