@@ -123,7 +123,7 @@ class Policy:
     source_merge: Mapping[str, bool] = field(default_factory=dict)
     anchor_types: tuple[str, ...] = DEFAULT_ANCHOR_TYPES
     two_hop: bool = True
-    max_identity_size: int = DEFAULT_MAX_IDENTITY_SIZE
+    max_identity_size: int | None = DEFAULT_MAX_IDENTITY_SIZE  # None: no circuit breaker
 
     def rule(self, type_: str) -> TypeRule:
         """The rule of ``type_``; a type the policy does not know has no limit and no TTL."""
@@ -145,8 +145,8 @@ class Policy:
     def fingerprint(self) -> str:
         """A short hash of everything resolution depends on: a change calls for ``--full``."""
         resolution = {
-            "blocked": {k: sorted(v) for k, v in sorted(self.blocked.items())},
-            "blocked_patterns": {k: list(v) for k, v in sorted(self.blocked_patterns.items())},
+            "blocked": {k: sorted(v) for k, v in sorted(self.blocked.items()) if v},
+            "blocked_patterns": {k: list(v) for k, v in sorted(self.blocked_patterns.items()) if v},
             "rules": {k: asdict(v) for k, v in sorted(self.rules.items())},
             "party_merge": dict(sorted(self.party_merge.items())),
             "source_merge": dict(sorted(self.source_merge.items())),
@@ -187,29 +187,41 @@ class _Parser:
         return ConfigError(f"{self.where}{at}: {message}")
 
     def _line_of(self, table: str, key: str | None) -> int | None:
-        """The line of ``key`` in ``[table]`` (or of the header), found in the file's text."""
-        header = re.compile(rf"^\s*\[\s*{re.escape(table)}\s*\]") if table else None
+        """The line of ``key`` in ``[table]`` (or of the table itself), found in the text.
+
+        Looks for the key under the table's header, then for the table written as a dotted
+        key or an inline table under its parent (``[types]`` then ``email.limit = 5`` or
+        ``email = { limit = 5 }``), then for the header alone.
+        """
+        # [types.email] limit = ..., then [types] email.limit = ... or email = { ... }, then a
+        # dotted key at the top (types.email.limit = ...); with the key, then without it
+        tables = [p for p in table.split(".") if p]
+        attempts = [([*tables, key], True)] if key is not None else []
+        for parts, with_key in [*attempts, (tables, False)]:
+            for cut in range(len(parts) - 1, -1, -1):
+                header, rest = ".".join(parts[:cut]), ".".join(parts[cut:])
+                ending = r"\s*=" if with_key and cut == len(parts) - 1 else r"\s*[.=]"
+                pattern = re.compile(rf"^\s*{_quoted_path(rest)}{ending}")
+                line = self._find_in_table(header, pattern)
+                if line:
+                    return line
+        if table:
+            header_line = re.compile(rf"^\s*\[\s*{_quoted_path(table)}\s*\]")
+            for number, text in enumerate(self.lines, start=1):
+                if header_line.match(text):
+                    return number
+        return None
+
+    def _find_in_table(self, table: str, pattern: re.Pattern[str]) -> int | None:
+        header = re.compile(rf"^\s*\[\s*{_quoted_path(table)}\s*\]") if table else None
         inside = header is None
-        found: int | None = None
         for number, line in enumerate(self.lines, start=1):
-            stripped = line.strip()
-            if stripped.startswith("["):
-                if inside and header is not None and found:
-                    break
+            if line.strip().startswith("["):
                 inside = bool(header and header.match(line))
-                if inside and key is None:
-                    return number
                 continue
-            if inside and key is not None and re.match(rf"^\s*\"?{re.escape(key)}\"?\s*=", line):
+            if inside and pattern.match(line):
                 return number
-        if found is None and key is not None and table:
-            # a dotted key (types.email.limit = 5) or an inline table
-            dotted = re.compile(rf"^\s*{re.escape(table)}\.{re.escape(key)}\s*=")
-            for number, line in enumerate(self.lines, start=1):
-                if dotted.match(line):
-                    return number
-            return self._line_of(table, None)
-        return found
+        return None
 
     def table(self, name: str) -> Mapping[str, Any]:
         value = self.data.get(name, {})
@@ -296,7 +308,16 @@ class _Parser:
         user_id_type = segment.get("user_id_type", "crm_id")
         previous_id_type = segment.get("previous_id_type", "cookie")
         external = dict(DEFAULT_EXTERNAL_ID_TYPES)
-        external.update(segment.get("external_ids", {}))
+        declared_ids = segment.get("external_ids", {})
+        if not isinstance(declared_ids, dict) or not all(
+            isinstance(v, str) for v in declared_ids.values()
+        ):
+            raise self.fail(
+                "segment",
+                "external_ids",
+                "segment.external_ids must be a table of externalIds type = identifier type",
+            )
+        external.update(declared_ids)
         for key, value in (
             ("user_id_type", user_id_type),
             ("previous_id_type", previous_id_type),
@@ -322,7 +343,7 @@ class _Parser:
             source_merge=source_merge,
             anchor_types=anchors,
             two_hop=two_hop,
-            max_identity_size=max_size if max_size is not None else DEFAULT_MAX_IDENTITY_SIZE,
+            max_identity_size=max_size,
         )
 
     def _strings(
@@ -368,3 +389,8 @@ class _Parser:
                 table, key, f"{table}.{key} = {value}: must be at least {minimum} (0 for none)"
             )
         return value
+
+
+def _quoted_path(table: str) -> str:
+    """A regex for a dotted table name whose parts may be quoted: types."emial"."""
+    return r"\s*\.\s*".join(rf"\"?{re.escape(part)}\"?" for part in table.split("."))

@@ -7,12 +7,15 @@ gives the same partition whatever order it arrived in (DESIGN.md, "Resolution se
    within the TTL of both ends' types, between two identifiers the policy does not block.
 2. **Shared identifiers** take no part in merging (all their links are left out):
 
-   - *direct*: more neighbours of one type than an identity may hold (a kiosk cookie linked
-     to 12 emails, a family tablet linked to 2 crm ids). One sparse count per (node, type).
+   - *direct*: more neighbours of one type than an identity may hold, that type ranking at
+     least as high as the identifier's own (a kiosk cookie linked to 12 emails, a family
+     tablet linked to 2 crm ids; but a crm id with 4 phones is one customer, whose weakest
+     phone the limit drops in step 4). One sparse count per (node, type).
    - *two-hop*: more anchors (crm ids, emails, phones by default) within two links than an
-     identity may hold, counting through neighbours that are neither anchors nor
-     direct-shared (``test@example.com`` typed on 40 cookies that each lead to someone's own
-     email). The counts come from one sparse product ``A[:, via] · A[via, anchors]``.
+     identity may hold (again of a type ranking at least as high as its own), counting
+     through neighbours that are neither anchors nor direct-shared (``test@example.com``
+     typed on 40 cookies that each lead to someone's own email). The counts come from one
+     sparse product ``A[:, via] · A[via, anchors]``.
    - *bridge*: an anchor whose removal leaves two or more parts of its component that each
      hold another identifier of its own type: an email that is the only tie between two
      people who each have their own email. Found with networkx articulation points, only in
@@ -88,7 +91,10 @@ class SharedNote:
                 f"reaches {self.count} {self.type} identifiers within two links "
                 f"(limit {self.limit}): {shown}"
             )
-        return f"the only tie between {self.count} groups that each hold a {self.type}: {shown}"
+        return (
+            f"the only tie between {self.count} groups that each hold their own {self.type}: "
+            f"{shown}"
+        )
 
 
 @dataclass(frozen=True)
@@ -155,6 +161,10 @@ class _Engine:
             [t in policy.anchor_types for t in graph.type_names], dtype=np.bool_
         )
         self.n_types = len(graph.type_names)
+        # outranked[t, u]: an identifier of type t over the limit of type u is shared only when
+        # u ranks at least as high: a cookie tying 12 emails or a tablet tying 2 crm ids is
+        # shared, a crm id with 4 phones is one customer whose weakest phone the limit drops
+        self.outranked = self.priority[np.newaxis, :] >= self.priority[:, np.newaxis]
         self.verdict = np.full(len(graph.a), MERGED, dtype=np.int8)
         self.shared_kind = np.zeros(graph.n, dtype=np.int8)
         self.notes: dict[int, SharedNote] = {}
@@ -162,6 +172,8 @@ class _Engine:
     def run(self) -> Resolution:
         g = self.g
         candidate = self._candidates()
+        halo = ~g.region
+        self.shared_kind[halo & (g.stored_shared == TWO_HOP)] = TWO_HOP  # stored verdicts
         self._direct(candidate)
         if self.policy.two_hop:
             self._two_hop(candidate)
@@ -224,7 +236,7 @@ class _Engine:
         t = self.n_types
         cells = np.concatenate([a * t + g.types[b], b * t + g.types[a]])
         counts = np.bincount(cells, minlength=g.n * t).reshape(g.n, t)
-        over = counts > self.limits[np.newaxis, :]
+        over = (counts > self.limits[np.newaxis, :]) & self.outranked[g.types]
         flagged = over.any(axis=1) & g.region
         self.shared_kind[~g.region & (g.stored_shared == DIRECT)] = DIRECT
         self.shared_kind[flagged] = DIRECT
@@ -261,9 +273,8 @@ class _Engine:
         rows, targets = rows[keep], targets[keep]
         t = self.n_types
         counts = np.bincount(rows * t + g.types[targets], minlength=g.n * t).reshape(g.n, t)
-        over = counts > self.limits[np.newaxis, :]
+        over = (counts > self.limits[np.newaxis, :]) & self.outranked[g.types]
         flagged = over.any(axis=1) & g.region & ~direct
-        self.shared_kind[~g.region & (g.stored_shared == TWO_HOP)] = TWO_HOP
         self.shared_kind[flagged] = TWO_HOP
         if flagged.any():
             reach_csr = csr_array((np.ones(len(rows)), (rows, targets)), shape=(g.n, g.n))
@@ -350,7 +361,8 @@ class _Engine:
         sizes = np.bincount(labels, minlength=n_labels)
         next_label = n_labels
         quarantined: list[list[int]] = []
-        too_big = np.flatnonzero(sizes > self.policy.max_identity_size)
+        bound = self.policy.max_identity_size
+        too_big = np.flatnonzero(sizes > bound) if bound is not None else np.zeros(0, np.intp)
         if len(too_big):
             big = np.zeros(n_labels, dtype=np.bool_)
             big[too_big] = True
