@@ -24,11 +24,13 @@ from rich.text import Text
 from identity import __version__
 from identity.cli_common import cli_settings, err, graph_session, out, progress_bar
 from identity.cli_resolve import commands as resolve_commands
+from identity.cli_resolve import print_resolve
 from identity.errors import IdgraphError, InputError
 from identity.ingest import LoadReport, load_segment_file, load_table_file
 from identity.ingest import Progress as Progress_
 from identity.model import PARTIES
 from identity.policy import load_policy
+from identity.resolve.service import resolve_identities
 from identity.store.driver import resolve_uri
 from identity.store.local_server import LocalServer, ServerConfig, ServerStatus
 from identity.store.schema import LATEST, init_schema, schema_version
@@ -245,7 +247,8 @@ def synth(
 def demo(
     people: int = typer.Option(1000, min=1, help="Number of synthetic people."),
 ) -> None:
-    """Load a synthetic demo data set (Segment events, CRM, DMP); safe to run again."""
+    """Load a synthetic demo data set (Segment events, CRM, DMP) and resolve it; safe to run
+    again."""
     settings = cli_settings()
     policy = load_policy(settings.policy)
     folder = settings.state_dir / "demo"
@@ -265,6 +268,7 @@ def demo(
                     graph, summary.files[name], spec, settings, policy, progress=progress
                 )
             _print_report(report)
+        print_resolve(resolve_identities(graph, settings, policy))
 
 
 @app.command()

@@ -69,10 +69,10 @@ def resolve(
                     task, description=step, completed=done, total=total
                 ),
             )
-    _print_resolve(report)
+    print_resolve(report)
 
 
-def _print_resolve(report: ResolveReport) -> None:
+def print_resolve(report: ResolveReport) -> None:
     what = "dry run, nothing written" if report.dry_run else f"run {report.run}"
     out.print(f"{report.mode} resolve ({report.why}); {what}")
     if report.batches:

@@ -144,9 +144,15 @@ def test_demo_loads_once(graph: Graph, neo4j_settings: Settings, tmp_path: Path)
     env = _env(neo4j_settings, tmp_path, IDGRAPH_STATE_DIR=str(tmp_path / "state"))
     first = idgraph("demo", "--people", "60", env=env)
     assert first.returncode == 0, first.stderr
+    assert "full resolve" in first.stdout
     before = fingerprint(graph)
     assert len(before["identifiers"]) > 100
+    count = "MATCH (p:Identity) RETURN count(p) AS n"
+    identities = graph.read("identities", count)[0]["n"]
+    assert identities > 20
     second = idgraph("demo", "--people", "60", env=env)
     assert second.returncode == 0, second.stderr
     assert second.stdout.count("already loaded") == 3
+    assert "incremental resolve" in second.stdout
     assert fingerprint(graph) == before
+    assert graph.read("identities", count)[0]["n"] == identities
