@@ -27,6 +27,8 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from identity.resolve.components import UnionFind
 from identity.resolve.engine import LIMIT, MERGED, SHARED, VERDICTS, Resolution
 
@@ -47,12 +49,17 @@ class Event:
 
 @dataclass
 class Unit:
-    """One independent change: identities to write, memberships to move, events."""
+    """One independent change: identities to write, memberships to move, events.
+
+    A *fresh* unit is one new identity whose identifiers had none: the writer creates it,
+    its memberships and its event in one statement.
+    """
 
     identities: list[dict[str, object]] = field(default_factory=list)  # id, size, new
     moves: list[dict[str, str]] = field(default_factory=list)  # key -> id
     merged: list[dict[str, str]] = field(default_factory=list)  # loser -> winner
     events: list[Event] = field(default_factory=list)
+    fresh: bool = False
 
     @property
     def weight(self) -> int:
@@ -98,12 +105,67 @@ class _Planner:
         self.g = resolution.graph
         self.old = old
         self.identities = identities
-        self.groups = resolution.groups()
-        self.keys_of = [sorted(self.g.keys[i] for i in grp.tolist()) for grp in self.groups]
         self._adjacent: dict[int, list[int]] | None = None
 
     def run(self) -> Plan:
-        old, keys_of = self.old, self.keys_of
+        """Sort groups into unchanged, fresh and the rest with numpy; only the rest (merges
+        and splits) goes through the detailed pass."""
+        g, r = self.g, self.r
+        codes = np.full(g.n, -1, dtype=np.int64)
+        code_of: dict[str, int] = {}
+        for key, oid in self.old.items():
+            i = g.index.get(key)
+            if i is not None and g.region[i]:
+                codes[i] = code_of.setdefault(oid, len(code_of))
+        n_groups = r.n_groups
+        members = np.flatnonzero(r.group_of >= 0)
+        labels, member_codes = r.group_of[members], codes[members]
+        count = np.bincount(labels, minlength=n_groups)
+        high = np.full(n_groups, -1, dtype=np.int64)
+        np.maximum.at(high, labels, member_codes)
+        low = np.full(n_groups, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(low, labels, member_codes)
+        old_size = np.bincount(codes[codes >= 0], minlength=len(code_of))
+        whole = (low == high) & (low >= 0)
+        unchanged = whole & (count == old_size[np.where(whole, low, 0)] if len(code_of) else False)
+        fresh = high < 0
+        result = Plan(units=[], unchanged=int(np.sum(unchanged)))
+        order = np.argsort(labels, kind="stable")
+        bounds = np.searchsorted(labels[order], np.arange(n_groups + 1))
+        keys = g.keys
+        mixed: list[list[str]] = []
+        for gi in range(n_groups):
+            if unchanged[gi]:
+                continue
+            group = [keys[i] for i in members[order[bounds[gi] : bounds[gi + 1]]].tolist()]
+            if fresh[gi]:
+                gid = str(uuid.uuid4())
+                result.units.append(
+                    Unit(
+                        identities=[{"id": gid, "size": len(group), "new": True}],
+                        moves=[{"key": key, "id": gid} for key in group],
+                        events=[
+                            Event(
+                                "created",
+                                "new identifiers: " + _sample(sorted(group)),
+                                [(gid, "created")],
+                            )
+                        ],
+                        fresh=True,
+                    )
+                )
+                result.created += 1
+                result.moved += len(group)
+            else:
+                mixed.append(sorted(group))
+        if mixed:
+            self._changes(mixed, result)
+        return result
+
+    def _changes(self, keys_of: list[list[str]], result: Plan) -> None:
+        """Merges and splits among ``keys_of`` (groups holding identifiers of old identities
+        that changed)."""
+        old = self.old
         members_old: dict[str, list[str]] = defaultdict(list)  # old id -> member keys in region
         spread: dict[str, Counter[int]] = defaultdict(Counter)  # old id -> group -> count
         for gi, keys in enumerate(keys_of):
@@ -122,7 +184,6 @@ class _Planner:
         claimants: dict[int, list[str]] = defaultdict(list)
         for oid, gi in heir.items():
             claimants[gi].append(oid)
-        result = Plan(units=[])
         assigned: list[str] = []
         winners: dict[int, str] = {}
         for gi in range(len(keys_of)):
@@ -134,19 +195,7 @@ class _Planner:
                 assigned.append(str(uuid.uuid4()))
         # units: groups and old ids sharing identifiers
         sets = UnionFind()
-        changed_groups = []
         for gi, keys in enumerate(keys_of):
-            oid = assigned[gi]
-            same = (
-                gi in winners
-                and len(claimants[gi]) == 1
-                and len(spread[oid]) == 1
-                and len(members_old[oid]) == len(keys)
-            )
-            if same:
-                result.unchanged += 1
-                continue
-            changed_groups.append(gi)
             node = f"g{gi}"
             sets.add(node)
             for key in keys:
@@ -154,21 +203,13 @@ class _Planner:
                 if prior is not None:
                     sets.union(node, f"o{prior}")
         units: dict[str, Unit] = defaultdict(Unit)
-        for gi in changed_groups:
+        for gi, keys in enumerate(keys_of):
             unit = units[sets.find(f"g{gi}")]
             gid = assigned[gi]
-            keys = keys_of[gi]
-            is_new = gi not in winners
-            unit.identities.append({"id": gid, "size": len(keys), "new": is_new})
-            for key in keys:
-                if old.get(key) != gid:
-                    unit.moves.append({"key": key, "id": gid})
-            result.moved += sum(1 for key in keys if old.get(key) != gid)
-            if is_new and not any(key in old for key in keys):
-                unit.events.append(
-                    Event("created", "new identifiers: " + _sample(keys), [(gid, "created")])
-                )
-                result.created += 1
+            unit.identities.append({"id": gid, "size": len(keys), "new": gi not in winners})
+            moves = [{"key": key, "id": gid} for key in keys if old.get(key) != gid]
+            unit.moves.extend(moves)
+            result.moved += len(moves)
             for loser in claimants.get(gi, []):
                 if loser == gid:
                     continue
@@ -185,7 +226,6 @@ class _Planner:
             if len(counts) < 2:
                 continue
             parts = sorted(counts, key=lambda gi: (gi != heir[oid], keys_of[gi][0]))
-            # a split always changes at least one part, which is in the unit of this old id
             unit = units[sets.find(f"o{oid}")]
             kept = set(keys_of[heir[oid]]) & set(members_old[oid])
             roles = [(oid, "split")] + [(assigned[gi], "part") for gi in parts]
@@ -197,8 +237,7 @@ class _Planner:
             reason = "; ".join(dict.fromkeys(causes))
             unit.events.append(Event("split", reason, roles))
             result.split += 1
-        result.units = [units[root] for root in sorted(units)]
-        return result
+        result.units.extend(units[root] for root in sorted(units))
 
     def _age(self, oid: str) -> tuple[int, str]:
         known = self.identities.get(oid)

@@ -172,6 +172,7 @@ class _Run:
                 at_ms=int(time.time() * 1000),
                 actor=f"idgraph resolve ({mode})",
                 batches=batches if mode == "incremental" else [],
+                writers=self.settings.writers,
                 on_commit=lambda done: self.progress("write", done, total),
             )
             write_flags(

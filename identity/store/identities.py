@@ -18,6 +18,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,6 +156,21 @@ CREATE (ev)-[:AFFECTED {role: x[1]}]->(p)
 """
 
 
+_WRITE_FRESH = """
+UNWIND $rows AS x
+CREATE (p:Identity {id: x.id, size: x.size, status: 'active',
+                    created_at: datetime({epochMillis: $at}),
+                    updated_at: datetime({epochMillis: $at})})
+CREATE (:IdentityEvent {id: x.event, kind: 'created', reason: x.reason,
+                        at: datetime({epochMillis: $at}), actor: $actor, run: $run,
+                        batches: $batches})-[:AFFECTED {role: 'created'}]->(p)
+WITH p, x
+UNWIND x.keys AS key
+MATCH (i:Identifier {key: key})
+CREATE (i)-[:MEMBER_OF]->(p)
+"""
+
+
 def write_units(
     graph: Graph,
     units: Sequence[Unit],
@@ -163,20 +179,52 @@ def write_units(
     at_ms: int,
     actor: str,
     batches: Sequence[str],
+    writers: int = 1,
     on_commit: Callable[[int], None] | None = None,
 ) -> None:
-    """Write the units, each whole in one transaction; ``on_commit(units_done)`` after each."""
+    """Write the units, each whole in one transaction, on ``writers`` threads;
+    ``on_commit(units_done)`` after each transaction.
+
+    Units share no identifier and no identity, so concurrent transactions take disjoint locks.
+    """
+    params = {"run": run, "at": at_ms, "actor": actor, "batches": list(batches)}
+    fresh = [u for u in units if u.fresh]
+    other = [u for u in units if not u.fresh]
+    groups = [*_packed(fresh), *_packed(other)]
     done = 0
-    for group in _packed(units):
-        params = {"run": run, "at": at_ms, "actor": actor, "batches": list(batches)}
+
+    def write(group: list[Unit]) -> int:
         try:
             with graph.driver.session(database=graph.database) as session:
                 session.execute_write(_write_group, group, params)
         except (Neo4jError, DriverError) as e:
             raise translate_error(f"write identities (run {run})", e) from e
-        done += len(group)
-        if on_commit is not None:
-            on_commit(done)
+        return len(group)
+
+    if writers <= 1 or len(groups) <= 1:
+        for group in groups:
+            done += write(group)
+            if on_commit is not None:
+                on_commit(done)
+        return
+    with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="resolve-writer") as pool:
+        pending = {pool.submit(write, group) for group in groups[:writers]}
+        queued = iter(groups[writers:])
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    done += future.result()
+                    if on_commit is not None:
+                        on_commit(done)
+                    following = next(queued, None)
+                    if following is not None:
+                        pending.add(pool.submit(write, following))
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            wait(pending)
+            raise
 
 
 def _packed(units: Sequence[Unit]) -> Iterable[list[Unit]]:
@@ -194,22 +242,35 @@ def _packed(units: Sequence[Unit]) -> Iterable[list[Unit]]:
 
 def _write_group(tx: ManagedTransaction, units: list[Unit], params: dict[str, Any]) -> None:
     _fence(tx, params["run"])
-    identities = [x for u in units for x in u.identities]
-    merged = [m for u in units for m in u.merged]
-    moves = [m for u in units for m in u.moves]
-    events = [
+    if units and units[0].fresh:
+        rows = [
+            {
+                "id": u.identities[0]["id"],
+                "size": u.identities[0]["size"],
+                "event": u.events[0].id,
+                "reason": u.events[0].reason,
+                "keys": [m["key"] for m in u.moves],
+            }
+            for u in units
+        ]
+        tx.run(_WRITE_FRESH, {"rows": rows, **params}).consume()
+        return
+    identities: list[Any] = [x for u in units for x in u.identities]
+    merged: list[Any] = [m for u in units for m in u.merged]
+    moves: list[Any] = [m for u in units for m in u.moves]
+    events: list[Any] = [
         {"id": e.id, "kind": e.kind, "reason": e.reason, "identities": e.identities}
         for u in units
         for e in u.events
     ]
-    for query, rows in (
+    for query, statement_rows in (
         (_WRITE_IDENTITIES, identities),
         (_WRITE_MERGED, merged),
         (_WRITE_MOVES, moves),
         (_WRITE_EVENTS, events),
     ):
-        if rows:
-            tx.run(query, {"rows": rows, **params}).consume()
+        if statement_rows:
+            tx.run(query, {"rows": statement_rows, **params}).consume()
 
 
 def write_flags(

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, LiteralString
 
 import numpy as np
+from neo4j.exceptions import DriverError, Neo4jError
 
-from identity.errors import StoreError
 from identity.normalize import Normalizer
 from identity.policy import Policy
 from identity.resolve.engine import direct_shared
@@ -79,14 +79,10 @@ def read_full(
     type_index: dict[str, int] = {}
     types, blocked_col, stored = array("h"), array("b"), array("b")
     node_index: dict[int, int] = {}
-    nodes_query: LiteralString = """
-        MATCH (i:Identifier)
-        OPTIONAL MATCH (i)-[:MEMBER_OF]->(p:Identity)
-        RETURN id(i) AS nid, i.key AS key, i.type AS type, i.value AS value,
-               coalesce(i.hashed, false) AS hashed, i.shared AS shared, p.id AS identity,
-               i.quarantine AS quarantine, i.shared_reason AS reason
-    """
-    for n, row in enumerate(_stream(graph, "read identifiers", nodes_query, {})):
+    top = graph.read(
+        "read the highest identifier id", "MATCH (i:Identifier) RETURN max(id(i)) AS top"
+    )[0]["top"]
+    for n, row in enumerate(_chunked(graph, "read identifiers", _NODES_CHUNK, top, {}), 1):
         key = row[1]
         node_index[row[0]] = len(keys)
         keys.append(key)
@@ -103,13 +99,8 @@ def read_full(
             progress("identifiers", n)
     a, b, count, first, last = array("i"), array("i"), array("q"), array("q"), array("q")
     mergeable, cut = array("b"), array("b")
-    links_query: LiteralString = (
-        "MATCH (x:Identifier)-[r:LINKED]->(y:Identifier) "
-        "RETURN id(x), id(y), r.count, r.first_seen.epochMillis, r.last_seen.epochMillis, "
-        + _MERGEABLE
-        + ", coalesce(r.cut, false)"
-    )
-    for n, row in enumerate(_stream(graph, "read links", links_query, merge_parameters(policy))):
+    params = merge_parameters(policy)
+    for n, row in enumerate(_chunked(graph, "read links", _LINKS_CHUNK, top, params), 1):
         a.append(node_index[row[0]])
         b.append(node_index[row[1]])
         count.append(row[2])
@@ -334,19 +325,43 @@ def _may_merge(link: list[Any]) -> bool:
     return bool(link[8]) and not link[9]
 
 
-def _stream(
-    graph: Graph, operation: str, query: LiteralString, parameters: dict[str, Any]
+_ID_STEP = 20_000
+# One record per block of internal ids, holding a list per identifier or link: the driver's
+# cost is per record, and a NodeByIdSeek over an id range needs no index.
+_NODES_CHUNK: LiteralString = """
+    MATCH (i:Identifier) WHERE id(i) IN range($low, $high)
+    OPTIONAL MATCH (i)-[:MEMBER_OF]->(p:Identity)
+    RETURN collect([id(i), i.key, i.type, i.value, coalesce(i.hashed, false), i.shared, p.id,
+                    i.quarantine, i.shared_reason]) AS rows
+"""
+_LINKS_CHUNK: LiteralString = (
+    """
+    MATCH (x:Identifier) WHERE id(x) IN range($low, $high)
+    MATCH (x)-[r:LINKED]->(y:Identifier)
+    RETURN collect([id(x), id(y), r.count, r.first_seen.epochMillis, r.last_seen.epochMillis,
+                    """
+    + _MERGEABLE
+    + """, coalesce(r.cut, false)]) AS rows
+    """
+)
+
+
+def _chunked(
+    graph: Graph, operation: str, query: LiteralString, top: int | None, params: dict[str, Any]
 ) -> Iterable[list[Any]]:
-    """Rows of a long read as value lists, streamed (bounded memory in the driver)."""
+    """The rows of ``query`` over identifier ids 0..``top``, one block of ids at a time."""
+    if top is None:
+        return
     try:
-        with graph.driver.session(database=graph.database, fetch_size=10_000) as session:
-            result = session.run(query, parameters)
-            for record in result:
-                yield record.values()
-    except StoreError:
-        raise
-    except Exception as e:
-        raise translate_error(operation, e, query=query, parameters=parameters) from e
+        with graph.driver.session(database=graph.database) as session:
+            for low in range(0, top + 1, _ID_STEP):
+                record = session.run(
+                    query, {"low": low, "high": low + _ID_STEP - 1, **params}
+                ).single()
+                if record is not None:
+                    yield from record["rows"]
+    except (Neo4jError, DriverError) as e:
+        raise translate_error(operation, e, query=query, parameters=params) from e
 
 
 def shortest_raw_path(graph: Graph, a: str, b: str, max_hops: int) -> list[str]:
