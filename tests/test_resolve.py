@@ -201,3 +201,28 @@ def test_interrupted_resolve_leaves_whole_identities_and_rerun_finishes(
     assert stored(graph) == recomputed(graph, tmp_path)
     assert report.plan["unchanged"] == len(written)
     check_invariants(graph)
+
+
+def test_circuit_breaker_quarantines_and_releases(graph: Graph, tmp_path: Path) -> None:
+    events = [identify(i, user="C1", cookie=f"ck-{i}") for i in range(7)]
+    load_events(graph, tmp_path, "a", events)
+    tight = Policy(max_identity_size=5)
+    report = run(graph, tmp_path, policy=tight)
+    assert len(report.quarantined) == 1 and report.quarantined[0].size == 8
+    assert len(stored(graph)) == 8  # nothing merged
+    rows = graph.read(
+        "quarantine",
+        "MATCH (q:Quarantine) RETURN q.status AS status, q.size AS size, "
+        "COUNT { MATCH (i:Identifier) WHERE i.quarantine = q.id } AS members",
+    )
+    assert rows == [{"status": "open", "size": 8, "members": 8}]
+    report = run(graph, tmp_path)  # the default bound (1,000): a full run, merged
+    assert report.mode == "full" and not report.quarantined
+    assert len(stored(graph)) == 1
+    rows = graph.read(
+        "quarantine",
+        "MATCH (q:Quarantine) RETURN q.status AS status, "
+        "COUNT { MATCH (i:Identifier) WHERE i.quarantine IS NOT NULL } AS left",
+    )
+    assert rows == [{"status": "released", "left": 0}]
+    check_invariants(graph)
