@@ -17,13 +17,13 @@ import itertools
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import networkx as nx
 
 from identity.config import Settings
 from identity.errors import InputError
 from identity.ingest import make_normalizer
+from identity.normalize import NormalizationError, Normalizer
 from identity.policy import Policy
 from identity.resolve.engine import (
     BLOCKED,
@@ -137,13 +137,13 @@ def explain(
     return result
 
 
-def _normalized_key(normalizer: Any, given: str) -> str:
+def _normalized_key(normalizer: Normalizer, given: str) -> str:
     type_, sep, value = given.partition(":")
     if not sep or not value:
         raise InputError(f"identifier {given!r}: expected TYPE:VALUE, e.g. email:ann@example.com")
     try:
-        return str(normalizer.normalize(type_, value).key)
-    except Exception as e:  # NormalizationError: say why the value is not an identifier
+        return normalizer.normalize(type_, value).key
+    except NormalizationError as e:
         raise InputError(f"identifier {given!r}: {e}") from e
 
 

@@ -109,6 +109,7 @@ class _Run:
         self.normalizer = make_normalizer(settings, policy)
         self.clock = time.perf_counter()
         self.seconds: dict[str, float] = {}
+        self.previous_as_of = 0  # as_of of the last completed run (incremental runs)
 
     def lap(self, step: str) -> None:
         now = time.perf_counter()
