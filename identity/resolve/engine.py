@@ -401,6 +401,7 @@ class _Engine:
         """Kruskal under limits: strongest links first, a union that breaks a limit refused."""
         g = self.g
         keys = g.keys
+        g.load_first_seen(links)
         weight = np.minimum(self.priority[g.types[g.a[links]]], self.priority[g.types[g.b[links]]])
         order = sorted(
             range(len(links)),

@@ -12,7 +12,7 @@ shared identifiers next to them, which are not resolved again but whose stored v
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,6 +63,9 @@ class LinkGraph:
     mergeable: npt.NDArray[np.bool_]
     cut: npt.NDArray[np.bool_]
     index: dict[str, int] = field(default_factory=dict)
+    # Reads skip first_seen (it costs as much as the rest of a link): it is -1 until the
+    # limit split asks for the links it sorts, through this loader (pairs of keys -> millis).
+    first_seen_loader: Callable[[list[tuple[str, str]]], list[int]] | None = None
 
     def __post_init__(self) -> None:
         if not self.index:
@@ -74,6 +77,14 @@ class LinkGraph:
 
     def type_of(self, node: int) -> str:
         return self.type_names[int(self.types[node])]
+
+    def load_first_seen(self, links: Sequence[int]) -> None:
+        """Fill in first_seen for ``links`` where the read left it unknown (-1)."""
+        missing = [j for j in links if self.first_seen[j] < 0]
+        if not missing or self.first_seen_loader is None:
+            return
+        pairs = [(self.keys[int(self.a[j])], self.keys[int(self.b[j])]) for j in missing]
+        self.first_seen[missing] = self.first_seen_loader(pairs)
 
     @classmethod
     def from_rows(cls, nodes: Iterable[NodeRow], links: Iterable[LinkRow]) -> LinkGraph:

@@ -114,6 +114,23 @@ class Graph:
     ) -> list[dict[str, Any]]:
         return self.run(operation, query, parameters, write=False)
 
+    def read_collected(
+        self, operation: str, query: LiteralString, parameters: Mapping[str, Any] | None = None
+    ) -> list[Any]:
+        """The list in the first column of a query that returns one ``collect(...)`` row.
+
+        For bulk reads: the driver's cost is per record, and the values come back as they are
+        (``Record.data()`` would walk every nested list again).
+        """
+        params = dict(parameters or {})
+        try:
+            records, _, _ = self.driver.execute_query(
+                query, params, database_=self.database, routing_=RoutingControl.READ
+            )
+        except (Neo4jError, DriverError) as e:
+            raise translate_error(operation, e, query=query, parameters=params) from e
+        return list(records[0].value(0)) if records else []
+
     def ping(self) -> None:
         """One round trip, not retried: readiness probes must answer fast when Neo4j is down."""
         try:

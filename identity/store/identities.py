@@ -410,27 +410,28 @@ def pending_batches(graph: Graph) -> list[str]:
 
 def touched_keys(graph: Graph, batches: Sequence[str]) -> set[str]:
     """Identifiers whose last write came from one of ``batches`` (through the index)."""
-    rows = graph.read(
-        "read touched identifiers",
-        "UNWIND $batches AS id MATCH (i:Identifier {batch: id}) RETURN i.key AS key",
-        {"batches": list(batches)},
+    return set(
+        graph.read_collected(
+            "read touched identifiers",
+            "UNWIND $batches AS id MATCH (i:Identifier {batch: id}) RETURN collect(i.key)",
+            {"batches": list(batches)},
+        )
     )
-    return {row["key"] for row in rows}
 
 
-def links_seen_between(graph: Graph, low_ms: int, high_ms: int) -> list[tuple[str, str, str, str]]:
-    """Links last seen in (low, high]: the ones a moving TTL window may have expired."""
-    rows = graph.read(
+def links_seen_between(graph: Graph, low_ms: int, high_ms: int) -> list[list[str]]:
+    """Links last seen in (low, high]: those a moving TTL window may have expired, as
+    ``[a key, a type, b key, b type]``."""
+    return graph.read_collected(
         "read expiring links",
         """
         MATCH (a:Identifier)-[r:LINKED]->(b:Identifier)
         WHERE r.last_seen > datetime({epochMillis: $low})
           AND r.last_seen <= datetime({epochMillis: $high})
-        RETURN a.key AS a, a.type AS at, b.key AS b, b.type AS bt
+        RETURN collect([a.key, a.type, b.key, b.type])
         """,
         {"low": low_ms, "high": high_ms},
     )
-    return [(row["a"], row["at"], row["b"], row["bt"]) for row in rows]
 
 
 def stream_identities(graph: Graph) -> Iterable[tuple[str, list[list[str]]]]:

@@ -8,12 +8,15 @@ walks outwards, one query per step, only as far as a change can reach (see
 
 from __future__ import annotations
 
+import re
 from array import array
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, LiteralString
 
 import numpy as np
+import numpy.typing as npt
 from neo4j.exceptions import DriverError, Neo4jError
 
 from identity.normalize import Normalizer
@@ -27,7 +30,7 @@ _MERGEABLE = (
     "(any(s IN r.sources WHERE s IN $allow) "
     "OR (r.party IN $parties AND any(s IN r.sources WHERE NOT s IN $deny)))"
 )
-_FETCH = 2000
+_FETCH = 1000
 
 
 @dataclass
@@ -53,12 +56,24 @@ def _shared_code(kind: str | None) -> int:
     return SHARED_KINDS.index(kind) if kind in SHARED_KINDS else NOT_SHARED
 
 
-def _blocker(normalizer: Normalizer) -> Callable[[str, str, bool], bool]:
+def split_key(key: str) -> tuple[str, str]:
+    """``type:value`` -> (type, value): the key holds both, so reads need not fetch them."""
+    type_, _, value = key.partition(":")
+    return type_, value
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _blocker(normalizer: Normalizer) -> Callable[[str, str], bool]:
+    """Whether an identifier is blocked by the policy now. A stored email or phone that is 64
+    hex digits is a hash (IDGRAPH_HASH_PII): a clear one holds an @ or starts with +."""
     checked = normalizer.blocked_types
 
-    def blocked(type_: str, value: str, hashed: bool) -> bool:
+    def blocked(type_: str, value: str) -> bool:
         if type_ not in checked:
             return False
+        hashed = _SHA256.fullmatch(value) is not None
         return normalizer.blocked_reason(type_, value, hashed=hashed) is not None
 
     return blocked
@@ -78,38 +93,37 @@ def read_full(
     keys: list[str] = []
     type_index: dict[str, int] = {}
     types, blocked_col, stored = array("h"), array("b"), array("b")
-    node_index: dict[int, int] = {}
     top = graph.read(
         "read the highest identifier id", "MATCH (i:Identifier) RETURN max(id(i)) AS top"
     )[0]["top"]
-    for n, row in enumerate(_chunked(graph, "read identifiers", _NODES_CHUNK, top, {}), 1):
-        key = row[1]
-        node_index[row[0]] = len(keys)
+    position = np.full((top or 0) + 1, -1, dtype=np.int64)  # internal id -> index
+    rows = _chunked(graph, "read identifiers", _NODES_CHUNK, top, {})
+    for n, (node_id, key, kind, identity, quarantine, reason) in enumerate(rows, 1):
+        position[node_id] = len(keys)
         keys.append(key)
-        types.append(type_index.setdefault(row[2], len(type_index)))
-        blocked_col.append(blocked(row[2], row[3], row[4]))
-        stored.append(_shared_code(row[5]))
-        if row[5]:
-            shared[key] = (row[5], row[8] or "")
-        if row[6] is not None:
-            snapshot_old[key] = row[6]
-        if row[7] is not None:
+        type_, value = split_key(key)
+        types.append(type_index.setdefault(type_, len(type_index)))
+        blocked_col.append(blocked(type_, value))
+        stored.append(_shared_code(kind))
+        if kind:
+            shared[key] = (kind, reason or "")
+        if identity is not None:
+            snapshot_old[key] = identity
+        if quarantine is not None:
             quarantined.add(key)
         if progress and n % 100_000 == 0:
             progress("identifiers", n)
-    a, b, count, first, last = array("i"), array("i"), array("q"), array("q"), array("q")
-    mergeable, cut = array("b"), array("b")
+    blocks: list[npt.NDArray[np.int64]] = []
     params = merge_parameters(policy)
-    for n, row in enumerate(_chunked(graph, "read links", _LINKS_CHUNK, top, params), 1):
-        a.append(node_index[row[0]])
-        b.append(node_index[row[1]])
-        count.append(row[2])
-        first.append(row[3])
-        last.append(row[4])
-        mergeable.append(row[5])
-        cut.append(row[6])
-        if progress and n % 100_000 == 0:
-            progress("links", n)
+    read = 0
+    for block in _chunked_blocks(graph, "read links", _LINKS_CHUNK, top, params):
+        # [x id, y id, count, last_seen, mergeable, cut] per link, as one int64 matrix
+        blocks.append(np.array(block, dtype=np.int64).reshape(-1, 6))
+        read += len(block)
+        if progress:
+            progress("links", read)
+    links = np.concatenate(blocks) if blocks else np.zeros((0, 6), dtype=np.int64)
+    del blocks
     type_names = [""] * len(type_index)
     for name, i in type_index.items():
         type_names[i] = name
@@ -120,13 +134,14 @@ def read_full(
         blocked=np.frombuffer(blocked_col, dtype=np.int8).astype(np.bool_),
         region=np.ones(len(keys), dtype=np.bool_),
         stored_shared=np.frombuffer(stored, dtype=np.int8).copy(),
-        a=np.frombuffer(a, dtype=np.int32).copy(),
-        b=np.frombuffer(b, dtype=np.int32).copy(),
-        count=np.frombuffer(count, dtype=np.int64).copy(),
-        first_seen=np.frombuffer(first, dtype=np.int64).copy(),
-        last_seen=np.frombuffer(last, dtype=np.int64).copy(),
-        mergeable=np.frombuffer(mergeable, dtype=np.int8).astype(np.bool_),
-        cut=np.frombuffer(cut, dtype=np.int8).astype(np.bool_),
+        a=position[links[:, 0]].astype(np.int32),
+        b=position[links[:, 1]].astype(np.int32),
+        count=links[:, 2].copy(),
+        first_seen=np.full(len(links), -1, dtype=np.int64),
+        last_seen=links[:, 3].copy(),
+        mergeable=links[:, 4].astype(np.bool_),
+        cut=links[:, 5].astype(np.bool_),
+        first_seen_loader=lambda pairs: read_first_seen(graph, pairs),
     )
     return Snapshot(
         graph=link_graph,
@@ -158,79 +173,101 @@ _NODE_QUERY: LiteralString = (
     UNWIND $keys AS k
     MATCH (i:Identifier {key: k})
     OPTIONAL MATCH (i)-[:MEMBER_OF]->(p:Identity)
-    RETURN i.key AS key, i.type AS type, i.value AS value, coalesce(i.hashed, false) AS hashed,
-           i.shared AS shared, i.shared_reason AS reason, p.id AS identity,
-           i.quarantine AS quarantine,
-           COLLECT {
-             MATCH (i)-[r:LINKED]-(o:Identifier)
-             RETURN [o.key, o.type, o.value, coalesce(o.hashed, false), o.shared, r.count,
-                     r.first_seen.epochMillis, r.last_seen.epochMillis, """
+    WITH i, p, COLLECT {
+        MATCH (i)-[r:LINKED]-(o:Identifier)
+        RETURN [o.key, o.shared, r.count, r.last_seen.epochMillis, """
     + _MERGEABLE
     + """, coalesce(r.cut, false)]
-           } AS links,
-           COLLECT { MATCH (i)-[:MEMBER_OF]->(:Identity)<-[:MEMBER_OF]-(m) RETURN m.key }
-             AS comembers
+      } AS links
+    RETURN collect([i.key, i.shared, i.shared_reason, p.id, i.quarantine, links]) AS rows
     """
 )
+_MEMBERS_QUERY: LiteralString = """
+    UNWIND $ids AS id
+    MATCH (p:Identity {id: id})
+    RETURN collect([id, p.created_at.epochMillis,
+                    COLLECT { MATCH (p)<-[:MEMBER_OF]-(m:Identifier) RETURN m.key }]) AS rows
+"""
+
+
+@dataclass(slots=True)
+class _Node:
+    key: str
+    shared: str | None
+    reason: str | None
+    identity: str | None
+    quarantine: str | None
+    links: list[list[Any]]  # [other key, other's shared verdict, count, last_seen, merge, cut]
 
 
 class _RegionReader:
-    def __init__(self, graph: Graph, policy: Policy, normalizer: Normalizer, as_of_ms: int) -> None:
+    def __init__(self, graph: Graph, policy: Policy, normalizer: Normalizer) -> None:
         self.graph = graph
         self.policy = policy
-        self.as_of = as_of_ms
         self.blocked = _blocker(normalizer)
         self.params = merge_parameters(policy)
-        self.rows: dict[str, dict[str, Any]] = {}
+        self.rows: dict[str, _Node] = {}
+        self.identities: dict[str, OldIdentity] = {}
+        self.members: dict[str, list[str]] = {}
 
-    def fetch(self, keys: Iterable[str]) -> list[dict[str, Any]]:
+    def fetch(self, keys: Iterable[str]) -> None:
+        """Read the identifiers not read yet, with their links, and their identities.
+
+        Blocks of keys are read on two sessions at once: the server then uses both cores.
+        """
         wanted = sorted(set(keys) - set(self.rows))
-        fetched = []
-        for start in range(0, len(wanted), _FETCH):
-            rows = self.graph.read(
-                "read region",
-                _NODE_QUERY,
-                {"keys": wanted[start : start + _FETCH], **self.params},
-            )
+        blocks = [wanted[i : i + _FETCH] for i in range(0, len(wanted), _FETCH)]
+        for rows in self._map(_NODE_QUERY, "read region", "keys", blocks):
             for row in rows:
-                self.rows[row["key"]] = row
-                fetched.append(row)
-        return fetched
+                self.rows[row[0]] = _Node(*row)
+        ids = sorted({n.identity for n in self.rows.values() if n.identity} - set(self.members))
+        blocks = [ids[i : i + _FETCH] for i in range(0, len(ids), _FETCH)]
+        for rows in self._map(_MEMBERS_QUERY, "read identities", "ids", blocks):
+            for identity, created, members in rows:
+                self.identities[identity] = OldIdentity(identity, int(created))
+                self.members[identity] = members
+
+    def _map(
+        self, query: LiteralString, operation: str, name: str, blocks: list[list[str]]
+    ) -> Iterable[list[Any]]:
+        def read(block: list[str]) -> list[Any]:
+            return self.graph.read_collected(operation, query, {name: block, **self.params})
+
+        if len(blocks) <= 1:
+            return map(read, blocks)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="region-reader") as pool:
+            return list(pool.map(read, blocks))
+
+    def comembers(self, key: str) -> list[str]:
+        identity = self.rows[key].identity
+        return self.members.get(identity, []) if identity else []
 
     def builder(self, region: set[str], halo_links: dict[str, list[list[Any]]]) -> GraphBuilder:
         build = GraphBuilder()
         blocked = self.blocked
         for key in sorted(region):
-            row = self.rows[key]
+            type_, value = split_key(key)
             build.node(
                 key,
-                row["type"],
-                blocked=blocked(row["type"], row["value"], row["hashed"]),
-                stored_shared=_shared_code(row["shared"]),
+                type_,
+                blocked=blocked(type_, value),
+                stored_shared=_shared_code(self.rows[key].shared),
             )
-        for key in sorted(region):
-            row = self.rows[key]
+        links_of = [(key, self.rows[key].links) for key in sorted(region)]
+        for key, links in [*links_of, *halo_links.items()]:
             i = build.index[key]
-            for link in row["links"]:
-                j = build.node(
-                    link[0],
-                    link[1],
-                    blocked=blocked(link[1], link[2], link[3]),
-                    region=False,
-                    stored_shared=_shared_code(link[4]),
-                )
-                build.link(i, j, link[5], link[6], link[7], link[8], link[9])
-        for key, links in halo_links.items():
-            i = build.index[key]
-            for link in links:
-                j = build.node(
-                    link[0],
-                    link[1],
-                    blocked=blocked(link[1], link[2], link[3]),
-                    region=False,
-                    stored_shared=_shared_code(link[4]),
-                )
-                build.link(i, j, link[5], link[6], link[7], link[8], link[9])
+            for other, shared, count, last, merge, cut in links:
+                j = build.index.get(other)
+                if j is None:
+                    type_, value = split_key(other)
+                    j = build.node(
+                        other,
+                        type_,
+                        blocked=blocked(type_, value),
+                        region=False,
+                        stored_shared=_shared_code(shared),
+                    )
+                build.link(i, j, count, -1, last, merge, cut)
         return build
 
 
@@ -247,7 +284,7 @@ def read_region(
     (a kiosk, a family tablet): no link of theirs merges before or after, so nothing beyond
     them can change. Those stay in the *halo*, with their stored verdict.
     """
-    reader = _RegionReader(graph, policy, normalizer, as_of_ms)
+    reader = _RegionReader(graph, policy, normalizer)
     seeds = set(seeds)
     reader.fetch(seeds)
     seeds &= set(reader.rows)  # identifiers deleted since they were touched
@@ -256,13 +293,11 @@ def read_region(
     probe = reader.builder(seeds, {}).build()
     now_direct = direct_shared(probe, policy, as_of_ms)
     still_direct = {
-        key
-        for key in seeds
-        if reader.rows[key]["shared"] == "direct" and now_direct[probe.index[key]]
+        key for key in seeds if reader.rows[key].shared == "direct" and now_direct[probe.index[key]]
     }
     near = set(seeds)
     for key in seeds - still_direct:
-        near.update(link[0] for link in reader.rows[key]["links"] if _may_merge(link))
+        near.update(link[0] for link in reader.rows[key].links if _may_merge(link))
     region: set[str] = set()
     frontier = set(near)
     while frontier:
@@ -273,14 +308,14 @@ def read_region(
             if row is None or key in region:
                 continue
             region.add(key)
-            reached.update(row["comembers"])
-            if key in still_direct or (key not in seeds and row["shared"] == "direct"):
+            reached.update(reader.comembers(key))
+            if key in still_direct or (key not in seeds and row.shared == "direct"):
                 continue  # shared by the direct rule before and after: no link of it merges
-            for link in row["links"]:
+            for link in row.links:
                 other = link[0]
                 if other in region or not _may_merge(link):
                     continue
-                if other not in near and link[4] in ("direct", "two_hop"):
+                if other not in near and link[1] in ("direct", "two_hop"):
                     continue  # unchanged and shared: it stays in the halo
                 reached.add(other)
         frontier = reached - region
@@ -288,8 +323,10 @@ def read_region(
     halo_two_hop = {
         link[0]
         for key in region
-        for link in reader.rows[key]["links"]
-        if link[0] not in region and link[4] == "two_hop" and link[1] not in policy.anchor_types
+        for link in reader.rows[key].links
+        if link[0] not in region
+        and link[1] == "two_hop"
+        and split_key(link[0])[0] not in policy.anchor_types
     }
     halo_links: dict[str, list[list[Any]]] = {}
     if halo_two_hop:
@@ -297,32 +334,26 @@ def read_region(
         for key in halo_two_hop:
             halo_links[key] = [
                 link
-                for link in reader.rows[key]["links"]
-                if link[1] in policy.anchor_types and _may_merge(link)
+                for link in reader.rows[key].links
+                if split_key(link[0])[0] in policy.anchor_types and _may_merge(link)
             ]
     link_graph = reader.builder(region, halo_links).build()
-    old = {
-        key: reader.rows[key]["identity"]
-        for key in region
-        if reader.rows[key]["identity"] is not None
-    }
+    link_graph.first_seen_loader = lambda pairs: read_first_seen(graph, pairs)
+    rows = reader.rows
+    old = {key: identity for key in region if (identity := rows[key].identity) is not None}
     return Snapshot(
         graph=link_graph,
         old=old,
-        identities=read_identities(graph, set(old.values())),
-        shared={
-            k: (reader.rows[k]["shared"], reader.rows[k]["reason"] or "")
-            for k in region
-            if reader.rows[k]["shared"]
-        },
-        quarantined={k for k in region if reader.rows[k]["quarantine"] is not None},
+        identities={i: reader.identities[i] for i in set(old.values()) if i in reader.identities},
+        shared={k: (kind, rows[k].reason or "") for k in region if (kind := rows[k].shared)},
+        quarantined={k for k in region if rows[k].quarantine is not None},
     )
 
 
 def _may_merge(link: list[Any]) -> bool:
     """Mergeable by party and sources and not cut. TTL and blocked ends are left to the
     engine: walking a few links too many costs time, never correctness."""
-    return bool(link[8]) and not link[9]
+    return bool(link[4]) and not link[5]
 
 
 _ID_STEP = 20_000
@@ -331,15 +362,13 @@ _ID_STEP = 20_000
 _NODES_CHUNK: LiteralString = """
     MATCH (i:Identifier) WHERE id(i) IN range($low, $high)
     OPTIONAL MATCH (i)-[:MEMBER_OF]->(p:Identity)
-    RETURN collect([id(i), i.key, i.type, i.value, coalesce(i.hashed, false), i.shared, p.id,
-                    i.quarantine, i.shared_reason]) AS rows
+    RETURN collect([id(i), i.key, i.shared, p.id, i.quarantine, i.shared_reason]) AS rows
 """
 _LINKS_CHUNK: LiteralString = (
     """
     MATCH (x:Identifier) WHERE id(x) IN range($low, $high)
     MATCH (x)-[r:LINKED]->(y:Identifier)
-    RETURN collect([id(x), id(y), r.count, r.first_seen.epochMillis, r.last_seen.epochMillis,
-                    """
+    RETURN collect([id(x), id(y), r.count, r.last_seen.epochMillis, """
     + _MERGEABLE
     + """, coalesce(r.cut, false)]) AS rows
     """
@@ -350,6 +379,13 @@ def _chunked(
     graph: Graph, operation: str, query: LiteralString, top: int | None, params: dict[str, Any]
 ) -> Iterable[list[Any]]:
     """The rows of ``query`` over identifier ids 0..``top``, one block of ids at a time."""
+    for block in _chunked_blocks(graph, operation, query, top, params):
+        yield from block
+
+
+def _chunked_blocks(
+    graph: Graph, operation: str, query: LiteralString, top: int | None, params: dict[str, Any]
+) -> Iterable[list[Any]]:
     if top is None:
         return
     try:
@@ -358,10 +394,29 @@ def _chunked(
                 record = session.run(
                     query, {"low": low, "high": low + _ID_STEP - 1, **params}
                 ).single()
-                if record is not None:
-                    yield from record["rows"]
+                if record is not None and record["rows"]:
+                    yield record["rows"]
     except (Neo4jError, DriverError) as e:
         raise translate_error(operation, e, query=query, parameters=params) from e
+
+
+def read_first_seen(graph: Graph, pairs: list[tuple[str, str]]) -> list[int]:
+    """first_seen (epoch ms) of the links between the given pairs of keys, in order."""
+    found: dict[tuple[str, str], int] = {}
+    for start in range(0, len(pairs), 5000):
+        block = [list(pair) for pair in pairs[start : start + 5000]]
+        rows = graph.read_collected(
+            "read link first_seen",
+            """
+            UNWIND $pairs AS pair
+            MATCH (x:Identifier {key: pair[0]})-[r:LINKED]-(y:Identifier {key: pair[1]})
+            RETURN collect([pair[0], pair[1], r.first_seen.epochMillis])
+            """,
+            {"pairs": block},
+        )
+        for a, b, first in rows:
+            found[a, b] = first
+    return [found.get(pair, 0) for pair in pairs]
 
 
 def shortest_raw_path(graph: Graph, a: str, b: str, max_hops: int) -> list[str]:
