@@ -168,6 +168,7 @@ class _Engine:
         self.verdict = np.full(len(graph.a), MERGED, dtype=np.int8)
         self.shared_kind = np.zeros(graph.n, dtype=np.int8)
         self.notes: dict[int, SharedNote] = {}
+        self._adjacency_of: tuple[npt.NDArray[np.bool_], csr_array] | None = None
 
     def run(self) -> Resolution:
         g = self.g
@@ -180,11 +181,14 @@ class _Engine:
         shared = self.shared_kind > 0
         pre = candidate & ~shared[g.a] & ~shared[g.b]
         self.verdict[candidate & ~pre] = SHARED
-        self._bridges(pre)
-        shared = self.shared_kind > 0
-        eligible = pre & ~shared[g.a] & ~shared[g.b]
-        self.verdict[pre & ~eligible] = SHARED
-        labels = _labels(g.n, g.a[eligible], g.b[eligible])
+        pre_labels = _labels(g.n, g.a[pre], g.b[pre])
+        if self._bridges(pre, pre_labels):
+            shared = self.shared_kind > 0
+            eligible = pre & ~shared[g.a] & ~shared[g.b]
+            self.verdict[pre & ~eligible] = SHARED
+            labels = _labels(g.n, g.a[eligible], g.b[eligible])
+        else:
+            eligible, labels = pre, pre_labels
         group_of, quarantined = self._limits_and_breaker(labels, eligible)
         group_of[~g.region] = -1
         # renumber densely
@@ -223,6 +227,15 @@ class _Engine:
     # -- 2. shared identifiers -----------------------------------------------------------
 
     def _adjacency(self, mask: npt.NDArray[np.bool_]) -> csr_array:
+        """The symmetric adjacency of the links in ``mask`` (the candidate links: built once)."""
+        cached = self._adjacency_of
+        if cached is not None and cached[0] is mask:
+            return cached[1]
+        matrix = self._build_adjacency(mask)
+        self._adjacency_of = (mask, matrix)
+        return matrix
+
+    def _build_adjacency(self, mask: npt.NDArray[np.bool_]) -> csr_array:
         g = self.g
         a, b = g.a[mask], g.b[mask]
         ones = np.ones(2 * len(a), dtype=np.int32)
@@ -301,26 +314,28 @@ class _Engine:
             examples=tuple(of_type[:_EXAMPLES]),
         )
 
-    def _bridges(self, pre: npt.NDArray[np.bool_]) -> None:
+    def _bridges(self, pre: npt.NDArray[np.bool_], labels: npt.NDArray[np.int32]) -> bool:
+        """Flag the bridge anchors of the components over ``pre``; True if any was found."""
         g = self.g
-        labels = _labels(g.n, g.a[pre], g.b[pre])
         t = self.n_types
         anchor_nodes = np.flatnonzero(self.anchor_type[g.types] & g.region)
         cells = labels[anchor_nodes].astype(np.int64) * t + g.types[anchor_nodes]
         counts = np.bincount(cells, minlength=(int(labels.max()) + 1) * t if g.n else 0)
         busy_cells = np.flatnonzero(counts >= 2)
         if not len(busy_cells):
-            return
+            return False
         busy = np.zeros(int(labels.max()) + 1, dtype=np.bool_)
         busy[busy_cells // t] = True
         links = np.flatnonzero(pre & busy[labels[g.a]])
         by_component: dict[int, list[int]] = defaultdict(list)
         for j, label in zip(links.tolist(), labels[g.a[links]].tolist(), strict=True):
             by_component[label].append(j)
+        found = False
         for label in sorted(by_component):
-            self._bridges_in(by_component[label])
+            found |= self._bridges_in(by_component[label])
+        return found
 
-    def _bridges_in(self, links: list[int]) -> None:
+    def _bridges_in(self, links: list[int]) -> bool:
         g = self.g
         component = nx.Graph()
         component.add_edges_from(zip(g.a[links].tolist(), g.b[links].tolist(), strict=True))
@@ -348,6 +363,7 @@ class _Engine:
         for x, note in found:  # all judged on the same component, then applied
             self.shared_kind[x] = BRIDGE
             self.notes[x] = note
+        return bool(found)
 
     # -- 3-4. components, circuit breaker, limits ----------------------------------------
 
