@@ -157,14 +157,14 @@ def read_identities(graph: Graph, ids: Iterable[str]) -> dict[str, OldIdentity]:
     wanted = sorted(set(ids))
     found: dict[str, OldIdentity] = {}
     for start in range(0, len(wanted), 50_000):
-        rows = graph.read(
+        rows = graph.read_collected(
             "read identities",
             "UNWIND $ids AS id MATCH (p:Identity {id: id}) "
-            "RETURN p.id AS id, p.created_at.epochMillis AS created",
+            "RETURN collect([p.id, p.created_at.epochMillis])",
             {"ids": wanted[start : start + 50_000]},
         )
-        for row in rows:
-            found[row["id"]] = OldIdentity(row["id"], int(row["created"]))
+        for identity, created in rows:
+            found[identity] = OldIdentity(identity, int(created))
     return found
 
 
