@@ -70,13 +70,15 @@ class Unit:
 
     identities: list[dict[str, object]] = field(default_factory=list)  # id, size, new
     moves: list[dict[str, str]] = field(default_factory=list)  # key -> id
+    members: list[str] = field(default_factory=list)  # a fresh unit's identifiers
     merged: list[dict[str, str]] = field(default_factory=list)  # loser -> winner
     events: list[Event] = field(default_factory=list)
     fresh: bool = False
 
     @property
     def weight(self) -> int:
-        return len(self.identities) + len(self.moves) + len(self.merged) + len(self.events)
+        moved = len(self.moves) + len(self.members)
+        return len(self.identities) + moved + len(self.merged) + len(self.events)
 
 
 @dataclass
@@ -157,7 +159,7 @@ class _Planner:
                 result.units.append(
                     Unit(
                         identities=[{"id": gid, "size": len(group), "new": True}],
-                        moves=[{"key": key, "id": gid} for key in group],
+                        members=group,
                         events=[Event("created", "new identifiers: " + sample, [(gid, "created")])],
                         fresh=True,
                     )

@@ -249,7 +249,7 @@ def _write_group(tx: ManagedTransaction, units: list[Unit], params: dict[str, An
                 "size": u.identities[0]["size"],
                 "event": u.events[0].id,
                 "reason": u.events[0].reason,
-                "keys": [m["key"] for m in u.moves],
+                "keys": u.members,
             }
             for u in units
         ]
