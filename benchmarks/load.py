@@ -16,7 +16,6 @@ page cache) in a temporary directory. Writes JSON to benchmarks/results/load.jso
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import json
 import logging
@@ -25,11 +24,11 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench_server import benchmark_server
 from neo4j import ManagedTransaction
 from rich.console import Console
 from rich.table import Table
@@ -38,9 +37,7 @@ from identity.config import load_settings
 from identity.ingest import load_segment_file, make_normalizer
 from identity.model import Observation
 from identity.policy import Policy
-from identity.store.driver import Graph, open_driver
-from identity.store.host import free_port
-from identity.store.local_server import LocalServer, ServerConfig
+from identity.store.driver import Graph
 from identity.store.schema import init_schema
 from loaders.records import open_input
 from loaders.segment import SegmentOptions, read_segment
@@ -156,40 +153,6 @@ def parse_only(path: Path, options: SegmentOptions) -> dict[str, Any]:
     return {"events": events, "seconds": seconds, "events_per_s": events / seconds}
 
 
-@contextlib.contextmanager
-def _server(workdir: Path) -> Iterator[tuple[Graph, str]]:
-    if os.environ.get("IDGRAPH_NEO4J_URI"):
-        settings = load_settings()
-        driver = open_driver(settings)
-        try:
-            yield Graph(driver, settings.neo4j_database), settings.neo4j_uri or ""
-        finally:
-            driver.close()
-        return
-    base = load_settings()
-    server = LocalServer(
-        ServerConfig(
-            home=workdir / "neo4j",
-            cache=base.neo4j_cache,
-            version=base.neo4j_version,
-            bolt_port=free_port(),
-            password="benchmark-password",
-            heap="2g",
-            pagecache="2g",
-        )
-    )
-    server.start()
-    try:
-        settings = load_settings(neo4j_uri=server.uri, neo4j_password="benchmark-password")
-        driver = open_driver(settings)
-        try:
-            yield Graph(driver, settings.neo4j_database), server.uri
-        finally:
-            driver.close()
-    finally:
-        server.stop()
-
-
 def main() -> int:
     logging.getLogger("neo4j").setLevel(logging.ERROR)  # retried deadlocks are expected
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -216,7 +179,7 @@ def main() -> int:
         )
         parsing = parse_only(events_file, options)
         console.print(f"parse + normalize only: {parsing['events_per_s']:,.0f} events/s")
-        with _server(workdir) as (graph, uri):
+        with benchmark_server(workdir) as (graph, uri):
             console.print(f"Neo4j: {uri}")
             graph.wipe()
             init_schema(graph)

@@ -7,42 +7,41 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from identity.config import Settings
+from identity.policy import Policy
 from identity.store.driver import Graph
 from tests.test_cli import _server_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.neo4j
-def test_load_benchmark_smoke(graph: Graph, neo4j_settings: Settings, tmp_path: Path) -> None:
-    out = tmp_path / "load.json"
+def _run(script: str, out: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+    """Run ``benchmarks/<script>`` with ``args`` and ``--out``; return its JSON report."""
     result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "load.py"),
-            "--people",
-            "40",
-            "--naive-events",
-            "60",
-            "--chunk-size",
-            "100",
-            "--breakdown-events",
-            "200",
-            "--out",
-            str(out),
-        ],
-        env={**os.environ, **_server_env(neo4j_settings), "COLUMNS": "200"},
+        [sys.executable, str(ROOT / "benchmarks" / script), *args, "--out", str(out)],
+        env={**os.environ, **(env or {}), "COLUMNS": "200"},
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    report = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+@pytest.mark.neo4j
+def test_load_benchmark_smoke(graph: Graph, neo4j_settings: Settings, tmp_path: Path) -> None:
+    report = _run(
+        "load.py",
+        tmp_path / "load.json",
+        *("--people", "40", "--naive-events", "60", "--chunk-size", "100"),
+        *("--breakdown-events", "200"),
+        env=_server_env(neo4j_settings),
+    )
     assert report["naive"]["events"] == 60
     assert report["idgraph"]["events"] == report["parse_only"]["events"] > 60
     assert report["ratio"] > 0 and report["graph"]["ids"] > 0
@@ -50,24 +49,36 @@ def test_load_benchmark_smoke(graph: Graph, neo4j_settings: Settings, tmp_path: 
 
 
 def test_components_benchmark_smoke(tmp_path: Path) -> None:
-    out = tmp_path / "components.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "components.py"),
-            "--nodes",
-            "2000",
-            "--repeat",
-            "1",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(out.read_text())
+    report = _run("components.py", tmp_path / "components.json", "--nodes", "2000", "--repeat", "1")
     assert report["nodes"] == 2000 and report["agree"] is True
     assert len(report["methods"]) == 3
+
+
+@pytest.mark.neo4j
+def test_resolve_benchmark_smoke(graph: Graph, neo4j_settings: Settings, tmp_path: Path) -> None:
+    report = _run(
+        "resolve.py",
+        tmp_path / "resolve.json",
+        *("--identifiers", "3000", "--batches", "3", "--batch-events", "50", "--repeat", "1"),
+        env=_server_env(neo4j_settings),
+    )
+    shape = report["graph"]
+    assert shape["identifiers"] == 3000
+    assert 1.5 * 3000 < shape["links"] < 2.5 * 3000
+    assert set(shape["by_type"]) == set(Policy().types)
+    first, again = report["full"]["first"], report["full"]["again"]
+    assert first["mode"] == again["mode"] == "full"
+    assert first["identifiers"] == 3000 and first["plan"]["created"] == first["identities"] > 0
+    assert again["plan"]["moved"] == 0 and again["identities"] == first["identities"]
+    assert first["shared"] > 0  # the kiosk, the tablets and the store email
+    compute = report["compute"]
+    assert compute["components_agree"] is True and len(compute["methods"]) == 5
+    runs = report["incremental"]["runs"]
+    assert report["incremental"]["batches"] == 3 and report["incremental"]["warmup_batches"] == 1
+    assert len(runs) == 4 and all(r["mode"] == "incremental" for r in runs)
+    assert all(r["events"] == r["accepted"] == 50 and r["identifiers"] > 0 for r in runs)
+    assert set(report["targets"]) == {
+        "full_seconds",
+        "compute_vs_scipy",
+        "incremental_p95_seconds",
+    }

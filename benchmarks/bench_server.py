@@ -1,0 +1,54 @@
+"""The Neo4j a benchmark measures: ``IDGRAPH_NEO4J_URI`` when set (its database is wiped),
+otherwise a throwaway local server in a temporary directory, stopped at the end."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from identity.config import load_settings
+from identity.store.driver import Graph, open_driver
+from identity.store.host import free_port
+from identity.store.local_server import LocalServer, ServerConfig
+
+PASSWORD = "benchmark-password"
+
+
+@contextlib.contextmanager
+def benchmark_server(
+    workdir: Path, *, heap: str = "2g", pagecache: str = "2g", start_timeout: float = 300.0
+) -> Iterator[tuple[Graph, str]]:
+    """A graph to measure against and its URI."""
+    if os.environ.get("IDGRAPH_NEO4J_URI"):
+        settings = load_settings()
+        driver = open_driver(settings)
+        try:
+            yield Graph(driver, settings.neo4j_database), settings.neo4j_uri or ""
+        finally:
+            driver.close()
+        return
+    base = load_settings()
+    server = LocalServer(
+        ServerConfig(
+            home=workdir / "neo4j",
+            cache=base.neo4j_cache,
+            version=base.neo4j_version,
+            bolt_port=free_port(),
+            password=PASSWORD,
+            heap=heap,
+            pagecache=pagecache,
+            start_timeout=start_timeout,
+        )
+    )
+    server.start()
+    try:
+        settings = load_settings(neo4j_uri=server.uri, neo4j_password=PASSWORD)
+        driver = open_driver(settings)
+        try:
+            yield Graph(driver, settings.neo4j_database), server.uri
+        finally:
+            driver.close()
+    finally:
+        server.stop()
