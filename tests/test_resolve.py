@@ -226,3 +226,10 @@ def test_circuit_breaker_quarantines_and_releases(graph: Graph, tmp_path: Path) 
     )
     assert rows == [{"status": "released", "left": 0}]
     check_invariants(graph)
+
+
+def test_resolve_on_an_empty_database(graph: Graph, tmp_path: Path) -> None:
+    report = run(graph, tmp_path)
+    assert report.mode == "full" and report.identifiers == 0 and report.identities == 0
+    again = run(graph, tmp_path)
+    assert again.mode == "incremental" and again.identifiers == 0
