@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -10,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from identity.errors import ResolveBusyError
+from identity.ingest import load_segment_file
 from identity.policy import Policy, TypeRule
 from identity.store import identities as identities_store
 from identity.store.driver import Graph
+from identity.store.schema import init_schema
 from tests.resolving import (
     check_invariants,
     identify,
@@ -20,6 +23,7 @@ from tests.resolving import (
     load_events,
     recomputed,
     run,
+    settings,
     stored,
 )
 
@@ -233,3 +237,28 @@ def test_resolve_on_an_empty_database(graph: Graph, tmp_path: Path) -> None:
     assert report.mode == "full" and report.identifiers == 0 and report.identities == 0
     again = run(graph, tmp_path)
     assert again.mode == "incremental" and again.identifiers == 0
+
+
+def test_source_settings_override_the_party(graph: Graph, tmp_path: Path) -> None:
+    path = tmp_path / "partner.ndjson"
+    path.write_text(json.dumps(identify(1, user="C1", cookie="ck-1")) + "\n")
+    init_schema(graph)
+    load_segment_file(graph, path, settings(tmp_path), Policy(), source="partner", party="second")
+    run(graph, tmp_path)
+    assert len(stored(graph)) == 1  # second party merges by default
+    enrich_only = Policy(source_merge={"partner": False})
+    assert run(graph, tmp_path, policy=enrich_only).mode == "full"
+    assert len(stored(graph)) == 2
+    third = tmp_path / "dmp.ndjson"
+    third.write_text(json.dumps(identify(2, user="C2", cookie="ck-2")) + "\n")
+    load_segment_file(graph, third, settings(tmp_path), Policy(), source="dmp", party="third")
+    trusted = Policy(source_merge={"partner": False, "dmp": True})
+    run(graph, tmp_path, policy=trusted)
+    assert frozenset({"crm_id:C2", "cookie:ck-2"}) in stored(graph)
+    assert frozenset({"crm_id:C1", "cookie:ck-1"}) not in stored(graph)
+    more = tmp_path / "dmp2.ndjson"
+    more.write_text(json.dumps(identify(3, user="C2", cookie="ck-3")) + "\n")
+    load_segment_file(graph, more, settings(tmp_path), Policy(), source="dmp", party="third")
+    assert run(graph, tmp_path, policy=trusted).mode == "incremental"
+    assert frozenset({"crm_id:C2", "cookie:ck-2", "cookie:ck-3"}) in stored(graph)
+    assert stored(graph) == recomputed(graph, tmp_path, policy=trusted)

@@ -26,10 +26,14 @@ from identity.resolve.graph import NOT_SHARED, SHARED_KINDS, GraphBuilder, LinkG
 from identity.resolve.lineage import OldIdentity
 from identity.store.driver import Graph, translate_error
 
-_MERGEABLE = (
+# Whether a link may merge, as Policy.may_merge decides. Without per-source settings (the
+# default) the party alone decides: every link has a source, and scanning r.sources costs a
+# third of a region read.
+_MERGEABLE_BY_SOURCE: LiteralString = (
     "(any(s IN r.sources WHERE s IN $allow) "
     "OR (r.party IN $parties AND any(s IN r.sources WHERE NOT s IN $deny)))"
 )
+_MERGEABLE_BY_PARTY: LiteralString = "(r.party IN $parties)"
 _FETCH = 1000
 
 
@@ -116,7 +120,8 @@ def read_full(
     blocks: list[npt.NDArray[np.int64]] = []
     params = merge_parameters(policy)
     read = 0
-    for block in _chunked_blocks(graph, "read links", _LINKS_CHUNK, top, params):
+    links_query = _links_chunk(_mergeable(policy))
+    for block in _chunked_blocks(graph, "read links", links_query, top, params):
         # [x id, y id, count, last_seen, mergeable, cut] per link, as one int64 matrix
         blocks.append(np.array(block, dtype=np.int64).reshape(-1, 6))
         read += len(block)
@@ -168,20 +173,39 @@ def read_identities(graph: Graph, ids: Iterable[str]) -> dict[str, OldIdentity]:
     return found
 
 
-_NODE_QUERY: LiteralString = (
-    """
-    UNWIND $keys AS k
-    MATCH (i:Identifier {key: k})
-    OPTIONAL MATCH (i)-[:MEMBER_OF]->(p:Identity)
-    WITH i, p, COLLECT {
-        MATCH (i)-[r:LINKED]-(o:Identifier)
-        RETURN [o.key, o.shared, r.count, r.last_seen.epochMillis, """
-    + _MERGEABLE
-    + """, coalesce(r.cut, false)]
-      } AS links
-    RETURN collect([i.key, i.shared, i.shared_reason, p.id, i.quarantine, links]) AS rows
-    """
-)
+def _node_query(mergeable: LiteralString) -> LiteralString:
+    return (
+        """
+        UNWIND $keys AS k
+        MATCH (i:Identifier {key: k})
+        OPTIONAL MATCH (i)-[:MEMBER_OF]->(p:Identity)
+        WITH i, p, COLLECT {
+            MATCH (i)-[r:LINKED]-(o:Identifier)
+            RETURN [o.key, o.shared, r.count, r.last_seen.epochMillis, """
+        + mergeable
+        + """, coalesce(r.cut, false)]
+          } AS links
+        RETURN collect([i.key, i.shared, i.shared_reason, p.id, i.quarantine, links]) AS rows
+        """
+    )
+
+
+def _links_chunk(mergeable: LiteralString) -> LiteralString:
+    return (
+        """
+        MATCH (x:Identifier) WHERE id(x) IN range($low, $high)
+        MATCH (x)-[r:LINKED]->(y:Identifier)
+        RETURN collect([id(x), id(y), r.count, r.last_seen.epochMillis, """
+        + mergeable
+        + """, coalesce(r.cut, false)]) AS rows
+        """
+    )
+
+
+def _mergeable(policy: Policy) -> LiteralString:
+    return _MERGEABLE_BY_SOURCE if policy.source_merge else _MERGEABLE_BY_PARTY
+
+
 _MEMBERS_QUERY: LiteralString = """
     UNWIND $ids AS id
     MATCH (p:Identity {id: id})
@@ -206,6 +230,7 @@ class _RegionReader:
         self.policy = policy
         self.blocked = _blocker(normalizer)
         self.params = merge_parameters(policy)
+        self.node_query = _node_query(_mergeable(policy))
         self.rows: dict[str, _Node] = {}
         self.identities: dict[str, OldIdentity] = {}
         self.members: dict[str, list[str]] = {}
@@ -217,7 +242,7 @@ class _RegionReader:
         """
         wanted = sorted(set(keys) - set(self.rows))
         blocks = [wanted[i : i + _FETCH] for i in range(0, len(wanted), _FETCH)]
-        for rows in self._map(_NODE_QUERY, "read region", "keys", blocks):
+        for rows in self._map(self.node_query, "read region", "keys", blocks):
             for row in rows:
                 self.rows[row[0]] = _Node(*row)
         ids = sorted({n.identity for n in self.rows.values() if n.identity} - set(self.members))
@@ -364,15 +389,6 @@ _NODES_CHUNK: LiteralString = """
     OPTIONAL MATCH (i)-[:MEMBER_OF]->(p:Identity)
     RETURN collect([id(i), i.key, i.shared, p.id, i.quarantine, i.shared_reason]) AS rows
 """
-_LINKS_CHUNK: LiteralString = (
-    """
-    MATCH (x:Identifier) WHERE id(x) IN range($low, $high)
-    MATCH (x)-[r:LINKED]->(y:Identifier)
-    RETURN collect([id(x), id(y), r.count, r.last_seen.epochMillis, """
-    + _MERGEABLE
-    + """, coalesce(r.cut, false)]) AS rows
-    """
-)
 
 
 def _chunked(
