@@ -282,20 +282,19 @@ def write_flags(
     at_ms: int,
 ) -> None:
     """Shared verdicts (``kind`` None clears one) and quarantines, in chunks."""
-    for start in range(0, max(len(shared), 1), _ROWS_PER_TX):
+    for start in range(0, len(shared), _ROWS_PER_TX):
         rows = shared[start : start + _ROWS_PER_TX]
-        if rows:
-            _fenced_write(
-                graph,
-                run,
-                "write shared identifiers",
-                """
+        _fenced_write(
+            graph,
+            run,
+            "write shared identifiers",
+            """
                 UNWIND $rows AS r
                 MATCH (i:Identifier {key: r.key})
                 SET i.shared = r.kind, i.shared_reason = r.reason
                 """,
-                {"rows": rows},
-            )
+            {"rows": rows},
+        )
     if released:
         _fenced_write(
             graph,
