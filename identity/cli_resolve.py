@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -19,6 +19,7 @@ from identity.resolve.explain import explain
 from identity.resolve.service import ResolveReport, resolve_identities
 from identity.store.identities import read_review, stream_identities
 from identity.store.schema import init_schema
+from loaders.records import parse_timestamp
 
 commands = typer.Typer()
 export_app = typer.Typer(help="Export identities.", no_args_is_help=True)
@@ -29,10 +30,9 @@ def _as_of(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        at = datetime.fromisoformat(value)
+        return parse_timestamp(value)
     except ValueError as e:
         raise InputError(f"--as-of {value!r}: expected an ISO date or time, {e}") from e
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 @commands.command()

@@ -246,21 +246,8 @@ class _Engine:
     def _direct(self, candidate: npt.NDArray[np.bool_]) -> None:
         g = self.g
         a, b = g.a[candidate].astype(np.int64), g.b[candidate].astype(np.int64)
-        t = self.n_types
-        cells = np.concatenate([a * t + g.types[b], b * t + g.types[a]])
-        counts = np.bincount(cells, minlength=g.n * t).reshape(g.n, t)
-        over = (counts > self.limits[np.newaxis, :]) & self.outranked[g.types]
-        flagged = over.any(axis=1) & g.region
         self.shared_kind[~g.region & (g.stored_shared == DIRECT)] = DIRECT
-        self.shared_kind[flagged] = DIRECT
-        if flagged.any():
-            adjacency = self._adjacency(candidate)
-            for node in np.flatnonzero(flagged).tolist():
-                excess = counts[node] - np.minimum(self.limits, np.iinfo(np.int32).max)
-                type_ = int(np.argmax(np.where(over[node], excess, -1)))
-                self.notes[node] = self._note(
-                    "direct", node, type_, int(counts[node, type_]), adjacency
-                )
+        self._flag("direct", DIRECT, np.concatenate([a, b]), np.concatenate([b, a]), g.region)
 
     def _two_hop(self, candidate: npt.NDArray[np.bool_]) -> None:
         g = self.g
@@ -280,39 +267,45 @@ class _Engine:
             (np.ones(int(via.sum()), dtype=np.int32), (rows[via], cols[via])), shape=(g.n, g.n)
         ).tocsr()
         reach = (through @ to_anchor + to_anchor).tocoo()
-        rows, cols = reach.row.astype(np.int64), reach.col
-        targets = anchors[cols]
+        rows, targets = reach.row.astype(np.int64), anchors[reach.col]
         keep = rows != targets
-        rows, targets = rows[keep], targets[keep]
-        t = self.n_types
-        counts = np.bincount(rows * t + g.types[targets], minlength=g.n * t).reshape(g.n, t)
-        over = (counts > self.limits[np.newaxis, :]) & self.outranked[g.types]
-        flagged = over.any(axis=1) & g.region & ~direct
-        self.shared_kind[flagged] = TWO_HOP
-        if flagged.any():
-            reach_csr = csr_array((np.ones(len(rows)), (rows, targets)), shape=(g.n, g.n))
-            for node in np.flatnonzero(flagged).tolist():
-                excess = counts[node] - np.minimum(self.limits, np.iinfo(np.int32).max)
-                type_ = int(np.argmax(np.where(over[node], excess, -1)))
-                self.notes[node] = self._note(
-                    "two_hop", node, type_, int(counts[node, type_]), reach_csr
-                )
+        self._flag("two_hop", TWO_HOP, rows[keep], targets[keep], g.region & ~direct)
 
-    def _note(
-        self, kind: str, node: int, type_: int, count: int, adjacency: csr_array
-    ) -> SharedNote:
+    def _flag(
+        self,
+        kind: str,
+        code: int,
+        sources: npt.NDArray[np.int64],
+        targets: npt.NDArray[np.int64],
+        judged: npt.NDArray[np.bool_],
+    ) -> None:
+        """Mark shared (``code``) the ``judged`` identifiers whose distinct ``targets``
+        (pairs ``sources[k]`` -> ``targets[k]``) of some type outnumber that type's limit,
+        the type ranking at least as high as their own; note the type and examples."""
         g = self.g
-        start, end = adjacency.indptr[node], adjacency.indptr[node + 1]
-        neighbours = adjacency.indices[start:end]
-        of_type = sorted(g.keys[i] for i in neighbours.tolist() if g.types[i] == type_)
-        limit = int(self.limits[type_])
-        return SharedNote(
-            kind=kind,
-            type=g.type_names[type_],
-            count=count,
-            limit=limit,
-            examples=tuple(of_type[:_EXAMPLES]),
-        )
+        t = self.n_types
+        cells = sources * t + g.types[targets]
+        counts = np.bincount(cells, minlength=g.n * t).reshape(g.n, t)
+        over = (counts > self.limits[np.newaxis, :]) & self.outranked[g.types]
+        flagged = over.any(axis=1) & judged
+        self.shared_kind[flagged] = code
+        if not flagged.any():
+            return
+        reached = csr_array((np.ones(len(sources)), (sources, targets)), shape=(g.n, g.n))
+        excess = counts - np.minimum(self.limits, np.iinfo(np.int32).max)[np.newaxis, :]
+        for node in np.flatnonzero(flagged).tolist():
+            type_ = int(np.argmax(np.where(over[node], excess[node], -1)))
+            start, end = reached.indptr[node], reached.indptr[node + 1]
+            of_type = sorted(
+                g.keys[i] for i in reached.indices[start:end].tolist() if g.types[i] == type_
+            )
+            self.notes[node] = SharedNote(
+                kind=kind,
+                type=g.type_names[type_],
+                count=int(counts[node, type_]),
+                limit=int(self.limits[type_]),
+                examples=tuple(of_type[:_EXAMPLES]),
+            )
 
     def _bridges(self, pre: npt.NDArray[np.bool_], labels: npt.NDArray[np.int32]) -> bool:
         """Flag the bridge anchors of the components over ``pre``; True if any was found."""

@@ -38,7 +38,7 @@ from identity.store.identities import (
     write_flags,
     write_units,
 )
-from identity.store.linkgraph import Snapshot, read_full, read_region
+from identity.store.linkgraph import Snapshot, read_full, read_region, split_key
 
 Progress = Callable[[str, int, int | None], None]  # step, done, total
 
@@ -225,10 +225,10 @@ class _Run:
             low, high = sorted((before - span, as_of_ms - span))
             if low == high:
                 continue
-            for a, a_type, b, b_type in links_seen_between(self.graph, low, high):
+            for a, b in links_seen_between(self.graph, low, high):
                 link_ttl = min(
-                    self.policy.rule(a_type).ttl_days or 10**9,
-                    self.policy.rule(b_type).ttl_days or 10**9,
+                    self.policy.rule(split_key(a)[0]).ttl_days or 10**9,
+                    self.policy.rule(split_key(b)[0]).ttl_days or 10**9,
                 )
                 if link_ttl == ttl:
                     seeds.update((a, b))

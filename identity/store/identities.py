@@ -420,14 +420,14 @@ def touched_keys(graph: Graph, batches: Sequence[str]) -> set[str]:
 
 def links_seen_between(graph: Graph, low_ms: int, high_ms: int) -> list[list[str]]:
     """Links last seen in (low, high]: those a moving TTL window may have expired, as
-    ``[a key, a type, b key, b type]``."""
+    ``[a key, b key]``."""
     return graph.read_collected(
         "read expiring links",
         """
         MATCH (a:Identifier)-[r:LINKED]->(b:Identifier)
         WHERE r.last_seen > datetime({epochMillis: $low})
           AND r.last_seen <= datetime({epochMillis: $high})
-        RETURN collect([a.key, a.type, b.key, b.type])
+        RETURN collect([a.key, b.key])
         """,
         {"low": low_ms, "high": high_ms},
     )
