@@ -1,24 +1,27 @@
-"""Loading a file: lineage, chunked writes, dead letters and resumption.
+"""Loading a file or a request body: lineage, chunked writes, dead letters and resumption.
 
-``load_segment_file`` and ``load_table_file`` are the services the CLI, the HTTP ingestion and
-the benchmarks call.
+``load_segment_file`` and ``load_table_file`` are the services the CLI, the HTTP ingestion
+(with the request body as an in-memory :class:`Input`) and the benchmarks call.
 
-``load_file`` streams a file through a loader (``loaders.segment`` or ``loaders.table``),
-writes observations in chunks through :class:`~identity.store.writer.BatchWriter` and every
-rejected record or value to an NDJSON rejects file. The batch id is derived from the source
-and the file's SHA-256, so loading the same file again finds the completed batch and changes
-nothing, and a load that was killed resumes after its last committed chunk.
+``load_file`` streams a file, or an :class:`Input` held in memory, through a loader
+(``loaders.segment`` or ``loaders.table``), writes observations in chunks through
+:class:`~identity.store.writer.BatchWriter` and every rejected record or value to an NDJSON
+rejects file. The batch id is derived from the source and the input's SHA-256, so loading
+the same input again finds the completed batch and changes nothing, and a load that was
+killed resumes after its last committed chunk.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +41,7 @@ from loaders.table import TableMapping, check_header, read_table
 
 Progress = Callable[[int, int], None]
 Parse = Callable[[IO[bytes], datetime], Iterator[Observation | Rejection]]
+Opener = Callable[[], AbstractContextManager[tuple[IO[bytes], IO[bytes]]]]
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,44 @@ class LoadReport:
     rejects_file: Path | None
     seconds: float
     resumed_chunks: int = 0  # chunks an interrupted run had committed
+    # kept only when the caller asks (``keep_rejections``): records refused whole (a
+    # duplicate messageId included), and values refused inside accepted records
+    rejections: tuple[Rejection, ...] = ()
+    rejected_values: tuple[Rejection, ...] = ()
+
+
+@dataclass(frozen=True)
+class Input:
+    """What one load reads: its name (the batch's ``file``), SHA-256, size and opener.
+
+    ``open()`` gives (raw stream, decoded stream): progress is measured on the raw one.
+    """
+
+    name: str
+    sha256: str
+    size: int
+    open: Opener
+
+    @classmethod
+    def of_file(cls, path: Path) -> Input:
+        if not path.is_file():
+            raise InputError(f"no such file: {path}")
+        size = path.stat().st_size
+        if size == 0:
+            raise InputError(f"{path} is empty: nothing to load")
+        return cls(str(path), file_sha256(path), size, lambda: open_input(path))
+
+    @classmethod
+    def of_bytes(cls, data: bytes, name: str) -> Input:
+        if not data:
+            raise InputError(f"{name} is empty: nothing to load")
+
+        @contextlib.contextmanager
+        def opener() -> Iterator[tuple[IO[bytes], IO[bytes]]]:
+            stream = io.BytesIO(data)
+            yield stream, stream
+
+        return cls(name, hashlib.sha256(data).hexdigest(), len(data), opener)
 
 
 def make_normalizer(settings: Settings, policy: Policy) -> Normalizer:
@@ -88,14 +130,19 @@ def _reference_line(record: str) -> int | None:
 class _Rejects:
     """The rejects file, opened at the first rejection."""
 
-    def __init__(self, path: Path, batch_id: str) -> None:
+    def __init__(self, path: Path, batch_id: str, *, keep: bool = False) -> None:
         self.path = path
         self.batch_id = batch_id
+        self.keep = keep
+        self.records: list[Rejection] = []
+        self.values: list[Rejection] = []
         self._handle: IO[str] | None = None
         self._lock = threading.Lock()
 
-    def add(self, rejection: Rejection) -> None:
+    def add(self, rejection: Rejection, *, whole_record: bool) -> None:
         with self._lock:
+            if self.keep:
+                (self.records if whole_record else self.values).append(rejection)
             self._add(rejection)
 
     def _add(self, rejection: Rejection) -> None:
@@ -122,7 +169,7 @@ class _Rejects:
 
 def load_file(
     graph: Graph,
-    path: Path,
+    data: Path | Input,
     parse: Parse,
     *,
     kind: str,
@@ -132,22 +179,24 @@ def load_file(
     chunk_size: int,
     writers: int = 2,
     progress: Progress | None = None,
+    keep_rejections: bool = False,
 ) -> LoadReport:
-    """Load one file as one batch (see the module docstring for the guarantees)."""
+    """Load one file, or an :class:`Input` held in memory, as one batch (see the module
+    docstring for the guarantees).
+
+    ``keep_rejections`` also returns every rejection in the report, for callers that answer
+    with them (the HTTP ingestion; its inputs are small).
+    """
     started = time.monotonic()
-    if not path.is_file():
-        raise InputError(f"no such file: {path}")
-    size = path.stat().st_size
-    if size == 0:
-        raise InputError(f"{path} is empty: nothing to load")
-    sha = file_sha256(path)
+    if isinstance(data, Path):
+        data = Input.of_file(data)
     now = datetime.now(UTC)
     batch = BatchInfo(
-        id=f"{kind}-{source}-{sha[:20]}",
+        id=f"{kind}-{source}-{data.sha256[:20]}",
         source=source,
         party=party,
-        file=str(path),
-        sha256=sha,
+        file=data.name,
+        sha256=data.sha256,
         kind=kind,
         chunk_size=chunk_size,
         started_at=now,
@@ -158,38 +207,38 @@ def load_file(
         return LoadReport(
             batch.id,
             source,
-            str(path),
-            sha,
+            data.name,
+            data.sha256,
             "already_loaded",
             writer.committed_counts(),
             None,
             time.monotonic() - started,
         )
-    rejects = _Rejects(rejects_dir / f"{batch.id}.ndjson", batch.id)
+    rejects = _Rejects(rejects_dir / f"{batch.id}.ndjson", batch.id, keep=keep_rejections)
     pipeline = _ChunkPipeline(writer, writers, rejects)
     chunk = Counts()
     buffer: list[Observation] = []
     index = 0
     try:
-        with open_input(path) as (raw, stream):
+        with data.open() as (raw, stream):
             for item in parse(stream, now):
                 chunk.read += 1
                 if isinstance(item, Rejection):
                     chunk.rejected += 1
                     chunk.reasons[item.code] += 1
-                    rejects.add(item)
+                    rejects.add(item, whole_record=True)
                 else:
                     chunk.accepted += 1
                     buffer.append(item)
                     for value in item.rejected_values:
                         chunk.value_reasons[value.code] += 1
-                        rejects.add(value)
+                        rejects.add(value, whole_record=False)
                 if chunk.read == state.chunk_size:
                     if index not in state.done:
                         pipeline.submit(index, buffer, chunk)
                     index, buffer, chunk = index + 1, [], Counts()
                     if progress:
-                        progress(raw.tell(), size)
+                        progress(raw.tell(), data.size)
             if (chunk.read or index == 0) and index not in state.done:
                 pipeline.submit(index, buffer, chunk)
         pipeline.close()
@@ -199,23 +248,24 @@ def load_file(
         with contextlib.suppress(IdgraphError):
             writer.fail(f"{type(e).__name__}: {e}", datetime.now(UTC))
         if isinstance(e, OSError | EOFError):
-            raise InputError(f"{path}: could not be read to the end: {e}") from e
+            raise InputError(f"{data.name}: could not be read to the end: {e}") from e
         raise
     finally:
         rejects_file = rejects.close()
     if progress:
-        progress(size, size)
-    resumed = len(state.done)
+        progress(data.size, data.size)
     return LoadReport(
         batch.id,
         source,
-        str(path),
-        sha,
+        data.name,
+        data.sha256,
         "completed",
         writer.committed_counts(),
         rejects_file,
         time.monotonic() - started,
-        resumed,
+        len(state.done),
+        tuple(rejects.records),
+        tuple(rejects.values),
     )
 
 
@@ -293,21 +343,24 @@ class _ChunkPipeline:
                         f"messageId {dup.message_id!r} was already loaded",
                         dup.record,
                         "messageId",
-                    )
+                    ),
+                    whole_record=True,
                 )
 
 
 def load_segment_file(
     graph: Graph,
-    path: Path,
+    path: Path | Input,
     settings: Settings,
     policy: Policy,
     *,
     source: str = "segment",
     party: Party = "first",
     progress: Progress | None = None,
+    keep_rejections: bool = False,
 ) -> LoadReport:
-    """Load a file of Segment-spec events as one batch of ``source``."""
+    """Load a file of Segment-spec events as one batch of ``source``; ``path`` may be an
+    :class:`Input` held in memory (an HTTP request body), loaded exactly as a file would be."""
     normalizer = make_normalizer(settings, policy)
     options = SegmentOptions(
         source=source,
@@ -328,6 +381,7 @@ def load_segment_file(
         chunk_size=settings.chunk_size,
         writers=settings.writers,
         progress=progress,
+        keep_rejections=keep_rejections,
     )
 
 
