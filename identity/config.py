@@ -65,6 +65,35 @@ class Settings(BaseSettings):
         default=None, description="Where rejects files go; default <state dir>/rejects."
     )
 
+    api_keys: str | None = Field(
+        default=None,
+        description="API keys: a JSON object mapping each key to its role (or to "
+        '{"role": ..., "name": ...}), or the path of a file holding one.',
+    )
+    write_keys: str | None = Field(
+        default=None,
+        description="Ingestion write keys: a JSON object mapping each key to its source name, "
+        "a JSON list of keys (source 'segment'), or the path of a file holding either.",
+    )
+    api_max_depth: int = Field(default=12, ge=2, le=50, description="GraphQL query depth limit.")
+    api_max_cost: int = Field(
+        default=50_000, ge=10, description="GraphQL query cost limit (fields x page sizes)."
+    )
+    api_max_page: int = Field(default=200, ge=1, le=10_000, description="Largest page size.")
+    api_max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest GraphQL request body."
+    )
+    api_rate_limit: float = Field(
+        default=0.0,
+        ge=0,
+        description="Requests per second allowed per API key (bursts of twice that); 0: off.",
+    )
+    api_neo4j_timeout: float = Field(
+        default=3.0, gt=0, description="Seconds the API waits for Neo4j before answering 503."
+    )
+    log_json: bool = Field(default=False, description="Structured JSON logs, one per line.")
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
     @field_validator("neo4j_uri")
     @classmethod
     def _check_uri(cls, value: str | None) -> str | None:

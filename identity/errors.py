@@ -51,3 +51,7 @@ class InputError(IdgraphError):
 
 class ResolveBusyError(IdgraphError):
     """Another ``idgraph resolve`` holds the resolve lock."""
+
+
+class NotFoundError(InputError):
+    """What the input names does not exist (an identifier, an identity, a link)."""

@@ -40,7 +40,7 @@ from typing import Literal, get_args
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from identity.errors import ConfigError, IdgraphError
+from identity.errors import ConfigError, IdgraphError, InputError
 from identity.model import Identifier
 
 ReasonCode = Literal[
@@ -295,3 +295,15 @@ class Normalizer:
                     "blocked_value",
                     f"{_show(value)} is a blocked {type_} (matches {pattern.pattern!r})",
                 )
+
+
+def parse_key(normalizer: Normalizer, given: str) -> str:
+    """The stored key of ``TYPE:VALUE`` as a user typed it (``email: Ann@X.com`` gives
+    ``email:ann@x.com``), normalized exactly as loaders do; :class:`InputError` otherwise."""
+    type_, sep, value = given.partition(":")
+    if not sep or not value:
+        raise InputError(f"identifier {given!r}: expected TYPE:VALUE, e.g. email:ann@example.com")
+    try:
+        return normalizer.normalize(type_.strip(), value).key
+    except NormalizationError as e:
+        raise InputError(f"identifier {given!r}: {e}") from e

@@ -64,3 +64,14 @@ def graph(neo4j_driver: Driver, neo4j_settings: Settings) -> Graph:
     g = Graph(neo4j_driver, neo4j_settings.neo4j_database)
     g.wipe()
     return g
+
+
+@pytest.fixture(scope="module")
+def api(neo4j_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``idgraph serve`` on the session's Neo4j for the module's tests (the database is
+    still wiped per test by ``graph``); its JSON logs go to ``<tmp>/server.log``."""
+    from tests.api_server import serve, server_env
+
+    log = tmp_path_factory.mktemp("api") / "server.log"
+    with serve(server_env(neo4j_settings), log) as base:
+        yield base

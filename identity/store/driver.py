@@ -7,10 +7,18 @@ parameters. Values from outside always travel as parameters, never inside the qu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, LiteralString
 
-from neo4j import Driver, GraphDatabase, RoutingControl
+from neo4j import (
+    AsyncDriver,
+    AsyncGraphDatabase,
+    Driver,
+    GraphDatabase,
+    Record,
+    RoutingControl,
+)
 from neo4j.exceptions import AuthError, DriverError, Neo4jError, ServiceUnavailable, SessionExpired
 
 from identity.config import Settings
@@ -32,10 +40,17 @@ def resolve_uri(settings: Settings) -> str:
     return status.uri
 
 
-def open_driver(settings: Settings, *, verify: bool = True, timeout: float = 30.0) -> Driver:
+def open_driver(
+    settings: Settings,
+    *,
+    verify: bool = True,
+    timeout: float = 30.0,
+    retry_time: float = 30.0,
+) -> Driver:
     """Open the driver once (CLI command or ASGI lifespan) and pass it down explicitly.
 
-    ``timeout`` bounds connecting and waiting for a pooled connection, in seconds.
+    ``timeout`` bounds connecting and waiting for a pooled connection, ``retry_time`` how long
+    a transaction is retried while Neo4j is unreachable, both in seconds.
     """
     uri = resolve_uri(settings)
     driver = GraphDatabase.driver(
@@ -43,6 +58,7 @@ def open_driver(settings: Settings, *, verify: bool = True, timeout: float = 30.
         auth=(settings.neo4j_user, settings.neo4j_password.get_secret_value()),
         connection_acquisition_timeout=timeout,
         connection_timeout=timeout,
+        max_transaction_retry_time=retry_time,
         notifications_min_severity="OFF",
     )
     if verify:
@@ -159,3 +175,53 @@ class Graph:
                 return [record.data() for record in session.run(query, params)]
         except (Neo4jError, DriverError) as e:
             raise translate_error(operation, e, query=query, parameters=params) from e
+
+
+def open_async_driver(settings: Settings, *, timeout: float) -> AsyncDriver:
+    """The driver the API reads through: connecting, waiting for a pooled connection and
+    retrying a transaction are all bounded by ``timeout`` seconds, so that a request fails
+    fast when Neo4j is down, and the next one succeeds as soon as it is back."""
+    return AsyncGraphDatabase.driver(
+        resolve_uri(settings),
+        auth=(settings.neo4j_user, settings.neo4j_password.get_secret_value()),
+        connection_acquisition_timeout=timeout,
+        connection_timeout=timeout,
+        max_transaction_retry_time=timeout,
+        notifications_min_severity="OFF",
+    )
+
+
+class AsyncGraph:
+    """The API's read side: like :class:`Graph`, but async, returning driver records, and
+    reporting each query's time to ``observe(operation, seconds)`` (the metrics)."""
+
+    def __init__(
+        self,
+        driver: AsyncDriver,
+        database: str,
+        observe: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self.driver = driver
+        self.database = database
+        self.observe = observe
+        self.queries = 0  # queries run, for tests that count them
+
+    async def read(
+        self, operation: str, query: LiteralString, parameters: Mapping[str, Any] | None = None
+    ) -> list[Record]:
+        params = dict(parameters or {})
+        started = time.perf_counter()
+        self.queries += 1
+        try:
+            records, _, _ = await self.driver.execute_query(
+                query, params, database_=self.database, routing_=RoutingControl.READ
+            )
+        except (Neo4jError, DriverError, OSError) as e:
+            raise translate_error(operation, e, query=query, parameters=params) from e
+        finally:
+            if self.observe is not None:
+                self.observe(operation, time.perf_counter() - started)
+        return records
+
+    async def ping(self) -> None:
+        await self.read("ping", "RETURN 1")

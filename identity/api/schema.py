@@ -1,0 +1,381 @@
+"""The GraphQL schema: queries for apps and stewards, steward mutations.
+
+Resolvers check the caller's role first, then call the store's readers (through the request's
+DataLoaders) or a service (explain, steward actions); they hold no business logic. Services
+that are synchronous run in a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from starlette.concurrency import run_in_threadpool
+from strawberry.extensions import (
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.types import Info
+
+from identity.api.context import Context
+from identity.api.errors import ApiError
+from identity.api.extensions import CodedErrors, Gate
+from identity.api.types import (
+    Explanation,
+    Hop,
+    Identifier,
+    IdentifierInput,
+    IdentityEventConnection,
+    IdentityEventKind,
+    LoadInfo,
+    Profile,
+    Quarantine,
+    ResolveInfo,
+    ReviewQueue,
+    SharedIdentifier,
+    SharedIdentifierConnection,
+    SharedIdentifierEdge,
+    SizeCount,
+    Stats,
+    StewardResult,
+    TypeCount,
+    encode_cursor,
+    event_cursor,
+    key_cursor,
+    page_info,
+)
+from identity.config import Settings
+from identity.normalize import NormalizationError
+from identity.resolve.explain import explain as explain_service
+from identity.store import reads
+from identity.store.reads import native
+
+_MAX_REASON = 500
+
+
+def _key(context: Context, given: IdentifierInput) -> str:
+    """The stored key of an identifier as an app typed it, normalized as loaders do."""
+    try:
+        return context.normalizer.normalize(given.type.strip(), given.value).key
+    except NormalizationError as e:
+        raise ApiError("BAD_USER_INPUT", f"identifier {given.type}:{given.value!r}: {e}") from e
+
+
+def _reason(reason: str) -> str:
+    text = reason.strip()
+    if not text:
+        raise ApiError("BAD_USER_INPUT", "a reason is required: say why, for the audit trail")
+    if len(text) > _MAX_REASON:
+        raise ApiError("BAD_USER_INPUT", f"reason over {_MAX_REASON} characters")
+    return text
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        description="A customer by identity id (a merged id gives its survivor) or by any of "
+        "its identifiers. Role: reader."
+    )
+    async def profile(
+        self,
+        info: Info[Context, None],
+        id: strawberry.ID | None = None,
+        identifier: IdentifierInput | None = None,
+    ) -> Profile | None:
+        context = info.context
+        context.require("read")
+        if (id is None) == (identifier is None):
+            raise ApiError("BAD_USER_INPUT", "give exactly one of id and identifier")
+        if id is not None:
+            row = await context.loaders.identity_by_id.load(str(id))
+            if row is None:
+                raise ApiError("NOT_FOUND", f"no identity {str(id)[:80]!r}")
+            return Profile.from_row(row, str(id))
+        assert identifier is not None
+        key = _key(context, identifier)
+        row = await context.loaders.identity_by_key.load(key)
+        if row is None:
+            raise ApiError("NOT_FOUND", f"no identity holds {key[:120]!r}")
+        return Profile.from_row(row, row[0])
+
+    @strawberry.field(
+        description="Many customers at once, by ids or by identifiers (not both), in the order "
+        "asked; null where none is found. Role: reader."
+    )
+    async def profiles(
+        self,
+        info: Info[Context, None],
+        ids: list[strawberry.ID] | None = None,
+        identifiers: list[IdentifierInput] | None = None,
+    ) -> list[Profile | None]:
+        context = info.context
+        context.require("read")
+        if (ids is None) == (identifiers is None):
+            raise ApiError("BAD_USER_INPUT", "give exactly one of ids and identifiers")
+        asked = [str(i) for i in ids] if ids is not None else None
+        keys = [_key(context, k) for k in identifiers or []]
+        context.page_size(len(asked if asked is not None else keys))
+        if asked is not None:
+            rows = await context.loaders.identity_by_id.load_many(asked)
+            return [Profile.from_row(r, a) if r else None for r, a in zip(rows, asked, strict=True)]
+        rows = await context.loaders.identity_by_key.load_many(keys)
+        return [Profile.from_row(r, r[0]) if r else None for r in rows]
+
+    @strawberry.field(description="One identifier, its links and its identity. Role: reader.")
+    async def identifier(self, info: Info[Context, None], type: str, value: str) -> Identifier:
+        context = info.context
+        context.require("read")
+        key = _key(context, IdentifierInput(type=type, value=value))
+        row = await context.loaders.identifier.load(key)
+        if row is None:
+            raise ApiError("NOT_FOUND", f"no identifier {key[:120]!r}")
+        return Identifier.from_row(row)
+
+    @strawberry.field(
+        description="Why two identifiers are, or are not, the same customer. Role: steward."
+    )
+    async def explain(
+        self, info: Info[Context, None], a: IdentifierInput, b: IdentifierInput
+    ) -> Explanation:
+        context = info.context
+        context.require("steward")
+        key_a, key_b = _key(context, a), _key(context, b)
+        result = await run_in_threadpool(
+            explain_service, context.graph, context.settings, context.policy, key_a, key_b
+        )
+        return Explanation(
+            a=result.a,
+            b=result.b,
+            same=result.same,
+            summary=result.summary,
+            identity_a=strawberry.ID(result.identity_a) if result.identity_a else None,
+            identity_b=strawberry.ID(result.identity_b) if result.identity_b else None,
+            path=[
+                Hop(
+                    a=h.a,
+                    b=h.b,
+                    verdict=h.verdict,
+                    why=h.why,
+                    sources=h.sources,
+                    party=h.party,
+                    first_seen=h.first_seen,
+                    last_seen=h.last_seen,
+                    count=h.count,
+                    evidence=h.evidence,
+                )
+                for h in result.path
+            ],
+        )
+
+    @strawberry.field(
+        description="The merge/split feed, oldest first: follow it with `after` to keep "
+        "downstream copies in step. Events of a resolve still running are held back until it "
+        "completes. Role: reader."
+    )
+    async def identity_events(
+        self,
+        info: Info[Context, None],
+        since: datetime | None = None,
+        kinds: list[IdentityEventKind] | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> IdentityEventConnection:
+        context = info.context
+        context.require("read")
+        limit = context.page_size(first)
+        if since is not None and since.tzinfo is None:
+            raise ApiError("BAD_USER_INPUT", "since needs a time zone, e.g. 2026-11-01T00:00:00Z")
+        rows = await reads.event_feed(
+            context.reads,
+            since,
+            [k.value for k in kinds] if kinds else None,
+            event_cursor(after),
+            limit + 1,
+        )
+        return IdentityEventConnection.of(rows, limit)
+
+    @strawberry.field(
+        description="Shared identifiers and quarantined components awaiting a steward. "
+        "Role: steward."
+    )
+    async def review_queue(
+        self, info: Info[Context, None], first: int = 50, after: str | None = None
+    ) -> ReviewQueue:
+        context = info.context
+        context.require("steward")
+        limit = context.page_size(first)
+        rows, total = await reads.shared_page(context.reads, key_cursor(after), limit + 1)
+        items = [
+            SharedIdentifier(identifier=Identifier.from_row(r[:12]), links=int(r[12]))
+            for r in rows[:limit]
+        ]
+        edges = [
+            SharedIdentifierEdge(cursor=encode_cursor(s.identifier.key), node=s) for s in items
+        ]
+        held = await reads.quarantines(context.reads, context.settings.api_max_page)
+        return ReviewQueue(
+            shared=SharedIdentifierConnection(
+                edges=edges,
+                page_info=page_info(len(rows), limit, edges),
+                total_count=total,
+            ),
+            quarantines=[
+                Quarantine(
+                    id=strawberry.ID(q[0]),
+                    size=int(q[1]),
+                    sample=list(q[2] or []),
+                    detected_at=native(q[3]),
+                )
+                for q in held
+            ],
+        )
+
+    @strawberry.field(
+        description="Identifiers per type, identities, links, identity sizes, the last load "
+        "and resolve. Role: reader."
+    )
+    async def stats(self, info: Info[Context, None]) -> Stats:
+        context = info.context
+        context.require("read")
+        found = await reads.stats(context.reads, sorted(context.policy.types))
+        sizes = [SizeCount(size=s, identities=n) for s, n in found["sizes"]]
+        load, run = found["last_load"], found["last_resolve"]
+        return Stats(
+            identifiers=[TypeCount(type=t, count=n) for t, n in found["types"].items()],
+            identifiers_total=sum(found["types"].values()),
+            identities=sum(s.identities for s in sizes),
+            links=found["links"],
+            sizes=sizes,
+            largest_identity=max((s.size for s in sizes), default=0),
+            last_load=LoadInfo(
+                batch=load[0],
+                source=load[1],
+                status=load[2] or "unknown",
+                started_at=native(load[3]),
+                finished_at=native(load[4]),
+                read=int(load[5]),
+                accepted=int(load[6]),
+                rejected=int(load[7]),
+            )
+            if load
+            else None,
+            last_resolve=ResolveInfo(
+                run=run[0],
+                mode=run[1],
+                status=run[2],
+                started_at=native(run[3]),
+                finished_at=native(run[4]),
+            )
+            if run
+            else None,
+        )
+
+
+async def _act(
+    info: Info[Context, None],
+    action: str,
+    keys: list[IdentifierInput],
+    reason: str,
+) -> StewardResult:
+    context = info.context
+    principal = context.require("steward")
+    given = [_key(context, k) for k in keys]
+    from identity import steward
+
+    service: Callable[..., Any] = getattr(steward, action)
+    done = await run_in_threadpool(
+        lambda: service(
+            context.graph,
+            context.settings,
+            context.policy,
+            *given,
+            reason=_reason(reason),
+            actor=principal.name,
+        )
+    )
+    return StewardResult(
+        action=done.action,
+        keys=done.keys,
+        reason=done.reason,
+        actor=done.actor,
+        event_id=strawberry.ID(done.event_id),
+        before=[strawberry.ID(i) for i in done.before],
+        identity_ids=[strawberry.ID(i) for i in done.identities],
+    )
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        description="Cut the link between two identifiers; they split unless something else "
+        "holds them together. Role: steward."
+    )
+    async def cut_link(
+        self, info: Info[Context, None], a: IdentifierInput, b: IdentifierInput, reason: str
+    ) -> StewardResult:
+        return await _act(info, "cut_link", [a, b], reason)
+
+    @strawberry.mutation(description="Undo a cut. Role: steward.")
+    async def restore_link(
+        self, info: Info[Context, None], a: IdentifierInput, b: IdentifierInput, reason: str
+    ) -> StewardResult:
+        return await _act(info, "restore_link", [a, b], reason)
+
+    @strawberry.mutation(
+        description="Assert two identifiers are the same customer: a forced link that merges "
+        "whatever the party, age or sharing of its ends (not when an end is blocked). "
+        "Role: steward."
+    )
+    async def force_merge(
+        self, info: Info[Context, None], a: IdentifierInput, b: IdentifierInput, reason: str
+    ) -> StewardResult:
+        return await _act(info, "force_merge", [a, b], reason)
+
+    @strawberry.mutation(
+        description="Block an identifier: it links nothing and stands alone. Role: steward."
+    )
+    async def block_identifier(
+        self, info: Info[Context, None], type: str, value: str, reason: str
+    ) -> StewardResult:
+        return await _act(
+            info, "block_identifier", [IdentifierInput(type=type, value=value)], reason
+        )
+
+    @strawberry.mutation(description="Lift a block. Role: steward.")
+    async def unblock_identifier(
+        self, info: Info[Context, None], type: str, value: str, reason: str
+    ) -> StewardResult:
+        return await _act(
+            info, "unblock_identifier", [IdentifierInput(type=type, value=value)], reason
+        )
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    """The schema with its limits (depth, cost, keys) and error coding. Extensions are built
+    fresh for each request; the parse and validation caches live at module level in
+    strawberry, shared by all requests."""
+    return _Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=[
+            CodedErrors,
+            lambda: ParserCache(maxsize=1000),
+            lambda: ValidationCache(maxsize=1000),
+            lambda: QueryDepthLimiter(max_depth=settings.api_max_depth),
+            lambda: Gate(max_cost=settings.api_max_cost, max_page=settings.api_max_page),
+        ],
+    )
+
+
+class _Schema(strawberry.Schema):
+    def process_errors(self, errors: Any, execution_context: Any = None) -> None:
+        """Nothing: :class:`CodedErrors` logs internal errors, with the request id, and
+        expected ones are the caller's business, not the server log's."""
+
+
+# The schema as strawberry prints it (`strawberry export-schema identity.api.schema:schema`);
+# the server adds its limits through build_schema, which changes no type.
+schema = strawberry.Schema(query=Query, mutation=Mutation)

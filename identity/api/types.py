@@ -1,0 +1,521 @@
+"""The GraphQL types: identities (profiles), identifiers, links, events, explanations, stats.
+
+Types are built from the store's rows (:mod:`identity.store.reads`); a field that needs more
+data asks a DataLoader of the request context, so nothing is read that is not asked for.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from enum import Enum
+from typing import Any, NewType
+
+import strawberry
+from strawberry.types import Info
+
+from identity.api.context import Context
+from identity.api.errors import ApiError
+from identity.store.reads import native
+
+JSON = strawberry.scalar(
+    NewType("JSON", object),
+    description="Any JSON value (trait values as loaded).",
+    serialize=lambda v: v,
+    parse_value=lambda v: v,
+)
+
+DEFAULT_PAGE = 50
+
+
+def encode_cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value, default=str).encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> Any:
+    if cursor is None:
+        return None
+    try:
+        return json.loads(base64.urlsafe_b64decode(cursor.encode()).decode())
+    except (binascii.Error, ValueError, UnicodeDecodeError) as e:
+        raise ApiError("BAD_USER_INPUT", f"invalid cursor {cursor[:40]!r}") from e
+
+
+def key_cursor(cursor: str | None) -> str | None:
+    value = decode_cursor(cursor)
+    if value is not None and not isinstance(value, str):
+        raise ApiError("BAD_USER_INPUT", f"invalid cursor {cursor!r}")
+    return value
+
+
+def event_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    value = decode_cursor(cursor)
+    if value is None:
+        return None
+    try:
+        at, event = value
+        return datetime.fromisoformat(at), str(event)
+    except (TypeError, ValueError) as e:
+        raise ApiError("BAD_USER_INPUT", f"invalid cursor {cursor!r}") from e
+
+
+@strawberry.input(description="An identifier as an app knows it; normalized like loaders do.")
+class IdentifierInput:
+    type: str = strawberry.field(description="cookie, email, phone, device, maid, crm_id, ...")
+    value: str
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+def page_info(fetched: int, limit: int, edges: Sequence[Any]) -> PageInfo:
+    """Pages are read one item longer than asked: an extra item means there is a next page."""
+    return PageInfo(has_next_page=fetched > limit, end_cursor=edges[-1].cursor if edges else None)
+
+
+@strawberry.enum(description="What happened to identities.")
+class IdentityEventKind(Enum):
+    CREATED = "created"
+    MERGED = "merged"
+    SPLIT = "split"
+    STEWARD = "steward"
+
+
+@strawberry.type(description="An identity the event touched, and how (created, merged, ...).")
+class AffectedIdentity:
+    id: strawberry.ID
+    role: str
+
+    @strawberry.field(
+        description="That identity as it is now (its survivor when it was merged since)."
+    )
+    async def current(self, info: Info[Context, None]) -> Profile | None:
+        row = await info.context.loaders.identity_by_id.load(str(self.id))
+        return Profile.from_row(row, str(self.id)) if row else None
+
+
+@strawberry.type(description="A change to identities: created, merged, split, steward action.")
+class IdentityEvent:
+    id: strawberry.ID
+    kind: str
+    reason: str | None
+    actor: str | None
+    at: datetime
+    action: str | None = strawberry.field(description="The steward action, for kind steward.")
+    keys: list[str] = strawberry.field(description="Identifiers a steward action named.")
+    identities: list[AffectedIdentity]
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> IdentityEvent:
+        id_, kind, reason, actor, at, action, keys, affected = row
+        return cls(
+            id=strawberry.ID(id_),
+            kind=kind,
+            reason=reason,
+            actor=actor,
+            at=native(at),
+            action=action,
+            keys=list(keys),
+            identities=[AffectedIdentity(id=strawberry.ID(i), role=r) for i, r in affected],
+        )
+
+    @property
+    def cursor(self) -> str:
+        return encode_cursor([self.at.isoformat(), str(self.id)])
+
+
+@strawberry.type
+class IdentityEventEdge:
+    cursor: str
+    node: IdentityEvent
+
+
+@strawberry.type
+class IdentityEventConnection:
+    edges: list[IdentityEventEdge]
+    page_info: PageInfo
+
+    @classmethod
+    def of(cls, rows: list[list[Any]], first: int) -> IdentityEventConnection:
+        events = [IdentityEvent.from_row(r) for r in rows[:first]]
+        edges = [IdentityEventEdge(cursor=e.cursor, node=e) for e in events]
+        return cls(edges=edges, page_info=page_info(len(rows), first, edges))
+
+
+@strawberry.type(description="Why an identifier merges nothing: too many people use it.")
+class SharedInfo:
+    kind: str = strawberry.field(description="direct, two_hop or bridge")
+    reason: str | None
+
+
+@strawberry.type(description="A link between two identifiers: seen together, with evidence.")
+class Link:
+    other_key: str
+    first_seen: datetime | None
+    last_seen: datetime | None
+    count: int
+    sources: list[str]
+    party: str | None
+    evidence: list[str] = strawberry.field(description="(batch, record) references, capped.")
+    cut: bool
+    cut_reason: str | None
+    cut_by: str | None
+    forced: bool
+    forced_reason: str | None
+    forced_by: str | None
+
+    @strawberry.field(description="The identifier at the other end.")
+    async def other(self, info: Info[Context, None]) -> Identifier:
+        row = await info.context.loaders.identifier.load(self.other_key)
+        if row is None:
+            raise ApiError("NOT_FOUND", f"identifier {self.other_key!r} no longer exists")
+        return Identifier.from_row(row)
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> Link:
+        other, first, last, count, sources, party, evidence, cut, cut_reason, cut_by = row[:10]
+        forced, forced_reason, forced_by = row[10:]
+        return cls(
+            other_key=other,
+            first_seen=native(first),
+            last_seen=native(last),
+            count=int(count or 0),
+            sources=list(sources or []),
+            party=party,
+            evidence=list(evidence),
+            cut=bool(cut),
+            cut_reason=cut_reason,
+            cut_by=cut_by,
+            forced=bool(forced),
+            forced_reason=forced_reason,
+            forced_by=forced_by,
+        )
+
+
+@strawberry.type
+class LinkEdge:
+    cursor: str
+    node: Link
+
+
+@strawberry.type
+class LinkConnection:
+    edges: list[LinkEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type(description="One identifier: a cookie, an email, a device id, ...")
+class Identifier:
+    key: str = strawberry.field(description="type:normalized value, unique.")
+    type: str
+    value: str = strawberry.field(description="Normalized (a SHA-256 when hashed is true).")
+    hashed: bool
+    first_seen: datetime | None
+    last_seen: datetime | None
+    seen: int = strawberry.field(description="How many records carried it.")
+    sources: list[str]
+    shared: SharedInfo | None
+    blocked: bool
+    blocked_reason: str | None
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> Identifier:
+        key, type_, value, hashed, first, last, seen, sources = row[:8]
+        shared, shared_reason, blocked, blocked_reason = row[8:12]
+        return cls(
+            key=key,
+            type=type_,
+            value=value,
+            hashed=bool(hashed),
+            first_seen=native(first),
+            last_seen=native(last),
+            seen=int(seen),
+            sources=list(sources),
+            shared=SharedInfo(kind=shared, reason=shared_reason) if shared else None,
+            blocked=bool(blocked),
+            blocked_reason=blocked_reason,
+        )
+
+    @strawberry.field(description="The identity (profile) this identifier belongs to.")
+    async def identity(self, info: Info[Context, None]) -> Profile | None:
+        row = await info.context.loaders.identity_by_key.load(self.key)
+        return Profile.from_row(row, row[0]) if row else None
+
+    @strawberry.field(description="Its links, by the other end's key.")
+    async def links(
+        self, info: Info[Context, None], first: int = DEFAULT_PAGE, after: str | None = None
+    ) -> LinkConnection:
+        limit = info.context.page_size(first)
+        page = await info.context.loaders.links.load(((key_cursor(after), limit + 1), self.key))
+        rows, total = page or ([], 0)
+        links = [Link.from_row(r) for r in rows[:limit]]
+        edges = [LinkEdge(cursor=encode_cursor(link.other_key), node=link) for link in links]
+        return LinkConnection(
+            edges=edges,
+            page_info=page_info(len(rows), limit, edges),
+            total_count=total,
+        )
+
+
+@strawberry.type
+class IdentifierEdge:
+    cursor: str
+    node: Identifier
+
+
+@strawberry.type
+class IdentifierConnection:
+    edges: list[IdentifierEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type(description="A trait as loaded: one per identifier, source and name.")
+class Trait:
+    name: str
+    value: JSON | None  # type: ignore[valid-type]
+    source: str
+    observed_at: datetime | None
+    identifier: str = strawberry.field(description="The key of the identifier it was seen on.")
+
+
+@strawberry.type(description="How often the identity did something, over all its identifiers.")
+class EventAggregate:
+    name: str
+    count: int
+    first_at: datetime | None
+    last_at: datetime | None
+
+
+def _traits_and_events(members: list[list[Any]]) -> tuple[list[Trait], list[EventAggregate]]:
+    traits: list[Trait] = []
+    counts: dict[str, list[Any]] = {}
+    for key, props in members:
+        values = dict(props)
+        for prop, value in values.items():
+            if prop.startswith("trait."):
+                source, _, name = prop[len("trait.") :].partition(".")
+                traits.append(
+                    Trait(
+                        name=name,
+                        value=native(value),
+                        source=source,
+                        observed_at=native(values.get(f"trait_at.{source}.{name}")),
+                        identifier=key,
+                    )
+                )
+            elif prop.startswith("event_count."):
+                name = prop[len("event_count.") :]
+                first = native(values.get(f"event_first.{name}"))
+                last = native(values.get(f"event_last.{name}"))
+                entry = counts.setdefault(name, [0, first, last])
+                entry[0] += int(value)
+                if first is not None and (entry[1] is None or first < entry[1]):
+                    entry[1] = first
+                if last is not None and (entry[2] is None or last > entry[2]):
+                    entry[2] = last
+    traits.sort(key=lambda t: (t.name, -(t.observed_at.timestamp() if t.observed_at else 0)))
+    events = [
+        EventAggregate(name=name, count=c, first_at=f, last_at=la)
+        for name, (c, f, la) in sorted(counts.items())
+    ]
+    return traits, events
+
+
+@strawberry.type(description="A customer: an identity and everything known through it.")
+class Profile:
+    id: strawberry.ID
+    requested_id: strawberry.ID | None = strawberry.field(
+        description="The id asked for, when it was not this one: it was merged into this one."
+    )
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    size: int = strawberry.field(description="Number of identifiers.")
+
+    @strawberry.field(description="True when the id asked for was merged into this identity.")
+    def redirected(self) -> bool:
+        return self.requested_id is not None
+
+    @classmethod
+    def from_row(cls, row: list[Any], asked: str) -> Profile:
+        id_, status, created, updated, size = row
+        return cls(
+            id=strawberry.ID(id_),
+            requested_id=strawberry.ID(asked) if asked != id_ else None,
+            status=status,
+            created_at=native(created),
+            updated_at=native(updated),
+            size=int(size or 0),
+        )
+
+    @strawberry.field(description="Its identifiers by key, optionally of some types only.")
+    async def identifiers(
+        self,
+        info: Info[Context, None],
+        types: list[str] | None = None,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> IdentifierConnection:
+        limit = info.context.page_size(first)
+        args = (tuple(types) if types else None, key_cursor(after), limit + 1)
+        page = await info.context.loaders.members.load((args, str(self.id)))
+        rows, total = page or ([], 0)
+        nodes = [Identifier.from_row(r) for r in rows[:limit]]
+        edges = [IdentifierEdge(cursor=encode_cursor(n.key), node=n) for n in nodes]
+        return IdentifierConnection(
+            edges=edges,
+            page_info=page_info(len(rows), limit, edges),
+            total_count=total,
+        )
+
+    @strawberry.field(description="Traits as loaded so far, by name, newest first.")
+    async def traits(self, info: Info[Context, None]) -> list[Trait]:
+        members = await info.context.loaders.attributes.load(str(self.id))
+        return _traits_and_events(members or [])[0]
+
+    @strawberry.field(description="Event counts, first and last time, per event name.")
+    async def events(self, info: Info[Context, None]) -> list[EventAggregate]:
+        members = await info.context.loaders.attributes.load(str(self.id))
+        return _traits_and_events(members or [])[1]
+
+    @strawberry.field(
+        description="Its identity events, newest first, with those of identities merged into it."
+    )
+    async def history(
+        self, info: Info[Context, None], first: int = 20, after: str | None = None
+    ) -> IdentityEventConnection:
+        limit = info.context.page_size(first)
+        args = (event_cursor(after), limit + 1)
+        rows = await info.context.loaders.history.load((args, str(self.id)))
+        return IdentityEventConnection.of(rows or [], limit)
+
+
+@strawberry.type(description="One link on an explanation path, and what the rules made of it.")
+class Hop:
+    a: str
+    b: str
+    verdict: str = strawberry.field(
+        description="merged, third_party, cut, expired, blocked, shared, quarantined or limit."
+    )
+    why: str
+    sources: list[str]
+    party: str | None
+    first_seen: datetime | None
+    last_seen: datetime | None
+    count: int
+    evidence: list[str]
+
+
+@strawberry.type(description="Why two identifiers are, or are not, the same customer.")
+class Explanation:
+    a: str
+    b: str
+    same: bool
+    summary: str
+    identity_a: strawberry.ID | None
+    identity_b: strawberry.ID | None
+    path: list[Hop]
+
+
+@strawberry.type
+class SharedIdentifier:
+    identifier: Identifier
+    links: int
+
+
+@strawberry.type
+class SharedIdentifierConnection:
+    edges: list[SharedIdentifierEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type
+class SharedIdentifierEdge:
+    cursor: str
+    node: SharedIdentifier
+
+
+@strawberry.type(description="A component too big to merge blindly, held for review.")
+class Quarantine:
+    id: strawberry.ID
+    size: int
+    sample: list[str]
+    detected_at: datetime | None
+
+
+@strawberry.type(description="What awaits a steward.")
+class ReviewQueue:
+    shared: SharedIdentifierConnection
+    quarantines: list[Quarantine]
+
+
+@strawberry.type
+class TypeCount:
+    type: str
+    count: int
+
+
+@strawberry.type
+class SizeCount:
+    size: int
+    identities: int
+
+
+@strawberry.type
+class LoadInfo:
+    batch: str
+    source: str
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    read: int
+    accepted: int
+    rejected: int
+
+
+@strawberry.type
+class ResolveInfo:
+    run: str
+    mode: str
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@strawberry.type
+class Stats:
+    identifiers: list[TypeCount]
+    identifiers_total: int
+    identities: int
+    links: int
+    sizes: list[SizeCount] = strawberry.field(description="How many identities of each size.")
+    largest_identity: int
+    last_load: LoadInfo | None
+    last_resolve: ResolveInfo | None
+
+
+@strawberry.type(description="What a steward action did.")
+class StewardResult:
+    action: str
+    keys: list[str]
+    reason: str
+    actor: str
+    event_id: strawberry.ID
+    before: list[strawberry.ID] = strawberry.field(description="Identities before the action.")
+    identity_ids: list[strawberry.ID]
+
+    @strawberry.field(description="The affected identities, as they are now.")
+    async def identities(self, info: Info[Context, None]) -> list[Profile]:
+        rows = await info.context.loaders.identity_by_id.load_many(
+            [str(i) for i in self.identity_ids]
+        )
+        return [Profile.from_row(r, r[0]) for r in rows if r is not None]

@@ -1,0 +1,249 @@
+"""What the API reads, each query taking a whole batch of keys (the DataLoaders call these).
+
+Every function takes many ids or keys and answers them with one query, so a page of 50
+profiles costs the same few queries as one profile. Rows come back as lists in a fixed column
+order (cheaper than maps for the driver); :mod:`identity.api.types` turns them into objects.
+Pages are keyset-paginated: ``after`` is the last key (or ``[at, id]``) of the previous page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, LiteralString
+
+from neo4j.time import DateTime
+
+from identity.store.driver import AsyncGraph
+from identity.store.rows import label_for
+
+# Identity columns: id, status, created_at, updated_at, size
+_IDENTITY = "[p.id, p.status, p.created_at, p.updated_at, p.size]"
+# Identifier columns: key, type, value, hashed, first_seen, last_seen, seen, sources,
+# shared, shared_reason, blocked, blocked_reason
+_IDENTIFIER = (
+    "[i.key, i.type, i.value, coalesce(i.hashed, false), i.first_seen, i.last_seen, "
+    "coalesce(i.seen, 0), coalesce(i.sources, []), i.shared, i.shared_reason, "
+    "coalesce(i.blocked, false), i.blocked_reason]"
+)
+# Event columns: id, kind, reason, actor, at, action, keys, [[identity id, role]]
+_EVENT = (
+    "[e.id, e.kind, e.reason, e.actor, e.at, e.action, coalesce(e.keys, []), "
+    "COLLECT { MATCH (e)-[a:AFFECTED]->(x:Identity) RETURN [x.id, a.role] ORDER BY x.id }]"
+)
+# Link columns: other key, first_seen, last_seen, count, sources, party, evidence, cut,
+# cut_reason, cut_by, forced, forced_reason, forced_by
+_LINK = (
+    "[o.key, r.first_seen, r.last_seen, r.count, r.sources, r.party, coalesce(r.evidence, []), "
+    "coalesce(r.cut, false), r.cut_reason, r.cut_by, coalesce(r.forced, false), "
+    "r.forced_reason, r.forced_by]"
+)
+
+
+def native(value: Any) -> Any:
+    """A driver temporal value as a Python one (``datetime``); anything else as it is."""
+    return value.to_native() if isinstance(value, DateTime) else value
+
+
+async def _by_item(
+    reads: AsyncGraph, operation: str, query: LiteralString, items: Sequence[str]
+) -> dict[str, list[Any]]:
+    """``query`` over ``$items`` returning ``[item, row]`` records, as a map."""
+    records = await reads.read(operation, query, {"items": list(items)})
+    return {r[0]: r[1] for r in records}
+
+
+async def identities_by_key(reads: AsyncGraph, keys: Sequence[str]) -> dict[str, list[Any]]:
+    """The identity holding each identifier key (keys without one are absent)."""
+    return await _by_item(
+        reads,
+        "identity by identifier",
+        "UNWIND $items AS k MATCH (:Identifier {key: k})-[:MEMBER_OF]->(p:Identity) "
+        f"RETURN k, {_IDENTITY}",
+        keys,
+    )
+
+
+async def identities_by_id(reads: AsyncGraph, ids: Sequence[str]) -> dict[str, list[Any]]:
+    """Each identity by id; a merged id gives its surviving identity (follow MERGED_INTO)."""
+    return await _by_item(
+        reads,
+        "identity by id",
+        "UNWIND $items AS id MATCH (m:Identity {id: id}) "
+        "WITH id, CASE WHEN m.status = 'merged' THEN COLLECT { "
+        "  MATCH (m)-[:MERGED_INTO*1..50]->(s:Identity) WHERE s.status = 'active' "
+        "  RETURN s LIMIT 1 } ELSE [m] END AS found "
+        f"UNWIND found AS p RETURN id, {_IDENTITY}",
+        ids,
+    )
+
+
+async def identifiers_by_key(reads: AsyncGraph, keys: Sequence[str]) -> dict[str, list[Any]]:
+    return await _by_item(
+        reads,
+        "identifiers by key",
+        f"UNWIND $items AS k MATCH (i:Identifier {{key: k}}) RETURN k, {_IDENTIFIER}",
+        keys,
+    )
+
+
+async def attributes(reads: AsyncGraph, ids: Sequence[str]) -> dict[str, list[Any]]:
+    """Per identity, each member's traits and event aggregates:
+    ``[key, [[property name, value], ...]]`` for ``trait.*``, ``trait_at.*``, ``event_*``."""
+    return await _by_item(
+        reads,
+        "identity attributes",
+        "UNWIND $items AS id MATCH (p:Identity {id: id}) "
+        "RETURN id, COLLECT { MATCH (p)<-[:MEMBER_OF]-(i:Identifier) "
+        "  WITH i, [k IN keys(i) WHERE k STARTS WITH 'trait' OR k STARTS WITH 'event_'] AS ks "
+        "  WHERE size(ks) > 0 RETURN [i.key, [k IN ks | [k, i[k]]]] ORDER BY i.key }",
+        ids,
+    )
+
+
+async def members_pages(
+    reads: AsyncGraph,
+    ids: Sequence[str],
+    types: Sequence[str] | None,
+    after: str | None,
+    limit: int,
+) -> dict[str, tuple[list[list[Any]], int]]:
+    """A page of each identity's identifiers (by key, after ``after``) and how many in all."""
+    records = await reads.read(
+        "identity members",
+        "UNWIND $ids AS id MATCH (p:Identity {id: id}) "
+        "RETURN id, COLLECT { MATCH (p)<-[:MEMBER_OF]-(i:Identifier) "
+        "  WHERE ($types IS NULL OR i.type IN $types) AND ($after IS NULL OR i.key > $after) "
+        f"  RETURN {_IDENTIFIER} ORDER BY i.key LIMIT $limit }}, "
+        "COUNT { MATCH (p)<-[:MEMBER_OF]-(i:Identifier) "
+        "  WHERE $types IS NULL OR i.type IN $types }",
+        {"ids": list(ids), "types": list(types) if types else None, "after": after, "limit": limit},
+    )
+    return {r[0]: (r[1], r[2]) for r in records}
+
+
+async def history_pages(
+    reads: AsyncGraph, ids: Sequence[str], after: tuple[datetime, str] | None, limit: int
+) -> dict[str, list[list[Any]]]:
+    """Newest first, the events of each identity and of the identities merged into it."""
+    at, event = after if after else (None, None)
+    records = await reads.read(
+        "identity history",
+        "UNWIND $ids AS id MATCH (p:Identity {id: id}) "
+        "RETURN id, COLLECT { "
+        "  MATCH (p)<-[:MERGED_INTO*0..50]-(:Identity)<-[:AFFECTED]-(e:IdentityEvent) "
+        "  WITH DISTINCT e "
+        "  WHERE $at IS NULL OR e.at < $at OR (e.at = $at AND e.id < $event) "
+        f"  RETURN {_EVENT} ORDER BY e.at DESC, e.id DESC LIMIT $limit }}",
+        {"ids": list(ids), "at": at, "event": event, "limit": limit},
+    )
+    return {r[0]: r[1] for r in records}
+
+
+async def links_pages(
+    reads: AsyncGraph, keys: Sequence[str], after: str | None, limit: int
+) -> dict[str, tuple[list[list[Any]], int]]:
+    """A page of each identifier's links (by the other end's key) and how many in all."""
+    records = await reads.read(
+        "identifier links",
+        "UNWIND $keys AS k MATCH (i:Identifier {key: k}) "
+        "RETURN k, COLLECT { MATCH (i)-[r:LINKED]-(o:Identifier) "
+        "  WHERE $after IS NULL OR o.key > $after "
+        f"  RETURN {_LINK} ORDER BY o.key LIMIT $limit }}, "
+        "COUNT { (i)-[:LINKED]-() }",
+        {"keys": list(keys), "after": after, "limit": limit},
+    )
+    return {r[0]: (r[1], r[2]) for r in records}
+
+
+async def event_feed(
+    reads: AsyncGraph,
+    since: datetime | None,
+    kinds: Sequence[str] | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[list[Any]]:
+    """Identity events oldest first, from ``since``, of ``kinds``. Events of a resolve still
+    running are held back, so a consumer following the feed never skips part of a run."""
+    at, event = after if after else (None, None)
+    records = await reads.read(
+        "identity event feed",
+        "MATCH (e:IdentityEvent) WHERE e.at >= $since "
+        "  AND ($kinds IS NULL OR e.kind IN $kinds) "
+        "  AND ($at IS NULL OR e.at > $at OR (e.at = $at AND e.id > $event)) "
+        "  AND NOT EXISTS { MATCH (run:ResolveRun {id: e.run}) WHERE run.status = 'running' } "
+        f"RETURN {_EVENT} ORDER BY e.at, e.id LIMIT $limit",
+        {
+            "since": since or datetime.fromtimestamp(0).astimezone(),
+            "kinds": list(kinds) if kinds else None,
+            "at": at,
+            "event": event,
+            "limit": limit,
+        },
+    )
+    return [r[0] for r in records]
+
+
+async def shared_page(
+    reads: AsyncGraph, after: str | None, limit: int
+) -> tuple[list[list[Any]], int]:
+    """Identifiers flagged shared, by key, with the number of their links."""
+    records = await reads.read(
+        "review shared",
+        "MATCH (i:Identifier) WHERE i.shared IS NOT NULL AND ($after IS NULL OR i.key > $after) "
+        f"WITH i ORDER BY i.key LIMIT $limit RETURN {_IDENTIFIER}, COUNT {{ (i)-[:LINKED]-() }}",
+        {"after": after, "limit": limit},
+    )
+    total = await reads.read(
+        "review shared count", "MATCH (i:Identifier) WHERE i.shared IS NOT NULL RETURN count(i)"
+    )
+    return [[*r[0], r[1]] for r in records], int(total[0][0])
+
+
+async def quarantines(reads: AsyncGraph, limit: int) -> list[list[Any]]:
+    """Open quarantines, largest first: id, size, sample keys, since."""
+    records = await reads.read(
+        "review quarantines",
+        "MATCH (q:Quarantine) WHERE q.status = 'open' "
+        "RETURN [q.id, q.size, q.sample, q.detected_at] ORDER BY q.size DESC, q.id LIMIT $limit",
+        {"limit": limit},
+    )
+    return [r[0] for r in records]
+
+
+async def stats(reads: AsyncGraph, types: Sequence[str]) -> dict[str, Any]:
+    """Counts from Neo4j's count store where it has them (identifiers per type label, links),
+    the identity size distribution through the status index, the last load and resolve."""
+    per_type: dict[str, int] = {}
+    for type_ in types:
+        # labels come from the policy's types through label_for, never from a request
+        label = label_for(type_)
+        if not label.isidentifier():
+            raise ValueError(f"identifier type {type_!r} has no safe label")
+        records = await reads.read("count identifiers", f"MATCH (i:`{label}`) RETURN count(i)")
+        per_type[type_] = int(records[0][0])
+    links = await reads.read("count links", "MATCH ()-[r:LINKED]->() RETURN count(r)")
+    sizes = await reads.read(
+        "identity sizes",
+        "MATCH (p:Identity) WHERE p.status = 'active' "
+        "RETURN p.size AS size, count(*) AS n ORDER BY size",
+    )
+    last_load = await reads.read(
+        "last load",
+        "MATCH (b:Batch) WHERE b.started_at IS NOT NULL AND b.source <> 'steward' "
+        "RETURN [b.id, b.source, b.status, b.started_at, b.finished_at, "
+        "coalesce(b.read, 0), coalesce(b.accepted, 0), coalesce(b.rejected, 0)] "
+        "ORDER BY b.started_at DESC LIMIT 1",
+    )
+    last_resolve = await reads.read(
+        "last resolve",
+        "MATCH (r:ResolveRun) RETURN [r.id, r.mode, r.status, r.started_at, r.finished_at] "
+        "ORDER BY r.started_at DESC LIMIT 1",
+    )
+    return {
+        "types": per_type,
+        "links": int(links[0][0]),
+        "sizes": [(int(r[0] or 0), int(r[1])) for r in sizes],
+        "last_load": last_load[0][0] if last_load else None,
+        "last_resolve": last_resolve[0][0] if last_resolve else None,
+    }
