@@ -23,14 +23,24 @@ $(STAMP): pyproject.toml
 neo4j-jars: venv
 	@$(BIN)/idgraph neo4j fetch
 
+# Demo keys for the API `make run` serves; set your own in the environment to override them.
+DEMO_API_KEYS := {"demo-reader-key": "reader", "demo-steward-key": {"role": "steward", "name": "demo-steward"}, "demo-marketer-key": "marketer", "demo-admin-key": {"role": "admin", "name": "demo-admin"}}
+DEMO_WRITE_KEYS := {"demo-write-key": "web"}
+
 run: setup
 	@$(BIN)/idgraph neo4j start
 	@$(BIN)/idgraph db init
 	@$(BIN)/idgraph demo
 	@echo
-	@echo "Neo4j is serving on the Bolt URI above (user neo4j, password from IDGRAPH_NEO4J_PASSWORD,"
-	@echo "default idgraph-local-password), with the demo data loaded."
-	@echo "Stop it with: $(BIN)/idgraph neo4j stop"
+	@echo "Neo4j: the Bolt URI above (user neo4j, password IDGRAPH_NEO4J_PASSWORD, default"
+	@echo "idgraph-local-password). Stop it with: make stop"
+	@echo "GraphiQL: http://127.0.0.1:8000/graphql  (Headers: {\"Authorization\": \"Bearer demo-reader-key\"};"
+	@echo "  demo-steward-key, demo-marketer-key, demo-admin-key for the other roles)"
+	@echo "Segment ingestion: http://127.0.0.1:8000/v1/batch with write key demo-write-key"
+	@echo
+	@IDGRAPH_API_KEYS='$(or $(IDGRAPH_API_KEYS),$(DEMO_API_KEYS))' \
+	 IDGRAPH_WRITE_KEYS='$(or $(IDGRAPH_WRITE_KEYS),$(DEMO_WRITE_KEYS))' \
+	 $(BIN)/idgraph serve --host 127.0.0.1 --port 8000
 
 stop: venv
 	@$(BIN)/idgraph neo4j stop
