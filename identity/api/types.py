@@ -12,21 +12,15 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
-from typing import Any, NewType
+from typing import Any
 
 import strawberry
+from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from identity.api.context import Context
 from identity.api.errors import ApiError
 from identity.store.reads import native
-
-JSON = strawberry.scalar(
-    NewType("JSON", object),
-    description="Any JSON value (trait values as loaded).",
-    serialize=lambda v: v,
-    parse_value=lambda v: v,
-)
 
 DEFAULT_PAGE = 50
 
@@ -280,7 +274,7 @@ class IdentifierConnection:
 @strawberry.type(description="A trait as loaded: one per identifier, source and name.")
 class Trait:
     name: str
-    value: JSON | None  # type: ignore[valid-type]
+    value: JSON | None
     source: str
     observed_at: datetime | None
     identifier: str = strawberry.field(description="The key of the identifier it was seen on.")
