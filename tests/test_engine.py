@@ -105,8 +105,8 @@ DAYS_AGO = (0, 1, 29, 31, 100, 179, 181, 200, 400, 729, 731, 900)
 
 @st.composite
 def link_rows(draw: st.DrawFn, pairs: Iterable[tuple[str, str]], recent: bool = False) -> Links:
-    """Links between ``pairs`` with random evidence, ages, parties and cuts (``recent``: most
-    seen yesterday, so that most links may merge)."""
+    """Links between ``pairs`` with random evidence, ages, parties, cuts and forced links
+    (``recent``: most seen yesterday, so that most links may merge)."""
     ages = st.sampled_from(DAYS_AGO)
     if recent:
         ages = st.one_of(st.just(1), st.just(1), ages)
@@ -122,6 +122,7 @@ def link_rows(draw: st.DrawFn, pairs: Iterable[tuple[str, str]], recent: bool = 
                 last_seen=AS_OF - draw(ages) * DAY_MS,
                 mergeable=draw(st.integers(0, 9)) > 0,
                 cut=draw(st.integers(0, 14)) == 0,
+                forced=draw(st.integers(0, 14)) == 0,
             )
         )
     return rows
@@ -177,9 +178,11 @@ def people_graphs(draw: st.DrawFn, max_people: int = 6) -> tuple[Nodes, Links]:
 
 def _expected_verdict(row: LinkRow, blocked: set[str], ttl_days: dict[str, int | None]) -> int:
     """Rule 1, written independently: the steward's cut, then the party, then blocked ends,
-    then the TTL (the shorter of the two ends')."""
+    then the TTL (the shorter of the two ends'); a forced link minds only cuts and blocks."""
     if row.cut:
         return CUT
+    if row.forced:
+        return BLOCKED if row.a in blocked or row.b in blocked else MERGED
     if not row.mergeable:
         return THIRD_PARTY
     if row.a in blocked or row.b in blocked:
@@ -300,10 +303,14 @@ def test_identities_keep_the_limits_and_the_size_bound(
             assert res.group_of[g.a[j]] != res.group_of[g.b[j]]
     assert partition == {frozenset(c) for c in nx.connected_components(merged)}
 
-    # shared identifiers merge with nothing; every refused link says why
+    # shared identifiers merge with nothing but through forced links; every refused link says
+    # why
+    for j, v in enumerate(res.verdict.tolist()):
+        ends = res.shared_kind[g.a[j]], res.shared_kind[g.b[j]]
+        if v == MERGED and max(ends) != NOT_SHARED:
+            assert g.forced[j]
     for i in range(g.n):
         if res.shared_kind[i] != NOT_SHARED:
-            assert frozenset([g.keys[i]]) in partition
             assert i in res.shared
             assert res.shared[i].kind == ("", "direct", "two_hop", "bridge")[res.shared_kind[i]]
     assert set(res.conflicts) == {j for j, v in enumerate(res.verdict.tolist()) if v == LIMIT}
@@ -732,6 +739,87 @@ def test_halo_identifiers_are_in_no_group() -> None:
     assert res.partition() == groups(["email:ann@example.org", "cookie:a1"])
     assert res.n_groups == 1
     assert shared_kind(res, "dmp_id:x1") == NOT_SHARED
+
+
+# -- links forced by a steward -------------------------------------------------------------
+
+
+def test_a_forced_link_merges_whatever_its_party_and_age() -> None:
+    res = run(
+        [
+            link("crm_id:C1", "dmp_id:x1", mergeable=False, forced=True),
+            link("crm_id:C1", "cookie:old", last_seen=0, forced=True),
+            link("crm_id:C1", "cookie:other", last_seen=0),
+        ]
+    )
+    assert res.partition() == groups(["crm_id:C1", "dmp_id:x1", "cookie:old"], ["cookie:other"])
+    assert verdict(res, "crm_id:C1", "dmp_id:x1") == "merged"
+    assert verdict(res, "crm_id:C1", "cookie:old") == "merged"
+
+
+def test_a_forced_link_loses_to_a_cut_and_to_a_blocked_end() -> None:
+    res = run(
+        [
+            link("crm_id:C1", "cookie:a1", forced=True, cut=True),
+            link("crm_id:C1", "email:test@example.com", forced=True, mergeable=False),
+        ],
+        nodes=[node("email:test@example.com", blocked=True)],
+    )
+    assert res.partition() == singletons(["crm_id:C1", "cookie:a1", "email:test@example.com"])
+    assert verdict(res, "crm_id:C1", "cookie:a1") == "cut"
+    assert verdict(res, "crm_id:C1", "email:test@example.com") == "blocked"
+
+
+def test_a_forced_link_joins_a_shared_identifier_which_merges_nothing_else() -> None:
+    kiosk = "cookie:kiosk"
+    res = run(
+        [link(kiosk, "crm_id:C1", forced=True), link(kiosk, "crm_id:C2"), link(kiosk, "crm_id:C3")]
+    )
+    assert shared_kind(res, kiosk) == DIRECT
+    assert res.partition() == groups([kiosk, "crm_id:C1"], ["crm_id:C2"], ["crm_id:C3"])
+    assert verdict(res, kiosk, "crm_id:C1") == "merged"
+    assert verdict(res, kiosk, "crm_id:C2") == "shared"
+
+
+def test_the_shared_rules_see_a_forced_link_as_it_was_observed() -> None:
+    # cookie:x was seen with C1 and a steward says it is C2's. Seen with both (first party),
+    # it is shared: its link to C1 merges nothing, the forced one still merges
+    x = "cookie:x"
+    observed = [link(x, "crm_id:C1", count=9), link("cookie:y", "crm_id:C1")]
+    res = run([*observed, link(x, "crm_id:C2", forced=True)])
+    assert shared_kind(res, x) == DIRECT
+    assert res.partition() == groups([x, "crm_id:C2"], ["cookie:y", "crm_id:C1"])
+    assert verdict(res, x, "crm_id:C1") == "shared"
+    # the forced link being third-party only, x is not shared; the limit split takes the
+    # forced link first
+    res = run([*observed, link(x, "crm_id:C2", forced=True, mergeable=False)])
+    assert shared_kind(res, x) == NOT_SHARED
+    assert res.partition() == groups([x, "crm_id:C2"], ["cookie:y", "crm_id:C1"])
+    assert verdict(res, x, "crm_id:C1") == "limit"
+
+
+def test_a_forced_phone_is_kept_and_the_weakest_other_dropped() -> None:
+    phones = [link("crm_id:C1", p, count=5) for p in PHONES[:3]]
+    res = run([*phones, link("crm_id:C1", PHONES[3], count=1, forced=True)])
+    kept = next(p for p in res.partition() if "crm_id:C1" in p)
+    assert PHONES[3] in kept and len(kept) == 4
+    assert [verdict(res, "crm_id:C1", p) for p in PHONES[:4]].count("limit") == 1
+
+
+def test_a_forced_link_whose_own_ends_break_a_limit_is_refused() -> None:
+    res = run([link("crm_id:C1", "crm_id:C2", forced=True)])
+    assert res.partition() == singletons(["crm_id:C1", "crm_id:C2"])
+    assert verdict(res, "crm_id:C1", "crm_id:C2") == "limit"
+
+
+def test_a_forced_link_is_still_subject_to_the_circuit_breaker() -> None:
+    cookies = [link("crm_id:C1", f"cookie:c{i}") for i in range(3)]
+    res = run(
+        [*cookies, link("crm_id:C1", "email:e1", mergeable=False, forced=True)],
+        policy=replace(Policy(), max_identity_size=4),
+    )
+    assert verdict(res, "crm_id:C1", "email:e1") == "quarantined"
+    assert len(res.quarantined) == 1
 
 
 def test_verdict_names() -> None:

@@ -4,7 +4,8 @@ The rules run in a fixed order, each a vectorized pass over the link columns, so
 gives the same partition whatever order it arrived in (DESIGN.md, "Resolution semantics"):
 
 1. **Candidate links**: links whose party or sources may merge, not cut by a steward, seen
-   within the TTL of both ends' types, between two identifiers the policy does not block.
+   within the TTL of both ends' types, between two identifiers neither the policy nor a
+   steward blocks.
 2. **Shared identifiers** take no part in merging (all their links are left out):
 
    - *direct*: more neighbours of one type than an identity may hold, that type ranking at
@@ -25,10 +26,16 @@ gives the same partition whatever order it arrived in (DESIGN.md, "Resolution se
    breaker**: a component above ``max_identity_size`` is quarantined, its identifiers left
    unmerged and listed for review.
 4. **Limits**: a component holding more identifiers of a type than the type's limit is split
-   greedily, Kruskal-style: its links sorted strongest first (weight = the lower priority of
-   the two ends, then count, then earliest first_seen, then keys) join two parts unless the
-   union would break a limit; a link refused is recorded with the identifiers it conflicts
-   with. The order is total, so the split is deterministic.
+   greedily, Kruskal-style: its links sorted strongest first (links forced by a steward, then
+   weight = the lower priority of the two ends, then count, then earliest first_seen, then
+   keys) join two parts unless the union would break a limit; a link refused is recorded with
+   the identifiers it conflicts with. The order is total, so the split is deterministic.
+
+A link **forced** by a steward (``forced`` true) is a candidate whatever its party, sources
+or age, and merges even where an end is shared (the shared identifier still merges nothing
+else). The flag plays no part in judging what is shared: those rules see every link as it
+would be without it (a link a steward created is a first-party link like any other). It does
+not override a cut, a blocked end, a limit its own two ends break, or the circuit breaker.
 
 Complexity for V identifiers and E links: O(V + E) for rules 1-3 plus the sparse product,
 whose size is the number of two-step paths ending at an anchor (bounded by the limits once
@@ -172,23 +179,27 @@ class _Engine:
 
     def run(self) -> Resolution:
         g = self.g
-        candidate = self._candidates()
+        candidate, observed = self._candidates()
+        forced = candidate & g.forced
         halo = ~g.region
         self.shared_kind[halo & (g.stored_shared == TWO_HOP)] = TWO_HOP  # stored verdicts
-        self._direct(candidate)
+        self._direct(observed)
         if self.policy.two_hop:
-            self._two_hop(candidate)
+            self._two_hop(observed)
         shared = self.shared_kind > 0
-        pre = candidate & ~shared[g.a] & ~shared[g.b]
-        self.verdict[candidate & ~pre] = SHARED
+        pre = observed & ~shared[g.a] & ~shared[g.b]
+        self.verdict[observed & ~pre & ~forced] = SHARED
         pre_labels = _labels(g.n, g.a[pre], g.b[pre])
         if self._bridges(pre, pre_labels):
             shared = self.shared_kind > 0
             eligible = pre & ~shared[g.a] & ~shared[g.b]
-            self.verdict[pre & ~eligible] = SHARED
+            self.verdict[pre & ~eligible & ~forced] = SHARED
             labels = _labels(g.n, g.a[eligible], g.b[eligible])
         else:
             eligible, labels = pre, pre_labels
+        if (forced & ~eligible).any():
+            eligible = eligible | forced
+            labels = _labels(g.n, g.a[eligible], g.b[eligible])
         group_of, quarantined = self._limits_and_breaker(labels, eligible)
         group_of[~g.region] = -1
         # renumber densely
@@ -208,7 +219,9 @@ class _Engine:
 
     # -- 1. candidates -------------------------------------------------------------------
 
-    def _candidates(self) -> npt.NDArray[np.bool_]:
+    def _candidates(self) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """The links that may merge, and those that may as observed (the forced flag aside:
+        what the shared rules judge by)."""
         g = self.g
         verdict = self.verdict
         ttl = np.minimum(self.ttl_ms[g.types[g.a]], self.ttl_ms[g.types[g.b]])
@@ -221,8 +234,12 @@ class _Engine:
         verdict[~g.mergeable] = THIRD_PARTY
         verdict[g.cut] = CUT
         verdict[g.a == g.b] = CUT
+        observed: npt.NDArray[np.bool_] = verdict == MERGED
+        # a forced link ignores its party and age, never a block or a cut
+        forced = g.forced & ~g.cut & (g.a != g.b)
+        verdict[forced] = np.where(blocked[forced], BLOCKED, MERGED)
         candidate: npt.NDArray[np.bool_] = verdict == MERGED
-        return candidate
+        return candidate, observed
 
     # -- 2. shared identifiers -----------------------------------------------------------
 
@@ -407,7 +424,8 @@ class _Engine:
         return group_of, quarantined
 
     def _split(self, links: list[int]) -> list[list[int]]:
-        """Kruskal under limits: strongest links first, a union that breaks a limit refused."""
+        """Kruskal under limits: forced links first, then the strongest; a union that breaks
+        a limit is refused."""
         g = self.g
         keys = g.keys
         g.load_first_seen(links)
@@ -415,6 +433,7 @@ class _Engine:
         order = sorted(
             range(len(links)),
             key=lambda k: (
+                not g.forced[links[k]],
                 -int(weight[k]),
                 -int(g.count[links[k]]),
                 int(g.first_seen[links[k]]),
@@ -480,6 +499,6 @@ def direct_shared(graph: LinkGraph, policy: Policy, as_of_ms: int) -> npt.NDArra
     """Which region identifiers the direct rule finds shared now (the incremental reader
     uses it to tell the identifiers whose direct verdict cannot have changed)."""
     engine = _Engine(graph, policy, as_of_ms)
-    engine._direct(engine._candidates())
+    engine._direct(engine._candidates()[1])
     flagged: npt.NDArray[np.bool_] = engine.shared_kind == DIRECT
     return flagged

@@ -43,6 +43,7 @@ class LinkRow:
     last_seen: int = 0
     mergeable: bool = True  # party and sources allow merging
     cut: bool = False  # cut by a steward
+    forced: bool = False  # forced by a steward: may merge whatever its party, age or ends
 
 
 @dataclass
@@ -62,6 +63,7 @@ class LinkGraph:
     last_seen: npt.NDArray[np.int64]
     mergeable: npt.NDArray[np.bool_]
     cut: npt.NDArray[np.bool_]
+    forced: npt.NDArray[np.bool_]
     index: dict[str, int] = field(default_factory=dict)
     # Reads skip first_seen (it costs as much as the rest of a link): it is -1 until the
     # limit split asks for the links it sorts, through this loader (pairs of keys -> millis).
@@ -111,6 +113,7 @@ class LinkGraph:
             last_seen=np.array([r.last_seen for r in link_list], dtype=np.int64),
             mergeable=np.array([r.mergeable for r in link_list], dtype=np.bool_),
             cut=np.array([r.cut for r in link_list], dtype=np.bool_),
+            forced=np.array([r.forced for r in link_list], dtype=np.bool_),
             index=index,
         )
 
@@ -126,7 +129,8 @@ class GraphBuilder:
         self._blocked: list[bool] = []
         self._region: list[bool] = []
         self._stored: list[int] = []
-        self._links: list[Sequence[int]] = []  # (a, b, count, first, last, mergeable, cut)
+        # (a, b, count, first, last, mergeable, cut, forced)
+        self._links: list[Sequence[int]] = []
         self._seen_links: set[tuple[int, int]] = set()
 
     def node(
@@ -161,16 +165,17 @@ class GraphBuilder:
         last_seen: int,
         mergeable: bool,
         cut: bool,
+        forced: bool,
     ) -> None:
         """Add a link once (a region reader meets each link from both of its ends)."""
         pair = (a, b) if a < b else (b, a)
         if pair in self._seen_links:
             return
         self._seen_links.add(pair)
-        self._links.append((a, b, count, first_seen, last_seen, mergeable, cut))
+        self._links.append((a, b, count, first_seen, last_seen, mergeable, cut, forced))
 
     def build(self) -> LinkGraph:
-        columns = np.array(self._links, dtype=np.int64).reshape(-1, 7)
+        columns = np.array(self._links, dtype=np.int64).reshape(-1, 8)
         type_names = [""] * len(self.type_index)
         for name, i in self.type_index.items():
             type_names[i] = name
@@ -188,5 +193,6 @@ class GraphBuilder:
             last_seen=columns[:, 4].copy(),
             mergeable=columns[:, 5].astype(np.bool_),
             cut=columns[:, 6].astype(np.bool_),
+            forced=columns[:, 7].astype(np.bool_),
             index=self.index,
         )

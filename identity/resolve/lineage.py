@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from identity.resolve.components import UnionFind
-from identity.resolve.engine import LIMIT, MERGED, SHARED, VERDICTS, Resolution
+from identity.resolve.engine import BLOCKED, CUT, LIMIT, MERGED, SHARED, VERDICTS, Resolution
 
 _ID_POOL: list[str] = []
 
@@ -278,6 +278,11 @@ class _Planner:
                 if note is not None:
                     return f"{text} not used: {g.keys[end]} is shared ({note.reason})"
             return f"{text} not used: a shared identifier"
+        if verdict == CUT:
+            return f"{text} cut by a steward"
+        if verdict == BLOCKED:
+            ends = (k for k in (a, b) if g.blocked[g.index[k]])
+            return f"{text} not used: {next(ends, a)} is blocked"
         return f"{text}: {VERDICTS[verdict]}"
 
     def _merge_cause(self, loser_keys: list[str], group_keys: list[str]) -> str:
@@ -288,7 +293,8 @@ class _Planner:
             for j in self._links_of(node):
                 other = int(g.b[j]) if int(g.a[j]) == node else int(g.a[j])
                 if r.verdict[j] == MERGED and other in group and other not in inside:
-                    return f"linked by {g.keys[int(g.a[j])]} - {g.keys[int(g.b[j])]}"
+                    forced = " (forced by a steward)" if g.forced[j] else ""
+                    return f"linked by {g.keys[int(g.a[j])]} - {g.keys[int(g.b[j])]}{forced}"
         return "linked through new identifiers"
 
     def _split_cause(self, kept: set[str], part: set[str]) -> str:

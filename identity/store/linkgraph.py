@@ -69,12 +69,15 @@ def split_key(key: str) -> tuple[str, str]:
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def _blocker(normalizer: Normalizer) -> Callable[[str, str], bool]:
-    """Whether an identifier is blocked by the policy now. A stored email or phone that is 64
-    hex digits is a hash (IDGRAPH_HASH_PII): a clear one holds an @ or starts with +."""
+def _blocker(normalizer: Normalizer) -> Callable[[str, str, bool | None], bool]:
+    """Whether an identifier is blocked now: by a steward (``stored``, the node's ``blocked``
+    flag) or by the policy. A stored email or phone that is 64 hex digits is a hash
+    (IDGRAPH_HASH_PII): a clear one holds an @ or starts with +."""
     checked = normalizer.blocked_types
 
-    def blocked(type_: str, value: str) -> bool:
+    def blocked(type_: str, value: str, stored: bool | None) -> bool:
+        if stored:
+            return True
         if type_ not in checked:
             return False
         hashed = _SHA256.fullmatch(value) is not None
@@ -102,12 +105,12 @@ def read_full(
     )[0]["top"]
     position = np.full((top or 0) + 1, -1, dtype=np.int64)  # internal id -> index
     rows = _chunked(graph, "read identifiers", _NODES_CHUNK, top, {})
-    for n, (node_id, key, kind, identity, quarantine, reason) in enumerate(rows, 1):
+    for n, (node_id, key, kind, identity, quarantine, reason, held) in enumerate(rows, 1):
         position[node_id] = len(keys)
         keys.append(key)
         type_, value = split_key(key)
         types.append(type_index.setdefault(type_, len(type_index)))
-        blocked_col.append(blocked(type_, value))
+        blocked_col.append(blocked(type_, value, held))
         stored.append(_shared_code(kind))
         if kind:
             shared[key] = (kind, reason or "")
@@ -122,12 +125,12 @@ def read_full(
     read = 0
     links_query = _links_chunk(_mergeable(policy))
     for block in _chunked_blocks(graph, "read links", links_query, top, params):
-        # [x id, y id, count, last_seen, mergeable, cut] per link, as one int64 matrix
-        blocks.append(np.array(block, dtype=np.int64).reshape(-1, 6))
+        # [x id, y id, count, last_seen, mergeable, cut, forced] per link, one int64 matrix
+        blocks.append(np.array(block, dtype=np.int64).reshape(-1, 7))
         read += len(block)
         if progress:
             progress("links", read)
-    links = np.concatenate(blocks) if blocks else np.zeros((0, 6), dtype=np.int64)
+    links = np.concatenate(blocks) if blocks else np.zeros((0, 7), dtype=np.int64)
     del blocks
     type_names = [""] * len(type_index)
     for name, i in type_index.items():
@@ -146,6 +149,7 @@ def read_full(
         last_seen=links[:, 3].copy(),
         mergeable=links[:, 4].astype(np.bool_),
         cut=links[:, 5].astype(np.bool_),
+        forced=links[:, 6].astype(np.bool_),
         first_seen_loader=lambda pairs: read_first_seen(graph, pairs),
     )
     return Snapshot(
@@ -183,9 +187,10 @@ def _node_query(mergeable: LiteralString) -> LiteralString:
             MATCH (i)-[r:LINKED]-(o:Identifier)
             RETURN [o.key, o.shared, r.count, r.last_seen.epochMillis, """
         + mergeable
-        + """, coalesce(r.cut, false)]
+        + """, coalesce(r.cut, false), coalesce(r.forced, false), o.blocked]
           } AS links
-        RETURN collect([i.key, i.shared, i.shared_reason, p.id, i.quarantine, links]) AS rows
+        RETURN collect([i.key, i.shared, i.shared_reason, p.id, i.quarantine, links,
+                        i.blocked]) AS rows
         """
     )
 
@@ -197,7 +202,7 @@ def _links_chunk(mergeable: LiteralString) -> LiteralString:
         MATCH (x)-[r:LINKED]->(y:Identifier)
         RETURN collect([id(x), id(y), r.count, r.last_seen.epochMillis, """
         + mergeable
-        + """, coalesce(r.cut, false)]) AS rows
+        + """, coalesce(r.cut, false), coalesce(r.forced, false)]) AS rows
         """
     )
 
@@ -221,7 +226,9 @@ class _Node:
     reason: str | None
     identity: str | None
     quarantine: str | None
-    links: list[list[Any]]  # [other key, other's shared verdict, count, last_seen, merge, cut]
+    # [other key, other's shared verdict, count, last_seen, merge, cut, forced, other blocked]
+    links: list[list[Any]]
+    blocked: bool | None  # by a steward
 
 
 class _RegionReader:
@@ -275,24 +282,24 @@ class _RegionReader:
             build.node(
                 key,
                 type_,
-                blocked=blocked(type_, value),
+                blocked=blocked(type_, value, self.rows[key].blocked),
                 stored_shared=_shared_code(self.rows[key].shared),
             )
         links_of = [(key, self.rows[key].links) for key in sorted(region)]
         for key, links in [*links_of, *halo_links.items()]:
             i = build.index[key]
-            for other, shared, count, last, merge, cut in links:
+            for other, shared, count, last, merge, cut, forced, held in links:
                 j = build.index.get(other)
                 if j is None:
                     type_, value = split_key(other)
                     j = build.node(
                         other,
                         type_,
-                        blocked=blocked(type_, value),
+                        blocked=blocked(type_, value, held),
                         region=False,
                         stored_shared=_shared_code(shared),
                     )
-                build.link(i, j, count, -1, last, merge, cut)
+                build.link(i, j, count, -1, last, merge, cut, forced)
         return build
 
 
@@ -307,7 +314,9 @@ def read_region(
     their neighbours, and all that links reach from there, closed under old identities. The
     walk does not go through identifiers that were and still are shared by the direct rule
     (a kiosk, a family tablet): no link of theirs merges before or after, so nothing beyond
-    them can change. Those stay in the *halo*, with their stored verdict.
+    them can change. Those stay in the *halo*, with their stored verdict. Links forced by a
+    steward are the exception: they merge whatever the shared verdict of their ends, so the
+    walk always follows them, and no forced link joins the region to its halo.
     """
     reader = _RegionReader(graph, policy, normalizer)
     seeds = set(seeds)
@@ -334,13 +343,13 @@ def read_region(
                 continue
             region.add(key)
             reached.update(reader.comembers(key))
-            if key in still_direct or (key not in seeds and row.shared == "direct"):
-                continue  # shared by the direct rule before and after: no link of it merges
+            # shared by the direct rule before and after: none of its links merges but forced ones
+            direct = key in still_direct or (key not in seeds and row.shared == "direct")
             for link in row.links:
-                other = link[0]
-                if other in region or not _may_merge(link):
+                other, forced = link[0], link[6]
+                if other in region or not _may_merge(link) or (direct and not forced):
                     continue
-                if other not in near and link[1] in ("direct", "two_hop"):
+                if not forced and other not in near and link[1] in ("direct", "two_hop"):
                     continue  # unchanged and shared: it stays in the halo
                 reached.add(other)
         frontier = reached - region
@@ -360,7 +369,8 @@ def read_region(
             halo_links[key] = [
                 link
                 for link in reader.rows[key].links
-                if split_key(link[0])[0] in policy.anchor_types and _may_merge(link)
+                # the links the shared rules count: as observed, forced or not
+                if split_key(link[0])[0] in policy.anchor_types and link[4] and not link[5]
             ]
     link_graph = reader.builder(region, halo_links).build()
     link_graph.first_seen_loader = lambda pairs: read_first_seen(graph, pairs)
@@ -376,9 +386,9 @@ def read_region(
 
 
 def _may_merge(link: list[Any]) -> bool:
-    """Mergeable by party and sources and not cut. TTL and blocked ends are left to the
-    engine: walking a few links too many costs time, never correctness."""
-    return bool(link[4]) and not link[5]
+    """Mergeable by party and sources, or forced, and not cut. TTL and blocked ends are left
+    to the engine: walking a few links too many costs time, never correctness."""
+    return bool(link[4] or link[6]) and not link[5]
 
 
 _ID_STEP = 20_000
@@ -387,7 +397,8 @@ _ID_STEP = 20_000
 _NODES_CHUNK: LiteralString = """
     MATCH (i:Identifier) WHERE id(i) IN range($low, $high)
     OPTIONAL MATCH (i)-[:MEMBER_OF]->(p:Identity)
-    RETURN collect([id(i), i.key, i.shared, p.id, i.quarantine, i.shared_reason]) AS rows
+    RETURN collect([id(i), i.key, i.shared, p.id, i.quarantine, i.shared_reason,
+                    i.blocked]) AS rows
 """
 
 
