@@ -79,14 +79,19 @@ def resolve_identities(
     as_of: datetime | None = None,
     wait: float = 0.0,
     progress: Progress | None = None,
+    actor: str | None = None,
 ) -> ResolveReport:
-    """Resolve identities (see the module docstring); ``dry_run`` computes and writes nothing."""
+    """Resolve identities (see the module docstring); ``dry_run`` computes and writes nothing.
+
+    ``actor`` names who the events of this run are recorded for (a steward whose action the
+    run applies); by default ``idgraph resolve (full|incremental)``.
+    """
     run = str(uuid.uuid4())
     lock = ResolveLock(graph, run)
     if not dry_run:
         lock.acquire(wait)
     try:
-        return _Run(graph, settings, policy, run, progress).go(full, dry_run, as_of)
+        return _Run(graph, settings, policy, run, progress).go(full, dry_run, as_of, actor)
     finally:
         if not dry_run:
             lock.release()
@@ -116,7 +121,9 @@ class _Run:
         self.seconds[step] = round(now - self.clock, 3)
         self.clock = now
 
-    def go(self, full: bool, dry_run: bool, as_of: datetime | None) -> ResolveReport:
+    def go(
+        self, full: bool, dry_run: bool, as_of: datetime | None, actor: str | None
+    ) -> ResolveReport:
         as_of_ms = int((as_of.timestamp() if as_of else time.time()) * 1000)
         mode, why = self._mode(full)
         batches = pending_batches(self.graph)
@@ -171,7 +178,7 @@ class _Run:
                 changes.units,
                 run=self.run,
                 at_ms=int(time.time() * 1000),
-                actor=f"idgraph resolve ({mode})",
+                actor=actor or f"idgraph resolve ({mode})",
                 batches=batches if mode == "incremental" else [],
                 writers=self.settings.writers,
                 on_commit=lambda done: self.progress("write", done, total),
