@@ -129,7 +129,7 @@ def explain_command(
             soft_wrap=True,
             highlight=False,
         )
-        if hop.verdict != "merged":
+        if hop.why != "merged":  # what kept it out, or the steward who forced it
             out.print(f"     {hop.why}", soft_wrap=True, highlight=False)
         for evidence in hop.evidence:
             out.print(f"     evidence {evidence}", highlight=False)

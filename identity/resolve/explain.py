@@ -4,11 +4,13 @@ The region around both identifiers is read and resolved again with the engine, e
 ``idgraph resolve`` would, so the answer states the rules as they apply now:
 
 - same identity: the evidence path, the fewest links joining them among the links that
-  merged, each hop with its sources, party, first and last seen, count and evidence;
+  merged, each hop with its sources, party, first and last seen, count and evidence (and, for
+  a link a steward forced, who forced it and why);
 - different identities: the path with the fewest links that did not merge, and for each of
-  those links the rule that kept it out: cut by a steward, a limit (naming the identifiers in
-  conflict), a shared identifier (with its evidence), an expired link, a third-party link, a
-  blocked value, a quarantine. No path at all within ``_MAX_HOPS`` links: "no link at all".
+  those links the rule that kept it out: cut by a steward (who, why), a limit (naming the
+  identifiers in conflict), a shared identifier (with its evidence), an expired link, a
+  third-party link, a blocked value (who blocked it, why, when a steward did), a quarantine.
+  No path at all within ``_MAX_HOPS`` links: "no link at all".
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ import itertools
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import networkx as nx
 
 from identity.config import Settings
-from identity.errors import InputError
+from identity.errors import NotFoundError
 from identity.ingest import make_normalizer
-from identity.normalize import NormalizationError, Normalizer
+from identity.normalize import parse_key
 from identity.policy import Policy
 from identity.resolve.engine import (
     BLOCKED,
@@ -80,7 +83,7 @@ def explain(
 ) -> Explanation:
     """Explain ``a`` and ``b`` (identifier keys ``type:value``, normalized as on load)."""
     normalizer = make_normalizer(settings, policy)
-    key_a, key_b = (_normalized_key(normalizer, k) for k in (a, b))
+    key_a, key_b = (parse_key(normalizer, k) for k in (a, b))
     as_of_ms = int((as_of.timestamp() if as_of else time.time()) * 1000)
     # the identifiers on a shortest raw path too, so that a path through links that do not
     # merge (third-party, cut, shared) is in the region
@@ -89,7 +92,7 @@ def explain(
     g = snapshot.graph
     for key, given in ((key_a, a), (key_b, b)):
         if key not in g.index:
-            raise InputError(f"unknown identifier {given!r} (looked up as {key!r})")
+            raise NotFoundError(f"unknown identifier {given!r} (looked up as {key!r})")
     resolution = resolve(g, policy, as_of_ms)
     i, j = g.index[key_a], g.index[key_b]
     result = Explanation(
@@ -129,22 +132,13 @@ def explain(
     _add_details(graph, hops)
     result.path = hops
     if result.same:
-        result.summary = f"same identity, joined by {len(hops)} link(s)"
+        forced = [h.why for h in hops if h.why != "merged"]
+        result.summary = "; ".join([f"same identity, joined by {len(hops)} link(s)", *forced])
     else:
         kept_out = [h for h in hops if h.verdict != VERDICTS[MERGED]]
         reasons = "; ".join(dict.fromkeys(h.why for h in kept_out))
         result.summary = f"different identities: {reasons}"
     return result
-
-
-def _normalized_key(normalizer: Normalizer, given: str) -> str:
-    type_, sep, value = given.partition(":")
-    if not sep or not value:
-        raise InputError(f"identifier {given!r}: expected TYPE:VALUE, e.g. email:ann@example.com")
-    try:
-        return normalizer.normalize(type_, value).key
-    except NormalizationError as e:
-        raise InputError(f"identifier {given!r}: {e}") from e
 
 
 def _hop(resolution: Resolution, link: int, a: str, b: str) -> Hop:
@@ -183,7 +177,10 @@ def _add_details(graph: Graph, hops: list[Hop]) -> None:
         MATCH (x:Identifier {key: pair[0]})-[r:LINKED]-(y:Identifier {key: pair[1]})
         RETURN pair[0] AS a, pair[1] AS b, r.sources AS sources, r.party AS party,
                r.first_seen AS first_seen, r.last_seen AS last_seen, r.count AS count,
-               r.evidence AS evidence
+               r.evidence AS evidence, r.cut_by AS cut_by, r.cut_reason AS cut_reason,
+               r.forced AS forced, r.forced_by AS forced_by, r.forced_reason AS forced_reason,
+               [end IN [x, y] WHERE end.blocked | [end.key, end.blocked_by, end.blocked_reason]]
+                 AS blocked
         """,
         {"pairs": [[h.a, h.b] for h in hops]},
     )
@@ -198,3 +195,20 @@ def _add_details(graph: Graph, hops: list[Hop]) -> None:
         hop.last_seen = row["last_seen"].to_native() if row["last_seen"] else None
         hop.count = int(row["count"] or 0)
         hop.evidence = list(row["evidence"] or [])
+        hop.why = _steward_why(hop, row)
+
+
+def _steward_why(hop: Hop, row: dict[str, Any]) -> str:
+    """The hop's reason, naming the steward and the reason of a cut, a forced link or a block."""
+    link = f"{hop.a} - {hop.b}"
+    if hop.verdict == VERDICTS[CUT] and row["cut_by"]:
+        return f"{link} was cut by a steward, {row['cut_by']}: {row['cut_reason']}"
+    if hop.verdict == VERDICTS[BLOCKED] and row["blocked"]:
+        key, by, reason = row["blocked"][0]
+        return f"{link} joins a blocked value: {key} blocked by {by}: {reason}"
+    if not row["forced"]:
+        return hop.why
+    forced = f"forced by {row['forced_by']}: {row['forced_reason']}"
+    if hop.verdict == VERDICTS[MERGED]:
+        return f"{link} {forced}"
+    return f"{hop.why} (the link is {forced}, but this rule is stronger)"
