@@ -25,6 +25,7 @@ from identity import __version__
 from identity.cli_common import cli_settings, err, graph_session, out, progress_bar
 from identity.cli_resolve import commands as resolve_commands
 from identity.cli_resolve import print_resolve
+from identity.cli_steward import commands as steward_commands
 from identity.errors import IdgraphError, InputError
 from identity.ingest import LoadReport, load_segment_file, load_table_file
 from identity.ingest import Progress as Progress_
@@ -45,6 +46,7 @@ load_app = typer.Typer(help="Load Segment events and CSV tables.", no_args_is_he
 app.add_typer(db_app, name="db")
 app.add_typer(load_app, name="load")
 app.add_typer(resolve_commands)
+app.add_typer(steward_commands, name="steward")
 
 
 def _print_status(status: ServerStatus) -> None:

@@ -16,7 +16,7 @@ from identity.resolve.service import ResolveReport, resolve_identities
 from identity.store.driver import Graph
 from identity.store.identities import stream_identities
 from identity.store.linkgraph import read_full
-from tests.loading import load_segment
+from tests.loading import load_csv, load_segment
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -47,6 +47,17 @@ def load_events(graph: Graph, tmp_path: Path, name: str, events: list[dict[str, 
     path = tmp_path / f"{name}.ndjson"
     path.write_text("".join(json.dumps(e) + "\n" for e in events))
     report = load_segment(graph, path, tmp_path / "rejects")
+    assert report.counts.rejected == 0, report.counts
+
+
+def load_cookie_sync(graph: Graph, tmp_path: Path, rows: str) -> None:
+    """A third-party DMP cookie-sync table (``cookie,partner`` lines: a cookie and a dmp_id)."""
+    data, mapping = tmp_path / "dmp.csv", tmp_path / "dmp.toml"
+    data.write_text("cookie,partner\n" + rows)
+    mapping.write_text(
+        'source = "dmp"\nparty = "third"\n[identifiers]\ncookie = "cookie"\npartner = "dmp_id"\n'
+    )
+    report = load_csv(graph, data, mapping, tmp_path / "rejects")
     assert report.counts.rejected == 0, report.counts
 
 

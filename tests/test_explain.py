@@ -11,8 +11,7 @@ from identity.errors import InputError
 from identity.policy import Policy
 from identity.resolve.explain import explain
 from identity.store.driver import Graph
-from tests.loading import load_csv
-from tests.resolving import AS_OF, identify, load_events, run, settings
+from tests.resolving import AS_OF, identify, load_cookie_sync, load_events, run, settings
 
 pytestmark = pytest.mark.neo4j
 
@@ -89,12 +88,7 @@ def test_limit_conflict_names_the_conflicting_identifiers(graph: Graph, tmp_path
 
 def test_third_party_link_enriches_but_does_not_merge(graph: Graph, tmp_path: Path) -> None:
     load_events(graph, tmp_path, "a", [identify(1, user="C1", cookie="ck-1")])
-    data, mapping = tmp_path / "dmp.csv", tmp_path / "dmp.toml"
-    data.write_text("cookie,partner\nck-1,D1\n")
-    mapping.write_text(
-        'source = "dmp"\nparty = "third"\n[identifiers]\ncookie = "cookie"\npartner = "dmp_id"\n'
-    )
-    load_csv(graph, data, mapping, tmp_path / "rejects")
+    load_cookie_sync(graph, tmp_path, "ck-1,D1\n")
     run(graph, tmp_path)
     result = _explain(graph, tmp_path, "cookie:ck-1", "dmp_id:D1")
     assert not result.same
