@@ -20,6 +20,7 @@ from strawberry.extensions import (
 )
 from strawberry.types import Info
 
+from identity import steward
 from identity.api.context import Context
 from identity.api.errors import ApiError
 from identity.api.extensions import CodedErrors, Gate
@@ -276,18 +277,15 @@ class Query:
 
 async def _act(
     info: Info[Context, None],
-    action: str,
+    action: Callable[..., steward.StewardResult],
     keys: list[IdentifierInput],
     reason: str,
 ) -> StewardResult:
     context = info.context
     principal = context.require("steward")
     given = [_key(context, k) for k in keys]
-    from identity import steward
-
-    service: Callable[..., Any] = getattr(steward, action)
     done = await run_in_threadpool(
-        lambda: service(
+        lambda: action(
             context.graph,
             context.settings,
             context.policy,
@@ -316,13 +314,13 @@ class Mutation:
     async def cut_link(
         self, info: Info[Context, None], a: IdentifierInput, b: IdentifierInput, reason: str
     ) -> StewardResult:
-        return await _act(info, "cut_link", [a, b], reason)
+        return await _act(info, steward.cut_link, [a, b], reason)
 
     @strawberry.mutation(description="Undo a cut. Role: steward.")
     async def restore_link(
         self, info: Info[Context, None], a: IdentifierInput, b: IdentifierInput, reason: str
     ) -> StewardResult:
-        return await _act(info, "restore_link", [a, b], reason)
+        return await _act(info, steward.restore_link, [a, b], reason)
 
     @strawberry.mutation(
         description="Assert two identifiers are the same customer: a forced link that merges "
@@ -332,7 +330,7 @@ class Mutation:
     async def force_merge(
         self, info: Info[Context, None], a: IdentifierInput, b: IdentifierInput, reason: str
     ) -> StewardResult:
-        return await _act(info, "force_merge", [a, b], reason)
+        return await _act(info, steward.force_merge, [a, b], reason)
 
     @strawberry.mutation(
         description="Block an identifier: it links nothing and stands alone. Role: steward."
@@ -341,7 +339,7 @@ class Mutation:
         self, info: Info[Context, None], type: str, value: str, reason: str
     ) -> StewardResult:
         return await _act(
-            info, "block_identifier", [IdentifierInput(type=type, value=value)], reason
+            info, steward.block_identifier, [IdentifierInput(type=type, value=value)], reason
         )
 
     @strawberry.mutation(description="Lift a block. Role: steward.")
@@ -349,7 +347,7 @@ class Mutation:
         self, info: Info[Context, None], type: str, value: str, reason: str
     ) -> StewardResult:
         return await _act(
-            info, "unblock_identifier", [IdentifierInput(type=type, value=value)], reason
+            info, steward.unblock_identifier, [IdentifierInput(type=type, value=value)], reason
         )
 
 
