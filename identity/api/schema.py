@@ -24,15 +24,10 @@ from identity import steward
 from identity.api.context import Context
 from identity.api.errors import ApiError
 from identity.api.extensions import CodedErrors, Gate
-from identity.api.types import (
+from identity.api.reports import (
     Explanation,
     Hop,
-    Identifier,
-    IdentifierInput,
-    IdentityEventConnection,
-    IdentityEventKind,
     LoadInfo,
-    Profile,
     Quarantine,
     ResolveInfo,
     ReviewQueue,
@@ -43,6 +38,13 @@ from identity.api.types import (
     Stats,
     StewardResult,
     TypeCount,
+)
+from identity.api.types import (
+    Identifier,
+    IdentifierInput,
+    IdentityEventConnection,
+    IdentityEventKind,
+    Profile,
     encode_cursor,
     event_cursor,
     key_cursor,

@@ -1,0 +1,135 @@
+"""The GraphQL types of stewards' and marketers' views: explanations, the review queue,
+stats, and what a steward action did."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.types import Info
+
+from identity.api.context import Context
+from identity.api.types import Identifier, PageInfo, Profile
+
+
+@strawberry.type(description="One link on an explanation path, and what the rules made of it.")
+class Hop:
+    a: str
+    b: str
+    verdict: str = strawberry.field(
+        description="merged, third_party, cut, expired, blocked, shared, quarantined or limit."
+    )
+    why: str
+    sources: list[str]
+    party: str | None
+    first_seen: datetime | None
+    last_seen: datetime | None
+    count: int
+    evidence: list[str]
+
+
+@strawberry.type(description="Why two identifiers are, or are not, the same customer.")
+class Explanation:
+    a: str
+    b: str
+    same: bool
+    summary: str
+    identity_a: strawberry.ID | None
+    identity_b: strawberry.ID | None
+    path: list[Hop]
+
+
+@strawberry.type
+class SharedIdentifier:
+    identifier: Identifier
+    links: int
+
+
+@strawberry.type
+class SharedIdentifierConnection:
+    edges: list[SharedIdentifierEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type
+class SharedIdentifierEdge:
+    cursor: str
+    node: SharedIdentifier
+
+
+@strawberry.type(description="A component too big to merge blindly, held for review.")
+class Quarantine:
+    id: strawberry.ID
+    size: int
+    sample: list[str]
+    detected_at: datetime | None
+
+
+@strawberry.type(description="What awaits a steward.")
+class ReviewQueue:
+    shared: SharedIdentifierConnection
+    quarantines: list[Quarantine]
+
+
+@strawberry.type
+class TypeCount:
+    type: str
+    count: int
+
+
+@strawberry.type
+class SizeCount:
+    size: int
+    identities: int
+
+
+@strawberry.type
+class LoadInfo:
+    batch: str
+    source: str
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    read: int
+    accepted: int
+    rejected: int
+
+
+@strawberry.type
+class ResolveInfo:
+    run: str
+    mode: str
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@strawberry.type
+class Stats:
+    identifiers: list[TypeCount]
+    identifiers_total: int
+    identities: int
+    links: int
+    sizes: list[SizeCount] = strawberry.field(description="How many identities of each size.")
+    largest_identity: int
+    last_load: LoadInfo | None
+    last_resolve: ResolveInfo | None
+
+
+@strawberry.type(description="What a steward action did.")
+class StewardResult:
+    action: str
+    keys: list[str]
+    reason: str
+    actor: str
+    event_id: strawberry.ID
+    before: list[strawberry.ID] = strawberry.field(description="Identities before the action.")
+    identity_ids: list[strawberry.ID]
+
+    @strawberry.field(description="The affected identities, as they are now.")
+    async def identities(self, info: Info[Context, None]) -> list[Profile]:
+        rows = await info.context.loaders.identity_by_id.load_many(
+            [str(i) for i in self.identity_ids]
+        )
+        return [Profile.from_row(r, r[0]) for r in rows if r is not None]
