@@ -14,10 +14,11 @@ from typing import Any
 import strawberry
 from starlette.concurrency import run_in_threadpool
 from strawberry.extensions import (
+    AddValidationRules,
     ParserCache,
-    QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.types import Info
 
 from identity import steward
@@ -54,7 +55,7 @@ from identity.config import Settings
 from identity.normalize import NormalizationError
 from identity.resolve.explain import explain as explain_service
 from identity.store import reads
-from identity.store.reads import native
+from identity.store.reads import when
 
 _MAX_REASON = 500
 
@@ -230,7 +231,7 @@ class Query:
                     id=strawberry.ID(q[0]),
                     size=int(q[1]),
                     sample=list(q[2] or []),
-                    detected_at=native(q[3]),
+                    detected_at=when(q[3]),
                 )
                 for q in held
             ],
@@ -257,8 +258,8 @@ class Query:
                 batch=load[0],
                 source=load[1],
                 status=load[2] or "unknown",
-                started_at=native(load[3]),
-                finished_at=native(load[4]),
+                started_at=when(load[3]),
+                finished_at=when(load[4]),
                 read=int(load[5]),
                 accepted=int(load[6]),
                 rejected=int(load[7]),
@@ -269,8 +270,8 @@ class Query:
                 run=run[0],
                 mode=run[1],
                 status=run[2],
-                started_at=native(run[3]),
-                finished_at=native(run[4]),
+                started_at=when(run[3]),
+                finished_at=when(run[4]),
             )
             if run
             else None,
@@ -356,7 +357,9 @@ class Mutation:
 def build_schema(settings: Settings) -> strawberry.Schema:
     """The schema with its limits (depth, cost, keys) and error coding. Extensions are built
     fresh for each request; the parse and validation caches live at module level in
-    strawberry, shared by all requests."""
+    strawberry, shared by all requests. The depth rule is made once: validation results are
+    cached by document *and rules*, and a rule made per request would miss every time."""
+    depth_rule = create_validator(settings.api_max_depth, None, None)
     return _Schema(
         query=Query,
         mutation=Mutation,
@@ -364,7 +367,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             CodedErrors,
             lambda: ParserCache(maxsize=1000),
             lambda: ValidationCache(maxsize=1000),
-            lambda: QueryDepthLimiter(max_depth=settings.api_max_depth),
+            lambda: AddValidationRules([depth_rule]),
             lambda: Gate(max_cost=settings.api_max_cost, max_page=settings.api_max_page),
         ],
     )

@@ -20,7 +20,7 @@ from strawberry.types import Info
 
 from identity.api.context import Context
 from identity.api.errors import ApiError
-from identity.store.reads import native
+from identity.store.reads import instant, native, when
 
 DEFAULT_PAGE = 50
 
@@ -113,7 +113,7 @@ class IdentityEvent:
             kind=kind,
             reason=reason,
             actor=actor,
-            at=native(at),
+            at=instant(at),
             action=action,
             keys=list(keys),
             identities=[AffectedIdentity(id=strawberry.ID(i), role=r) for i, r in affected],
@@ -177,8 +177,8 @@ class Link:
         forced, forced_reason, forced_by = row[10:]
         return cls(
             other_key=other,
-            first_seen=native(first),
-            last_seen=native(last),
+            first_seen=when(first),
+            last_seen=when(last),
             count=int(count or 0),
             sources=list(sources or []),
             party=party,
@@ -228,8 +228,8 @@ class Identifier:
             type=type_,
             value=value,
             hashed=bool(hashed),
-            first_seen=native(first),
-            last_seen=native(last),
+            first_seen=when(first),
+            last_seen=when(last),
             seen=int(seen),
             sources=list(sources),
             shared=SharedInfo(kind=shared, reason=shared_reason) if shared else None,
@@ -301,14 +301,14 @@ def _traits_and_events(members: list[list[Any]]) -> tuple[list[Trait], list[Even
                         name=name,
                         value=native(value),
                         source=source,
-                        observed_at=native(values.get(f"trait_at.{source}.{name}")),
+                        observed_at=when(values.get(f"trait_at.{source}.{name}")),
                         identifier=key,
                     )
                 )
             elif prop.startswith("event_count."):
                 name = prop[len("event_count.") :]
-                first = native(values.get(f"event_first.{name}"))
-                last = native(values.get(f"event_last.{name}"))
+                first = when(values.get(f"event_first.{name}"))
+                last = when(values.get(f"event_last.{name}"))
                 entry = counts.setdefault(name, [0, first, last])
                 entry[0] += int(value)
                 if first is not None and (entry[1] is None or first < entry[1]):
@@ -345,8 +345,8 @@ class Profile:
             id=strawberry.ID(id_),
             requested_id=strawberry.ID(asked) if asked != id_ else None,
             status=status,
-            created_at=native(created),
-            updated_at=native(updated),
+            created_at=instant(created),
+            updated_at=instant(updated),
             size=int(size or 0),
         )
 
