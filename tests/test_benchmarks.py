@@ -82,3 +82,19 @@ def test_resolve_benchmark_smoke(graph: Graph, neo4j_settings: Settings, tmp_pat
         "compute_vs_scipy",
         "incremental_p95_seconds",
     }
+
+
+@pytest.mark.neo4j
+def test_api_benchmark_smoke(graph: Graph, neo4j_settings: Settings, tmp_path: Path) -> None:
+    report = _run(
+        "api.py",
+        tmp_path / "api.json",
+        *("--identities", "300", "--sample", "100", "--concurrency", "4"),
+        *("--seconds", "2", "--warmup", "1", "--neo4j-warmup", "1"),
+        env=_server_env(neo4j_settings),
+    )
+    assert report["setup"]["identities"] > 0 and report["setup"]["emails_sampled"] > 0
+    for row in (report["api"], report["driver"]):
+        assert row["requests"] > 0 and row["errors"] == 0, row["error_kinds"]
+        assert 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
+    assert set(report["targets"]) == {"api_requests_per_s", "api_p99_ms", "p50_vs_driver"}
