@@ -138,3 +138,21 @@ def test_dataloaders_keep_queries_per_request_flat(api: str, graph: Graph, tmp_p
     # one query per relationship: identity, members, links, other ends, identities of
     # members, attributes, history, current identities: the same for 5 profiles or 50
     assert counts[0] == counts[1] <= 9, counts
+
+
+@pytest.mark.neo4j
+def test_profile_by_identifier_with_its_identifiers_is_one_query(
+    api: str, graph: Graph, tmp_path: Path
+) -> None:
+    load_people(graph, tmp_path)
+    query = (
+        'query($first: Int!) { profile(identifier: {type: "email", value: "ann@example.org"}) '
+        '{ id identifiers(first: $first, types: ["cookie", "email"]) { totalCount '
+        "edges { node { key } } } } }"
+    )
+    before = _queries_run(api)
+    body = gql(api, query, {"first": 2})
+    assert _queries_run(api) - before == 1
+    page = body["data"]["profile"]["identifiers"]
+    assert page["totalCount"] == 3
+    assert [e["node"]["key"] for e in page["edges"]] == ["cookie:ck-a1", "cookie:ck-a2"]

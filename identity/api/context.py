@@ -62,6 +62,7 @@ class Loaders:
     identity_by_id: DataLoader[str, list[Any] | None]
     identifier: DataLoader[str, list[Any] | None]
     members: DataLoader[PageKey, tuple[list[list[Any]], int] | None]
+    profile_by_key: DataLoader[PageKey, tuple[list[Any], tuple[list[list[Any]], int]] | None]
     attributes: DataLoader[str, list[list[Any]] | None]
     history: DataLoader[PageKey, list[list[Any]] | None]
     links: DataLoader[PageKey, tuple[list[list[Any]], int] | None]
@@ -71,6 +72,10 @@ class Loaders:
         async def members(ids: Sequence[str], args: tuple[Any, ...]) -> dict[str, Any]:
             types, after, limit = args
             return await reads.members_pages(store, ids, types, after, limit)
+
+        async def profiles(keys: Sequence[str], args: tuple[Any, ...]) -> dict[str, Any]:
+            types, after, limit = args
+            return await reads.profiles_by_key(store, keys, types, after, limit)
 
         async def history(ids: Sequence[str], args: tuple[Any, ...]) -> dict[str, Any]:
             after, limit = args
@@ -85,6 +90,7 @@ class Loaders:
             identity_by_id=_loader(lambda ids: reads.identities_by_id(store, ids)),
             identifier=_loader(lambda keys: reads.identifiers_by_key(store, keys)),
             members=_paged_loader(members),
+            profile_by_key=_paged_loader(profiles),
             attributes=_loader(lambda ids: reads.attributes(store, ids)),
             history=_paged_loader(history),
             links=_paged_loader(links),

@@ -20,6 +20,7 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.types import Info
+from strawberry.types.nodes import SelectedField
 
 from identity import steward
 from identity.api.context import Context
@@ -41,6 +42,7 @@ from identity.api.reports import (
     TypeCount,
 )
 from identity.api.types import (
+    DEFAULT_PAGE,
     Identifier,
     IdentifierInput,
     IdentityEventConnection,
@@ -49,6 +51,7 @@ from identity.api.types import (
     encode_cursor,
     event_cursor,
     key_cursor,
+    members_args,
     page_info,
 )
 from identity.config import Settings
@@ -66,6 +69,29 @@ def _key(context: Context, given: IdentifierInput) -> str:
         return context.normalizer.normalize(given.type.strip(), given.value).key
     except NormalizationError as e:
         raise ApiError("BAD_USER_INPUT", f"identifier {given.type}:{given.value!r}: {e}") from e
+
+
+def _members_asked(info: Info[Context, None]) -> tuple[Any, ...] | None:
+    """The members loader's arguments when the profile asks for one page of identifiers
+    (so that the lookup can read it with the identity); None otherwise."""
+    asked = [
+        f
+        for f in info.selected_fields[0].selections
+        if isinstance(f, SelectedField) and f.name == "identifiers"
+    ]
+    if len(asked) != 1:
+        return None
+    arguments = asked[0].arguments
+    first = arguments.get("first", DEFAULT_PAGE)  # a literal comes as its source text
+    types, after = arguments.get("types"), arguments.get("after")
+    if isinstance(first, str) and first.isdigit():
+        first = int(first)
+    if not isinstance(first, int) or not (types is None or isinstance(types, list)):
+        return None
+    try:
+        return members_args(types, after, info.context.page_size(first))
+    except ApiError:
+        return None  # the field itself reports it
 
 
 def _reason(reason: str) -> str:
@@ -100,7 +126,14 @@ class Query:
             return Profile.from_row(row, str(id))
         assert identifier is not None
         key = _key(context, identifier)
-        row = await context.loaders.identity_by_key.load(key)
+        args = _members_asked(info)
+        if args is None:
+            row = await context.loaders.identity_by_key.load(key)
+        else:  # the identity and the page of identifiers asked for, in one query
+            found = await context.loaders.profile_by_key.load((args, key))
+            row = found[0] if found else None
+            if found:
+                context.loaders.members.prime((args, found[0][0]), found[1])
         if row is None:
             raise ApiError("NOT_FOUND", f"no identity holds {key[:120]!r}")
         return Profile.from_row(row, row[0])

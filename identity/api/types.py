@@ -271,6 +271,11 @@ class IdentifierConnection:
     total_count: int
 
 
+def members_args(types: list[str] | None, after: str | None, limit: int) -> tuple[Any, ...]:
+    """The members loader's batch arguments for a page of ``limit`` (read one more)."""
+    return (tuple(types) if types else None, key_cursor(after), limit + 1)
+
+
 @strawberry.type(description="A trait as loaded: one per identifier, source and name.")
 class Trait:
     name: str
@@ -359,8 +364,9 @@ class Profile:
         after: str | None = None,
     ) -> IdentifierConnection:
         limit = info.context.page_size(first)
-        args = (tuple(types) if types else None, key_cursor(after), limit + 1)
-        page = await info.context.loaders.members.load((args, str(self.id)))
+        page = await info.context.loaders.members.load(
+            (members_args(types, after, limit), str(self.id))
+        )
         rows, total = page or ([], 0)
         nodes = [Identifier.from_row(r) for r in rows[:limit]]
         edges = [IdentifierEdge(cursor=encode_cursor(n.key), node=n) for n in nodes]

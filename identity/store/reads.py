@@ -120,6 +120,26 @@ async def attributes(reads: AsyncGraph, ids: Sequence[str]) -> dict[str, list[An
     )
 
 
+# A page of identity p's identifiers by key, after $after, and how many of $types in all.
+_MEMBERS = (
+    "COLLECT { MATCH (p)<-[:MEMBER_OF]-(i:Identifier) "
+    "  WHERE ($types IS NULL OR i.type IN $types) AND ($after IS NULL OR i.key > $after) "
+    f"  RETURN {_IDENTIFIER} ORDER BY i.key LIMIT $limit }}, "
+    "COUNT { MATCH (p)<-[:MEMBER_OF]-(i:Identifier) WHERE $types IS NULL OR i.type IN $types }"
+)
+
+
+def _page_parameters(
+    items: Sequence[str], types: Sequence[str] | None, after: str | None, limit: int
+) -> dict[str, Any]:
+    return {
+        "items": list(items),
+        "types": list(types) if types else None,
+        "after": after,
+        "limit": limit,
+    }
+
+
 async def members_pages(
     reads: AsyncGraph,
     ids: Sequence[str],
@@ -130,15 +150,28 @@ async def members_pages(
     """A page of each identity's identifiers (by key, after ``after``) and how many in all."""
     records = await reads.read(
         "identity members",
-        "UNWIND $ids AS id MATCH (p:Identity {id: id}) "
-        "RETURN id, COLLECT { MATCH (p)<-[:MEMBER_OF]-(i:Identifier) "
-        "  WHERE ($types IS NULL OR i.type IN $types) AND ($after IS NULL OR i.key > $after) "
-        f"  RETURN {_IDENTIFIER} ORDER BY i.key LIMIT $limit }}, "
-        "COUNT { MATCH (p)<-[:MEMBER_OF]-(i:Identifier) "
-        "  WHERE $types IS NULL OR i.type IN $types }",
-        {"ids": list(ids), "types": list(types) if types else None, "after": after, "limit": limit},
+        f"UNWIND $items AS id MATCH (p:Identity {{id: id}}) RETURN id, {_MEMBERS}",
+        _page_parameters(ids, types, after, limit),
     )
     return {r[0]: (r[1], r[2]) for r in records}
+
+
+async def profiles_by_key(
+    reads: AsyncGraph,
+    keys: Sequence[str],
+    types: Sequence[str] | None,
+    after: str | None,
+    limit: int,
+) -> dict[str, tuple[list[Any], tuple[list[list[Any]], int]]]:
+    """The identity holding each key *and* a page of its identifiers, in one query: what a
+    profile lookup by identifier that lists identifiers needs (one round trip, not two)."""
+    records = await reads.read(
+        "profile by identifier",
+        "UNWIND $items AS k MATCH (:Identifier {key: k})-[:MEMBER_OF]->(p:Identity) "
+        f"RETURN k, {_IDENTITY}, {_MEMBERS}",
+        _page_parameters(keys, types, after, limit),
+    )
+    return {r[0]: (r[1], (r[2], r[3])) for r in records}
 
 
 async def history_pages(
