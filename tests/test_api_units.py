@@ -47,7 +47,7 @@ def test_api_keys_from_json_or_a_file(tmp_path: Path) -> None:
     ],
 )
 def test_bad_api_keys_are_named(raw: str, message: str) -> None:
-    with pytest.raises(ConfigError, match="^invalid settings: IDGRAPH_API_KEYS") as caught:
+    with pytest.raises(ConfigError, match=r"^invalid settings: IDGRAPH_API_KEYS") as caught:
         ApiKeys.parse(raw)
     assert message in str(caught.value)
     assert "long-enough" not in str(caught.value)  # a key never appears in an error

@@ -5,9 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from strawberry.extensions import SchemaExtension
-from strawberry.types import ExecutionContext
-
 from graphql import (
     ExecutionResult,
     FieldNode,
@@ -15,6 +12,9 @@ from graphql import (
     GraphQLError,
     OperationDefinitionNode,
 )
+from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
+
 from identity.api.errors import code_of
 from identity.api.limits import operation_cost
 from identity.api.observability import request_id
