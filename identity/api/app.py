@@ -218,7 +218,7 @@ def create_app(
         *ingestion_routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
-    app.add_middleware(RequestContext, metrics=metrics)
+    app.add_middleware(RequestContext, metrics=metrics, routes=frozenset(r.path for r in routes))
     return app
 
 

@@ -8,8 +8,8 @@ for all 50. Loaders are built fresh per request: nothing is cached across reques
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -23,7 +23,6 @@ from identity.policy import Policy
 from identity.store import reads
 from identity.store.driver import AsyncGraph, Graph
 
-K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 # A page request: (args shared by the batch, item id). Items with the same args go in one query.
@@ -109,8 +108,6 @@ class Context:
     reads: AsyncGraph
     graph: Graph
     loaders: Loaders
-    operation: str = "-"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def require(self, permission: Permission) -> Principal:
         """The caller, if allowed ``permission``; else UNAUTHENTICATED or FORBIDDEN."""

@@ -115,7 +115,6 @@ class Gate(SchemaExtension):
             s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)
         }
         label = "+".join(sorted(names)[:3]) or "-"
-        context.operation = label
         context.request.scope["state"]["operation"] = label
         if context.principal is None and any(not n.startswith("__") for n in names):
             _refuse(

@@ -126,9 +126,10 @@ class RequestContext:
     metrics and logs say ``profile`` rather than ``/graphql``.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: frozenset[str]) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes  # the app's paths: metric labels stay bounded
         self.log = logging.getLogger("idgraph.access")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -158,7 +159,7 @@ class RequestContext:
             await self.app(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
-            route = _route_of(scope["path"])
+            route = scope["path"] if scope["path"] in self.routes else "other"
             operation = str(scope["state"].get("operation", "-"))
             self.metrics.requests.labels(route, operation, str(status)).inc()
             self.metrics.latency.labels(route, operation).observe(seconds)
@@ -178,14 +179,3 @@ class RequestContext:
                     },
                 )
             request_id.reset(token)
-
-
-_ROUTES = ("/graphql", "/healthz", "/readyz", "/metrics", "/v1/")
-
-
-def _route_of(path: str) -> str:
-    """A bounded label for a path: known routes as they are, anything else ``other``."""
-    for route in _ROUTES:
-        if path == route or (route.endswith("/") and path.startswith(route)):
-            return path if route != "/v1/" else path[:32]
-    return "other"

@@ -71,6 +71,12 @@ def _key(context: Context, given: IdentifierInput) -> str:
         raise ApiError("BAD_USER_INPUT", f"identifier {given.type}:{given.value!r}: {e}") from e
 
 
+def _typed(given: IdentifierInput) -> str:
+    """``TYPE:VALUE`` as typed, for the services, which normalize it themselves (normalizing
+    here too would normalize twice: wrong for hashed values)."""
+    return f"{given.type}:{given.value}"
+
+
 def _members_asked(info: Info[Context, None]) -> tuple[Any, ...] | None:
     """The members loader's arguments when the profile asks for one page of identifiers
     (so that the lookup can read it with the identity); None otherwise."""
@@ -179,9 +185,8 @@ class Query:
     ) -> Explanation:
         context = info.context
         context.require("steward")
-        key_a, key_b = _key(context, a), _key(context, b)
         result = await run_in_threadpool(
-            explain_service, context.graph, context.settings, context.policy, key_a, key_b
+            explain_service, context.graph, context.settings, context.policy, _typed(a), _typed(b)
         )
         return Explanation(
             a=result.a,
@@ -319,7 +324,7 @@ async def _act(
 ) -> StewardResult:
     context = info.context
     principal = context.require("steward")
-    given = [_key(context, k) for k in keys]
+    given = [_typed(k) for k in keys]
     done = await run_in_threadpool(
         lambda: action(
             context.graph,
