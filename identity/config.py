@@ -91,6 +91,14 @@ class Settings(BaseSettings):
     api_neo4j_timeout: float = Field(
         default=3.0, gt=0, description="Seconds the API waits for Neo4j before answering 503."
     )
+    export_dir: Path | None = Field(
+        default=None, description="Where audience exports go; default <state dir>/exports."
+    )
+    purge_interval_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="How often the server runs the retention purge (idgraph purge); 0: never.",
+    )
     log_json: bool = Field(default=False, description="Structured JSON logs, one per line.")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
@@ -136,6 +144,10 @@ class Settings(BaseSettings):
     @property
     def rejects_path(self) -> Path:
         return self.rejects_dir or self.state_dir / "rejects"
+
+    @property
+    def exports_path(self) -> Path:
+        return self.export_dir or self.state_dir / "exports"
 
     @property
     def neo4j_cache(self) -> Path:

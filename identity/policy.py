@@ -35,6 +35,19 @@ file (or none) is a working policy::
     [circuit_breaker]
     max_identity_size = 1000
 
+    [sources.web]
+    retention_days = 395        # `idgraph purge` drops what only this source saw, after that
+
+    [profiles]                  # how a profile's traits merge its identifiers' traits
+    source_priority = ["crm", "app", "web", "segment", "dmp"]
+    [profiles.traits]
+    "consent_*" = "latest"      # the most recent wins, whatever the source
+    "email" = ["crm", "web"]    # this source order for this trait
+
+    [consent]                   # which consent an exported identifier of a type needs
+    email = "marketing"         # the profile's consent_marketing must be true
+    maid = "ads"
+
     [segment]
     user_id_type = "crm_id"
     previous_id_type = "cookie"
@@ -46,6 +59,7 @@ Errors name the file, the line and the reason.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import re
@@ -58,6 +72,9 @@ from typing import Any
 from identity.errors import ConfigError
 from identity.model import PARTIES
 from identity.normalize import DEFAULT_TYPES
+
+# "latest", or sources in order of precedence
+TraitRule = str | tuple[str, ...]
 
 DEFAULT_EXTERNAL_ID_TYPES: Mapping[str, str] = {
     "cookie": "cookie",
@@ -106,6 +123,43 @@ DEFAULT_RULES: Mapping[str, TypeRule] = {
 DEFAULT_PARTY_MERGE: Mapping[str, bool] = {"first": True, "second": True, "third": False}
 DEFAULT_ANCHOR_TYPES: tuple[str, ...] = ("crm_id", "email", "phone")
 DEFAULT_MAX_IDENTITY_SIZE = 1000
+DEFAULT_SOURCE_PRIORITY: tuple[str, ...] = ("crm", "app", "web", "segment", "dmp")
+DEFAULT_TRAIT_RULES: tuple[tuple[str, TraitRule], ...] = (("consent_*", "latest"),)
+DEFAULT_CONSENT: Mapping[str, str] = {
+    "email": "marketing",
+    "phone": "marketing",
+    "crm_id": "marketing",
+    "cookie": "ads",
+    "device": "ads",
+    "maid": "ads",
+    "dmp_id": "ads",
+}
+_PURPOSE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+@dataclass(frozen=True)
+class ProfileRules:
+    """How a profile's traits are chosen among its identifiers' (see :mod:`identity.profiles`).
+
+    A trait's rule is the first of ``traits`` whose pattern (``fnmatch``) matches its name,
+    else ``source_priority``: ``"latest"`` (the most recent observation wins, whatever the
+    source) or a tuple of sources (earlier wins, sources not listed come after, in name
+    order; then the most recent).
+    """
+
+    source_priority: tuple[str, ...] = DEFAULT_SOURCE_PRIORITY
+    traits: tuple[tuple[str, TraitRule], ...] = DEFAULT_TRAIT_RULES
+
+    def rule(self, trait: str) -> TraitRule:
+        for pattern, rule in self.traits:
+            if fnmatch.fnmatchcase(trait, pattern):
+                return rule
+        return self.source_priority
+
+    def fingerprint(self) -> str:
+        """A short hash of the rules: profiles built under other rules are rebuilt."""
+        text = json.dumps([self.source_priority, self.traits])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -124,6 +178,14 @@ class Policy:
     anchor_types: tuple[str, ...] = DEFAULT_ANCHOR_TYPES
     two_hop: bool = True
     max_identity_size: int | None = DEFAULT_MAX_IDENTITY_SIZE  # None: no circuit breaker
+    retention_days: Mapping[str, int] = field(default_factory=dict)  # per source
+    profiles: ProfileRules = field(default_factory=ProfileRules)
+    consent: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CONSENT))
+
+    def consent_purpose(self, type_: str) -> str:
+        """The consent purpose an identifier of ``type_`` needs to be exported (a type the
+        policy does not map needs ``marketing``)."""
+        return self.consent.get(type_, "marketing")
 
     def rule(self, type_: str) -> TypeRule:
         """The rule of ``type_``; a type the policy does not know has no limit and no TTL."""
@@ -277,16 +339,22 @@ class _Parser:
                 raise self.fail("parties", party, f"parties.{party} must be true or false")
             party_merge[party] = value
         source_merge: dict[str, bool] = {}
+        retention: dict[str, int] = {}
         for source, spec in self.table("sources").items():
-            if not isinstance(spec, dict) or set(spec) - {"merge"}:
+            if not isinstance(spec, dict) or set(spec) - {"merge", "retention_days"}:
                 raise self.fail(
-                    f"sources.{source}", None, f"[sources.{source}] takes only merge = true|false"
+                    f"sources.{source}",
+                    None,
+                    f"[sources.{source}] takes only merge = true|false and retention_days = N",
                 )
             if "merge" in spec:
                 if not isinstance(spec["merge"], bool):
                     message = f"sources.{source}.merge must be true or false"
                     raise self.fail(f"sources.{source}", "merge", message)
                 source_merge[source] = spec["merge"]
+            days = self._count(f"sources.{source}", "retention_days", spec, None, minimum=1)
+            if days is not None:
+                retention[source] = days
         shared = self.table("shared")
         anchors = tuple(self._strings("shared", "anchor_types", shared, DEFAULT_ANCHOR_TYPES))
         for anchor in anchors:
@@ -344,7 +412,56 @@ class _Parser:
             anchor_types=anchors,
             two_hop=two_hop,
             max_identity_size=max_size,
+            retention_days=retention,
+            profiles=self._profiles(),
+            consent=self._consent(types),
         )
+
+    def _profiles(self) -> ProfileRules:
+        table = self.table("profiles")
+        unknown = set(table) - {"source_priority", "traits"}
+        if unknown:
+            key = sorted(unknown)[0]
+            raise self.fail(
+                "profiles", key, f"profiles.{key} is not a setting (known: source_priority, traits)"
+            )
+        order = tuple(self._strings("profiles", "source_priority", table, DEFAULT_SOURCE_PRIORITY))
+        traits = table.get("traits", dict(DEFAULT_TRAIT_RULES))
+        if not isinstance(traits, dict):
+            raise self.fail("profiles", "traits", "[profiles.traits] must be a table")
+        rules: list[tuple[str, TraitRule]] = []
+        for pattern, rule in traits.items():
+            if rule == "latest":
+                rules.append((pattern, "latest"))
+            elif isinstance(rule, list) and rule and all(isinstance(s, str) for s in rule):
+                rules.append((pattern, tuple(rule)))
+            else:
+                raise self.fail(
+                    "profiles.traits",
+                    pattern,
+                    f'profiles.traits.{pattern} must be "latest" or a non-empty list of '
+                    f"sources, not {rule!r}",
+                )
+        return ProfileRules(order, tuple(rules))
+
+    def _consent(self, types: list[str]) -> dict[str, str]:
+        consent = dict(DEFAULT_CONSENT)
+        for type_, purpose in self.table("consent").items():
+            if type_ not in types:
+                raise self.fail(
+                    "consent",
+                    type_,
+                    f"consent.{type_}: not an identifier type (known: {', '.join(types)})",
+                )
+            if not isinstance(purpose, str) or not _PURPOSE.match(purpose):
+                raise self.fail(
+                    "consent",
+                    type_,
+                    f"consent.{type_} must be a purpose name (a lower-case word such as "
+                    f'"marketing"), not {purpose!r}',
+                )
+            consent[type_] = purpose
+        return consent
 
     def _strings(
         self, table: str, key: str, spec: Mapping[str, Any], default: tuple[str, ...] = ()

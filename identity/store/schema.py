@@ -86,6 +86,25 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        4,
+        "profiles, segments, audiences and erasure tombstones",
+        (
+            "CREATE CONSTRAINT profile_state_id IF NOT EXISTS "
+            "FOR (s:ProfileState) REQUIRE s.id IS UNIQUE",
+            "CREATE CONSTRAINT segment_name IF NOT EXISTS FOR (s:Segment) REQUIRE s.name IS UNIQUE",
+            "CREATE INDEX segment_refresh_segment IF NOT EXISTS "
+            "FOR (r:SegmentRefresh) ON (r.segment)",
+            "CREATE CONSTRAINT audience_id IF NOT EXISTS FOR (a:Audience) REQUIRE a.id IS UNIQUE",
+            "CREATE INDEX audience_export_audience IF NOT EXISTS "
+            "FOR (e:AudienceExport) ON (e.audience)",
+            "CREATE CONSTRAINT tombstone_hash IF NOT EXISTS "
+            "FOR (t:Tombstone) REQUIRE t.hash IS UNIQUE",
+        ),
+    ),
+)
+
 LATEST = MIGRATIONS[-1].version
 
 
