@@ -19,6 +19,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.extensions.query_depth_limiter import create_validator
+from strawberry.tools import merge_types
 from strawberry.types import Info
 from strawberry.types.nodes import SelectedField
 
@@ -392,6 +393,14 @@ class Mutation:
         )
 
 
+# The root types: each domain module (segments, audiences, privacy) defines its own root
+# fields in a Query and a Mutation class of its own, listed here and merged into one.
+QUERIES: tuple[type, ...] = (Query,)
+MUTATIONS: tuple[type, ...] = (Mutation,)
+RootQuery = merge_types("Query", QUERIES)
+RootMutation = merge_types("Mutation", MUTATIONS)
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
     """The schema with its limits (depth, cost, keys) and error coding. Extensions are built
     fresh for each request; the parse and validation caches live at module level in
@@ -399,8 +408,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     cached by document *and rules*, and a rule made per request would miss every time."""
     depth_rule = create_validator(settings.api_max_depth, None, None)
     return _Schema(
-        query=Query,
-        mutation=Mutation,
+        query=RootQuery,
+        mutation=RootMutation,
         extensions=[
             CodedErrors,
             lambda: ParserCache(maxsize=1000),
@@ -419,4 +428,4 @@ class _Schema(strawberry.Schema):
 
 # The schema as strawberry prints it (`strawberry export-schema identity.api.schema:schema`);
 # the server adds its limits through build_schema, which changes no type.
-schema = strawberry.Schema(query=Query, mutation=Mutation)
+schema = strawberry.Schema(query=RootQuery, mutation=RootMutation)
