@@ -55,3 +55,7 @@ class ResolveBusyError(IdgraphError):
 
 class NotFoundError(InputError):
     """What the input names does not exist (an identifier, an identity, a link)."""
+
+
+class ConflictError(IdgraphError):
+    """The action clashes with the current state (a name already taken, a refresh running)."""

@@ -2,7 +2,7 @@
 
 Codes (``extensions.code``): ``UNAUTHENTICATED``, ``FORBIDDEN``, ``BAD_USER_INPUT``,
 ``NOT_FOUND``, ``QUERY_TOO_COMPLEX``, ``RATE_LIMITED``, ``REQUEST_TOO_LARGE``,
-``SERVICE_UNAVAILABLE``, ``CONFLICT`` (a resolve holds the lock), ``GRAPHQL_VALIDATION_FAILED``,
+``SERVICE_UNAVAILABLE``, ``CONFLICT`` (a resolve holds the lock, a name is taken), ``GRAPHQL_VALIDATION_FAILED``,
 ``INTERNAL_SERVER_ERROR``. Every error also carries ``extensions.request_id``; an internal
 error's message is replaced by "internal error" and the exception is logged under that id.
 """
@@ -10,6 +10,7 @@ error's message is replaced by "internal error" and the exception is logged unde
 from __future__ import annotations
 
 from identity.errors import (
+    ConflictError,
     InputError,
     NotFoundError,
     ResolveBusyError,
@@ -36,7 +37,7 @@ def code_of(error: BaseException | None) -> str | None:
         return "BAD_USER_INPUT"
     if isinstance(error, StoreUnavailableError):
         return "SERVICE_UNAVAILABLE"
-    if isinstance(error, ResolveBusyError):
+    if isinstance(error, ResolveBusyError | ConflictError):
         return "CONFLICT"
     return None
 
