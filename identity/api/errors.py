@@ -4,7 +4,8 @@ Codes (``extensions.code``): ``UNAUTHENTICATED``, ``FORBIDDEN``, ``BAD_USER_INPU
 ``NOT_FOUND``, ``QUERY_TOO_COMPLEX``, ``RATE_LIMITED``, ``REQUEST_TOO_LARGE``,
 ``SERVICE_UNAVAILABLE``, ``CONFLICT`` (a resolve holds the lock, a name is taken),
 ``GRAPHQL_VALIDATION_FAILED``, ``INTERNAL_SERVER_ERROR``. Every error also carries
-``extensions.request_id``; an internal error's message is replaced by "internal error" and the exception is logged under that id.
+``extensions.request_id``; an internal error's message is replaced by "internal error" and
+the exception is logged under that id.
 """
 
 from __future__ import annotations
