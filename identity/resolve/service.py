@@ -21,6 +21,7 @@ import numpy as np
 from identity.config import Settings
 from identity.ingest import make_normalizer
 from identity.policy import Policy
+from identity.profiles import profiles_outdated, refresh_profiles
 from identity.resolve.engine import Resolution, resolve
 from identity.resolve.graph import DAY_MS, SHARED_KINDS
 from identity.resolve.lineage import Event, Plan, plan
@@ -39,6 +40,7 @@ from identity.store.identities import (
     write_units,
 )
 from identity.store.linkgraph import Snapshot, read_full, read_region, split_key
+from identity.store.profiles import identities_of
 
 Progress = Callable[[str, int, int | None], None]  # step, done, total
 
@@ -66,6 +68,7 @@ class ResolveReport:
     shared_changed: int = 0
     quarantined: list[Quarantined] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
+    profiles: int = 0  # profiles rebuilt
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -195,6 +198,8 @@ class _Run:
                 int(time.time() * 1000),
             )
             self.lap("write")
+            report.profiles = self._profiles(mode, snapshot, changes)
+            self.lap("profiles")
             report.seconds = self.seconds
             finish_run(
                 self.graph,
@@ -207,6 +212,25 @@ class _Run:
             if not dry_run:
                 fail_run(self.graph, self.run, f"{type(e).__name__}: {e}")
             raise
+
+    def _profiles(self, mode: str, snapshot: Snapshot, changes: Plan) -> int:
+        """Rebuild the profiles this run changed: those of the identities now holding the
+        region's identifiers, of the identities written and of those merged away (emptied).
+        Every profile when the run is full or the precedence rules changed."""
+        rules = self.policy.profiles
+        merged = {m["loser"] for u in changes.units for m in u.merged}
+
+        def report(done: int) -> None:
+            self.progress("profiles", done, None)
+
+        if mode == "full" or profiles_outdated(self.graph, rules):
+            done = refresh_profiles(self.graph, rules, None, progress=report)
+            return done + refresh_profiles(self.graph, rules, merged)
+        g = snapshot.graph
+        region = [g.keys[i] for i in np.flatnonzero(g.region).tolist()]
+        written = {str(x["id"]) for u in changes.units for x in u.identities}
+        targets = identities_of(self.graph, region) | written | merged
+        return refresh_profiles(self.graph, rules, targets, progress=report)
 
     def _mode(self, full: bool) -> tuple[str, str]:
         if full:

@@ -1,0 +1,104 @@
+"""Reading what profiles are built from, and writing them onto ``(:Identity)`` nodes.
+
+Profiles are rebuilt by pages of identity ids: one query reads every member's trait and event
+properties and its third-party segments for the page, one ``UNWIND`` writes the page's
+profiles, removing the profile properties a profile no longer has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from identity.store.driver import Graph
+
+# Member columns: key, type, first_seen, last_seen, [[property, value]], [[segment, expires]]
+_READ_MEMBERS = """
+UNWIND $ids AS id
+MATCH (p:Identity {id: id})
+RETURN id, COLLECT {
+  MATCH (p)<-[:MEMBER_OF]-(i:Identifier)
+  RETURN [i.key, i.type, i.first_seen.epochMillis, i.last_seen.epochMillis,
+          [k IN keys(i) WHERE k STARTS WITH 'trait' OR k STARTS WITH 'event_' | [k, CASE
+             WHEN k STARTS WITH 'trait_at.' OR k STARTS WITH 'event_first.'
+               OR k STARTS WITH 'event_last.' THEN i[k].epochMillis ELSE i[k] END]],
+          COLLECT { MATCH (i)-[m:IN_SEGMENT]->(s:DmpSegment)
+                    RETURN [s.name, m.expires_at.epochMillis] }]
+} AS members
+"""
+
+_WRITE_PROFILES = """
+UNWIND $rows AS row
+MATCH (p:Identity {id: row.id})
+WITH p, row, [k IN keys(p) WHERE (k IN $fields
+  OR any(prefix IN $prefixes WHERE k STARTS WITH prefix)) AND NOT k IN keys(row.props)] AS stale
+FOREACH (k IN stale | SET p[k] = null)
+SET p += row.props
+"""
+
+
+def read_members(graph: Graph, ids: Sequence[str]) -> dict[str, list[list[Any]]]:
+    """The members of each identity in ``ids`` (an unknown id is absent), as rows: key, type,
+    first_seen, last_seen (epoch ms), ``[[property, value]]`` of traits and events (times in
+    epoch ms) and ``[[DMP segment, expires_at ms]]``."""
+    rows = graph.read("read profile members", _READ_MEMBERS, {"ids": list(ids)})
+    return {row["id"]: row["members"] for row in rows}
+
+
+def write_profiles(
+    graph: Graph,
+    profiles: Sequence[dict[str, Any]],
+    fields: Sequence[str],
+    prefixes: Sequence[str],
+) -> None:
+    """Write ``[{id, props}]``: each identity's profile properties (those named in ``fields``
+    or starting with one of ``prefixes``) become exactly ``props``."""
+    graph.run(
+        "write profiles",
+        _WRITE_PROFILES,
+        {"rows": list(profiles), "fields": list(fields), "prefixes": list(prefixes)},
+    )
+
+
+def identities_of(graph: Graph, keys: Iterable[str]) -> set[str]:
+    """The identities holding ``keys`` now."""
+    return set(
+        graph.read_collected(
+            "read identities of identifiers",
+            "UNWIND $keys AS k MATCH (:Identifier {key: k})-[:MEMBER_OF]->(p:Identity) "
+            "RETURN collect(DISTINCT p.id)",
+            {"keys": list(keys)},
+        )
+    )
+
+
+def active_identity_pages(graph: Graph, size: int) -> Iterable[list[str]]:
+    """Every active identity id, in pages of ``size`` by id (keyset: bounded memory)."""
+    after = ""
+    while True:
+        page: list[str] = graph.read_collected(
+            "read identity ids",
+            "MATCH (p:Identity) WHERE p.id > $after AND p.status = 'active' "
+            "WITH p.id AS id ORDER BY id LIMIT $size RETURN collect(id)",
+            {"after": after, "size": size},
+        )
+        if not page:
+            return
+        yield page
+        after = page[-1]
+
+
+def profile_state(graph: Graph) -> str | None:
+    """The fingerprint of the precedence rules the profiles were built under, if any."""
+    rows = graph.read(
+        "read profile state", "MATCH (s:ProfileState {id: 'profiles'}) RETURN s.rules AS rules"
+    )
+    return rows[0]["rules"] if rows else None
+
+
+def set_profile_state(graph: Graph, rules: str) -> None:
+    graph.run(
+        "write profile state",
+        "MERGE (s:ProfileState {id: 'profiles'}) SET s.rules = $rules, s.built_at = datetime()",
+        {"rules": rules},
+    )
