@@ -1,0 +1,254 @@
+"""Audiences in the graph: what each audience has exported, and the record of every export.
+
+``(:Audience {id, segment, types, hashed, destination, created_at})`` is one way of exporting a
+segment; ``(:Audience)-[:EXPORTED {run, identity, at}]->(:Identifier)`` holds what its last
+export sent, and ``(:AudienceExport {id, audience, ...})`` records each export. Members are read
+a page at a time by identity id (keyset pagination), so that an export of any size holds one
+page in memory. Every value travels as a parameter.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, LiteralString
+
+from identity.store.driver import Graph
+
+
+@dataclass(frozen=True)
+class MemberIdentifier:
+    """One identifier of a member identity, with what the export filter needs."""
+
+    key: str
+    type: str
+    value: str
+    hashed: bool
+    blocked: bool
+
+
+@dataclass(frozen=True)
+class Member:
+    """A member identity of the segment: its id, the consent purposes it grants (of those
+    asked) and its identifiers of the asked types."""
+
+    id: str
+    granted: frozenset[str]
+    identifiers: tuple[MemberIdentifier, ...]
+
+
+def segment_state(graph: Graph, segment: str) -> dict[str, Any] | None:
+    """The segment's refresh time and current member count; None when there is no segment."""
+    rows = graph.read(
+        "read segment for export",
+        """
+        MATCH (s:Segment {id: $segment})
+        RETURN s.name AS name, s.refreshed_at AS refreshed_at,
+               COUNT { (s)-[:INCLUDES]->(:Identity {status: 'active'}) } AS members
+        """,
+        {"segment": segment},
+    )
+    return rows[0] if rows else None
+
+
+def member_page(
+    graph: Graph,
+    segment: str,
+    types: Sequence[str],
+    purposes: Sequence[str],
+    after: str,
+    limit: int,
+) -> list[Member]:
+    """The next ``limit`` member identities with ids above ``after``, in id order."""
+    rows = graph.read(
+        "read segment members for export",
+        """
+        MATCH (:Segment {id: $segment})-[:INCLUDES]->(p:Identity {status: 'active'})
+        WHERE p.id > $after
+        WITH p ORDER BY p.id LIMIT $limit
+        CALL (p) {
+          OPTIONAL MATCH (i:Identifier)-[:MEMBER_OF]->(p)
+          WHERE i.type IN $types
+          WITH i ORDER BY i.key
+          RETURN collect([i.key, i.type, i.value, coalesce(i.hashed, false),
+                          coalesce(i.blocked, false)]) AS ids
+        }
+        RETURN p.id AS id, [x IN $purposes WHERE p['consent.' + x] = true] AS granted, ids
+        ORDER BY p.id
+        """,
+        {
+            "segment": segment,
+            "types": list(types),
+            "purposes": list(purposes),
+            "after": after,
+            "limit": limit,
+        },
+    )
+    return [
+        Member(
+            id=r["id"],
+            granted=frozenset(r["granted"]),
+            identifiers=tuple(MemberIdentifier(*row) for row in r["ids"]),
+        )
+        for r in rows
+    ]
+
+
+def ensure_audience(
+    graph: Graph,
+    audience: str,
+    segment: str,
+    types: Sequence[str],
+    hashed: bool,
+    destination: str | None,
+    at: datetime,
+) -> dict[str, Any]:
+    """Create the audience if new; its last export's id, status and delta flag (None if none)."""
+    rows = graph.run(
+        "create audience",
+        """
+        MERGE (a:Audience {id: $audience})
+        ON CREATE SET a.segment = $segment, a.types = $types, a.hashed = $hashed,
+                      a.destination = $destination, a.created_at = $at
+        WITH a
+        OPTIONAL MATCH (e:AudienceExport {audience: $audience})
+        WITH a, e ORDER BY e.at DESC LIMIT 1
+        RETURN e.id AS last, e.status AS status
+        """,
+        {
+            "audience": audience,
+            "segment": segment,
+            "types": list(types),
+            "hashed": hashed,
+            "destination": destination,
+            "at": at,
+        },
+    )
+    return rows[0]
+
+
+def start_export(graph: Graph, record: Mapping[str, Any]) -> None:
+    """Record an export as running (its counts are set when it completes)."""
+    graph.run(
+        "record audience export",
+        """
+        CREATE (e:AudienceExport)
+        SET e = $record, e.status = 'running'
+        """,
+        {"record": dict(record)},
+    )
+
+
+def mark_exported(
+    graph: Graph, audience: str, run: str, rows: Sequence[tuple[str, str]], at: datetime
+) -> list[str]:
+    """Mark ``(key, identity id)`` pairs exported by ``run``; return the keys the audience had
+    not exported before (the adds)."""
+    found = graph.run(
+        "mark audience identifiers exported",
+        """
+        MATCH (a:Audience {id: $audience})
+        UNWIND $rows AS row
+        MATCH (i:Identifier {key: row[0]})
+        OPTIONAL MATCH (a)-[old:EXPORTED]->(i)
+        WITH a, i, row, old IS NULL AS fresh
+        MERGE (a)-[e:EXPORTED]->(i)
+        SET e.run = $run, e.identity = row[1], e.at = $at
+        WITH i, fresh WHERE fresh
+        RETURN i.key AS key
+        """,
+        {"audience": audience, "run": run, "rows": [list(r) for r in rows], "at": at},
+    )
+    return [r["key"] for r in found]
+
+
+def take_removals(graph: Graph, audience: str, run: str, limit: int) -> list[dict[str, Any]]:
+    """Delete up to ``limit`` EXPORTED relationships of earlier runs (not seen by ``run``) and
+    return what they pointed at: key, type, value, hashed and the identity it was exported
+    under. Called until it returns fewer than ``limit``."""
+    return graph.run(
+        "take audience removals",
+        """
+        MATCH (:Audience {id: $audience})-[e:EXPORTED]->(i:Identifier)
+        WHERE e.run <> $run
+        WITH e, i LIMIT $limit
+        WITH e, i.key AS key, i.type AS type, i.value AS value,
+             coalesce(i.hashed, false) AS hashed, e.identity AS identity
+        DELETE e
+        RETURN key, type, value, hashed, identity
+        """,
+        {"audience": audience, "run": run, "limit": limit},
+    )
+
+
+def finish_export(graph: Graph, export: str, counts: Mapping[str, Any], at: datetime) -> None:
+    """Set an export's counts and mark it completed."""
+    graph.run(
+        "complete audience export",
+        """
+        MATCH (e:AudienceExport {id: $export})
+        SET e += $counts, e.status = 'completed', e.finished_at = $at
+        """,
+        {"export": export, "counts": dict(counts), "at": at},
+    )
+
+
+def fail_export(graph: Graph, export: str, reason: str, at: datetime) -> None:
+    """Mark an export failed: the next export of its audience must be a full one."""
+    graph.run(
+        "record failed audience export",
+        """
+        MATCH (e:AudienceExport {id: $export})
+        SET e.status = 'failed', e.error = $reason, e.finished_at = $at
+        """,
+        {"export": export, "reason": reason[:500], "at": at},
+    )
+
+
+_EXPORT_FIELDS: LiteralString = """
+    {id: e.id, audience: e.audience, segment: e.segment, at: e.at, status: e.status,
+     format: e.format, hashed: e.hashed, destination: e.destination, delta: e.delta,
+     file: e.file, types: e.types, rows: e.rows, adds: e.adds, removes: e.removes,
+     eligible: e.eligible, identifiers: e.identifiers,
+     skipped_consent: e.skipped_consent, skipped_consent_by_type: e.skipped_consent_by_type,
+     skipped_blocked: e.skipped_blocked, skipped_hashed: e.skipped_hashed} AS export
+"""
+
+
+def audiences(graph: Graph, segment: str | None) -> list[dict[str, Any]]:
+    """The audiences (of one segment, or all), with how many identifiers each has exported."""
+    return graph.read(
+        "list audiences",
+        """
+        MATCH (a:Audience)
+        WHERE $segment IS NULL OR a.segment = $segment
+        RETURN a.id AS id, a.segment AS segment, a.types AS types, a.hashed AS hashed,
+               a.destination AS destination, a.created_at AS created_at,
+               COUNT { (a)-[:EXPORTED]->() } AS exported
+        ORDER BY a.created_at, a.id
+        """,
+        {"segment": segment},
+    )
+
+
+def exports(graph: Graph, audience: str | None, limit: int) -> list[dict[str, Any]]:
+    """The latest ``limit`` exports (of one audience, or all), newest first."""
+    rows = graph.read(
+        "list audience exports",
+        """
+        MATCH (e:AudienceExport)
+        WHERE $audience IS NULL OR e.audience = $audience
+        WITH e ORDER BY e.at DESC, e.id LIMIT $limit
+        RETURN """
+        + _EXPORT_FIELDS,
+        {"audience": audience, "limit": limit},
+    )
+    return [_decoded(r["export"]) for r in rows]
+
+
+def _decoded(export: dict[str, Any]) -> dict[str, Any]:
+    by_type = export.get("skipped_consent_by_type")
+    export["skipped_consent_by_type"] = json.loads(by_type) if by_type else {}
+    return export
