@@ -72,8 +72,8 @@ def member_page(
           OPTIONAL MATCH (i:Identifier)-[:MEMBER_OF]->(p)
           WHERE i.type IN $types
           WITH i ORDER BY i.key
-          RETURN collect([i.key, i.type, i.value, coalesce(i.hashed, false),
-                          coalesce(i.blocked, false)]) AS ids
+          RETURN collect(CASE WHEN i IS NOT NULL THEN [i.key, i.type, i.value,
+                 coalesce(i.hashed, false), coalesce(i.blocked, false)] END) AS ids
         }
         RETURN p.id AS id, [x IN $purposes WHERE p['consent.' + x] = true] AS granted, ids
         ORDER BY p.id
