@@ -63,6 +63,7 @@ class Loaders:
     members: DataLoader[PageKey, tuple[list[list[Any]], int] | None]
     profile_by_key: DataLoader[PageKey, tuple[list[Any], tuple[list[list[Any]], int]] | None]
     attributes: DataLoader[str, list[list[Any]] | None]
+    profile: DataLoader[str, list[list[Any]] | None]
     history: DataLoader[PageKey, list[list[Any]] | None]
     links: DataLoader[PageKey, tuple[list[list[Any]], int] | None]
 
@@ -91,6 +92,7 @@ class Loaders:
             members=_paged_loader(members),
             profile_by_key=_paged_loader(profiles),
             attributes=_loader(lambda ids: reads.attributes(store, ids)),
+            profile=_loader(lambda ids: reads.profiles(store, ids)),
             history=_paged_loader(history),
             links=_paged_loader(links),
         )

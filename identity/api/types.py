@@ -10,17 +10,25 @@ import base64
 import binascii
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
 import strawberry
-from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from identity.api.context import Context
 from identity.api.errors import ApiError
-from identity.store.reads import instant, native, when
+from identity.api.traits import (
+    Consent,
+    DmpSegment,
+    EventAggregate,
+    IdentifierCount,
+    ProfileView,
+    Trait,
+    observed_traits,
+)
+from identity.store.reads import instant, when
 
 DEFAULT_PAGE = 50
 
@@ -276,58 +284,6 @@ def members_args(types: list[str] | None, after: str | None, limit: int) -> tupl
     return (tuple(types) if types else None, key_cursor(after), limit + 1)
 
 
-@strawberry.type(description="A trait as loaded: one per identifier, source and name.")
-class Trait:
-    name: str
-    value: JSON | None
-    source: str
-    observed_at: datetime | None
-    identifier: str = strawberry.field(description="The key of the identifier it was seen on.")
-
-
-@strawberry.type(description="How often the identity did something, over all its identifiers.")
-class EventAggregate:
-    name: str
-    count: int
-    first_at: datetime | None
-    last_at: datetime | None
-
-
-def _traits_and_events(members: list[list[Any]]) -> tuple[list[Trait], list[EventAggregate]]:
-    traits: list[Trait] = []
-    counts: dict[str, list[Any]] = {}
-    for key, props in members:
-        values = dict(props)
-        for prop, value in values.items():
-            if prop.startswith("trait."):
-                source, _, name = prop[len("trait.") :].partition(".")
-                traits.append(
-                    Trait(
-                        name=name,
-                        value=native(value),
-                        source=source,
-                        observed_at=when(values.get(f"trait_at.{source}.{name}")),
-                        identifier=key,
-                    )
-                )
-            elif prop.startswith("event_count."):
-                name = prop[len("event_count.") :]
-                first = when(values.get(f"event_first.{name}"))
-                last = when(values.get(f"event_last.{name}"))
-                entry = counts.setdefault(name, [0, first, last])
-                entry[0] += int(value)
-                if first is not None and (entry[1] is None or first < entry[1]):
-                    entry[1] = first
-                if last is not None and (entry[2] is None or last > entry[2]):
-                    entry[2] = last
-    traits.sort(key=lambda t: (t.name, -(t.observed_at.timestamp() if t.observed_at else 0)))
-    events = [
-        EventAggregate(name=name, count=c, first_at=f, last_at=la)
-        for name, (c, f, la) in sorted(counts.items())
-    ]
-    return traits, events
-
-
 @strawberry.type(description="A customer: an identity and everything known through it.")
 class Profile:
     id: strawberry.ID
@@ -376,15 +332,51 @@ class Profile:
             total_count=total,
         )
 
-    @strawberry.field(description="Traits as loaded so far, by name, newest first.")
+    async def _view(self, info: Info[Context, None]) -> ProfileView:
+        return ProfileView.of(await info.context.loaders.profile.load(str(self.id)) or [])
+
+    @strawberry.field(
+        description="Its traits: per name, the value the policy's precedence rules chose among "
+        "its identifiers' (source order, then the most recent; consent_* the most recent), "
+        "with where and when it was seen."
+    )
     async def traits(self, info: Info[Context, None]) -> list[Trait]:
+        return (await self._view(info)).traits
+
+    @strawberry.field(
+        description="Every trait as loaded: one per identifier, source and name, newest first "
+        "(what `traits` chose from)."
+    )
+    async def trait_observations(self, info: Info[Context, None]) -> list[Trait]:
         members = await info.context.loaders.attributes.load(str(self.id))
-        return _traits_and_events(members or [])[0]
+        return observed_traits(members or [])
 
     @strawberry.field(description="Event counts, first and last time, per event name.")
     async def events(self, info: Info[Context, None]) -> list[EventAggregate]:
-        members = await info.context.loaders.attributes.load(str(self.id))
-        return _traits_and_events(members or [])[1]
+        return (await self._view(info)).events
+
+    @strawberry.field(description="Consents, from the consent_<purpose> traits chosen.")
+    async def consents(self, info: Info[Context, None]) -> list[Consent]:
+        return (await self._view(info)).consents
+
+    @strawberry.field(description="When any of its identifiers was first seen.")
+    async def first_seen(self, info: Info[Context, None]) -> datetime | None:
+        return (await self._view(info)).first_seen
+
+    @strawberry.field(description="When any of its identifiers was last seen.")
+    async def last_seen(self, info: Info[Context, None]) -> datetime | None:
+        return (await self._view(info)).last_seen
+
+    @strawberry.field(description="How many identifiers of each type it holds.")
+    async def identifier_counts(self, info: Info[Context, None]) -> list[IdentifierCount]:
+        return (await self._view(info)).counts
+
+    @strawberry.field(
+        description="Third-party (DMP) segments reaching it through its identifiers, until "
+        "they expire; an expired one is not listed."
+    )
+    async def dmp_segments(self, info: Info[Context, None]) -> list[DmpSegment]:
+        return (await self._view(info)).dmp_segments(datetime.now(UTC))
 
     @strawberry.field(
         description="Its identity events, newest first, with those of identities merged into it."

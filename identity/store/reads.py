@@ -120,6 +120,20 @@ async def attributes(reads: AsyncGraph, ids: Sequence[str]) -> dict[str, list[An
     )
 
 
+async def profiles(reads: AsyncGraph, ids: Sequence[str]) -> dict[str, list[Any]]:
+    """Each identity's materialized profile (see :mod:`identity.profiles`) as
+    ``[[property, value]]``, times in epoch milliseconds."""
+    return await _by_item(
+        reads,
+        "identity profile",
+        "UNWIND $items AS id MATCH (p:Identity {id: id}) "
+        "RETURN id, [k IN keys(p) WHERE NOT k IN ['id', 'status', 'size', 'created_at', "
+        "  'updated_at', 'merged_into'] | [k, CASE WHEN p[k] IS :: ZONED DATETIME "
+        "  THEN p[k].epochMillis ELSE p[k] END]]",
+        ids,
+    )
+
+
 # A page of identity p's identifiers by key, after $after, and how many of $types in all.
 _MEMBERS = (
     "COLLECT { MATCH (p)<-[:MEMBER_OF]-(i:Identifier) "
