@@ -25,6 +25,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from identity import __version__
+from identity.api.audiences import export_routes
 from identity.api.auth import ApiKeys, Principal, WriteKeys, bearer_token
 from identity.api.graphql import GraphQLApp
 from identity.api.ingestion import ingestion_routes
@@ -216,6 +217,7 @@ def create_app(
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
         *ingestion_routes(),
+        *export_routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(RequestContext, metrics=metrics, routes=frozenset(r.path for r in routes))

@@ -24,6 +24,7 @@ from strawberry.types import Info
 from strawberry.types.nodes import SelectedField
 
 from identity import steward
+from identity.api.audiences import AudienceMutation, AudienceQuery
 from identity.api.context import Context
 from identity.api.errors import ApiError
 from identity.api.extensions import CodedErrors, Gate
@@ -395,8 +396,8 @@ class Mutation:
 
 # The root types: each domain module (segments, audiences, privacy) defines its own root
 # fields in a Query and a Mutation class of its own, listed here and merged into one.
-QUERIES: tuple[type, ...] = (Query,)
-MUTATIONS: tuple[type, ...] = (Mutation,)
+QUERIES: tuple[type, ...] = (Query, AudienceQuery)
+MUTATIONS: tuple[type, ...] = (Mutation, AudienceMutation)
 RootQuery = merge_types("Query", QUERIES)
 RootMutation = merge_types("Mutation", MUTATIONS)
 

@@ -210,8 +210,8 @@ def fail_export(graph: Graph, export: str, reason: str, at: datetime) -> None:
 _EXPORT_FIELDS: LiteralString = """
     {id: e.id, audience: e.audience, segment: e.segment, at: e.at, status: e.status,
      format: e.format, hashed: e.hashed, destination: e.destination, delta: e.delta,
-     file: e.file, types: e.types, rows: e.rows, adds: e.adds, removes: e.removes,
-     eligible: e.eligible, identifiers: e.identifiers,
+     file: e.file, types: e.types, members: e.members, rows: e.rows, adds: e.adds,
+     removes: e.removes, eligible: e.eligible, identifiers: e.identifiers,
      skipped_consent: e.skipped_consent, skipped_consent_by_type: e.skipped_consent_by_type,
      skipped_blocked: e.skipped_blocked, skipped_hashed: e.skipped_hashed} AS export
 """
@@ -244,6 +244,16 @@ def exports(graph: Graph, audience: str | None, limit: int) -> list[dict[str, An
         RETURN """
         + _EXPORT_FIELDS,
         {"audience": audience, "limit": limit},
+    )
+    return [_decoded(r["export"]) for r in rows]
+
+
+def exports_by_id(graph: Graph, ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The exports of ``ids`` (those that exist), in no particular order."""
+    rows = graph.read(
+        "read audience exports",
+        "UNWIND $ids AS id MATCH (e:AudienceExport {id: id}) RETURN " + _EXPORT_FIELDS,
+        {"ids": list(ids)},
     )
     return [_decoded(r["export"]) for r in rows]
 
