@@ -6,9 +6,10 @@
 ``load_file`` streams a file, or an :class:`Input` held in memory, through a loader
 (``loaders.segment`` or ``loaders.table``), writes observations in chunks through
 :class:`~identity.store.writer.BatchWriter` and every rejected record or value to an NDJSON
-rejects file. The batch id is derived from the source and the input's SHA-256, so loading
-the same input again finds the completed batch and changes nothing, and a load that was
-killed resumes after its last committed chunk.
+rejects file (an identifier erased on request is refused with reason ``forgotten``, and
+its value is not written there). The batch id is derived from the source and the input's
+SHA-256, so loading the same input again finds the completed batch and changes nothing, and
+a load that was killed resumes after its last committed chunk.
 """
 
 from __future__ import annotations
@@ -332,11 +333,17 @@ class _ChunkPipeline:
                 return
             index, observations, counts = item
             try:
-                duplicates = self._writer.write_chunk(index, observations, counts)
+                outcome = self._writer.write_chunk(index, observations, counts)
             except BaseException as e:
                 self._error = e
                 return
-            for dup in duplicates or ():
+            if outcome is None:
+                continue
+            for rejection in outcome.forgotten_records:
+                self._rejects.add(rejection, whole_record=True)
+            for rejection in outcome.forgotten_values:
+                self._rejects.add(rejection, whole_record=False)
+            for dup in outcome.duplicates:
                 self._rejects.add(
                     Rejection(
                         DUPLICATE,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from identity.model import Observation
+from identity.model import Observation, Rejection
 
 DEFAULT_LABELS = {
     "cookie": "Cookie",
@@ -29,6 +29,7 @@ DEFAULT_LABELS = {
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 EVIDENCE_CAP = 5
 DUPLICATE = "duplicate_message_id"
+FORGOTTEN = "forgotten"  # an identifier erased on request (its key's hash has a tombstone)
 
 
 def label_for(type_: str) -> str:
@@ -165,3 +166,54 @@ def aggregate(observations: Iterable[Observation], batch_id: str) -> ChunkRows:
         [links[k] for k in sorted(links)],
         [segments[k] for k in sorted(segments)],
     )
+
+
+def suppress_forgotten(
+    observations: Iterable[Observation], forgotten: set[str], counts: Counts
+) -> tuple[list[Observation], list[Rejection], list[Rejection]]:
+    """Drop the ``forgotten`` identifiers (erased on request) from a chunk's observations.
+
+    Each dropped identifier is a rejected value (reason ``forgotten``) of its record; a record
+    left with no identifier is a rejected record (reason ``forgotten``) and writes nothing.
+    When a record's primary identifier is dropped, the traits and events stated for it go
+    with it (they were about the erased person). ``counts`` is adjusted in place so that it
+    still reconciles; the rejections carry no value (the rejects file must not bring the
+    erased data back). Returns (kept observations, rejected records, rejected values).
+    """
+    kept: list[Observation] = []
+    records: list[Rejection] = []
+    values: list[Rejection] = []
+    for obs in observations:
+        dropped = [i for i in obs.identifiers if i.key in forgotten]
+        if not dropped:
+            kept.append(obs)
+            continue
+        for ident in dropped:
+            counts.value_reasons[FORGOTTEN] += 1
+            values.append(
+                Rejection(
+                    FORGOTTEN,
+                    f"a {ident.type} erased on request (a tombstone holds its hash): not loaded",
+                    obs.record,
+                )
+            )
+        left = [i for i in obs.identifiers if i.key not in forgotten]
+        if not left:
+            counts.accepted -= 1
+            counts.rejected += 1
+            counts.reasons[FORGOTTEN] += 1
+            records.append(
+                Rejection(FORGOTTEN, "every identifier of the record was erased on request",
+                          obs.record)
+            )  # fmt: skip
+            continue
+        primary_dropped = obs.identifiers[0].key in forgotten
+        kept.append(
+            replace(
+                obs,
+                identifiers=left,
+                traits={} if primary_dropped else obs.traits,
+                events=[] if primary_dropped else obs.events,
+            )
+        )
+    return kept, records, values

@@ -10,6 +10,11 @@ half-way left whole chunks only; re-running it skips the claimed ones and writes
 ending in exactly the state of one clean load. A ``messageId`` already seen (in this load or
 an earlier one) is counted as a duplicate and writes nothing.
 
+Erased identifiers stay erased: an identifier whose key's SHA-256 has a ``(:Tombstone)`` (see
+:mod:`identity.privacy`) is not written again; it is counted as a rejected value with reason
+``forgotten``, and a record left with no identifier as a rejected record. The check costs
+nothing while no tombstone exists: the chunk's claim asks whether any does.
+
 Why chunks may be written concurrently (Neo4j then uses both cores): every write commutes.
 Counts add, first/last seen take the min/max, traits keep the latest observation (ties broken
 by value), and a link's evidence keeps its earliest references in a total order. Property
@@ -28,9 +33,10 @@ from datetime import datetime
 from neo4j import ManagedTransaction
 from neo4j.exceptions import DriverError, Neo4jError
 
-from identity.model import Observation, Party
+from identity.model import Observation, Party, Rejection
 from identity.store.driver import Graph, translate_error
-from identity.store.rows import DUPLICATE, EVIDENCE_CAP, Counts, aggregate
+from identity.store.privacy import forgotten_among
+from identity.store.rows import DUPLICATE, EVIDENCE_CAP, Counts, aggregate, suppress_forgotten
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,16 @@ class BatchInfo:
     kind: str
     chunk_size: int
     started_at: datetime
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    """What a chunk's write refused: duplicate ``messageId``s (whole records), and erased
+    identifiers (records left with none, and the values dropped from the others)."""
+
+    duplicates: list[Observation]
+    forgotten_records: list[Rejection]
+    forgotten_values: list[Rejection]
 
 
 @dataclass(frozen=True)
@@ -175,11 +191,12 @@ class BatchWriter:
 
     def write_chunk(
         self, index: int, observations: Sequence[Observation], counts: Counts
-    ) -> list[Observation] | None:
+    ) -> ChunkOutcome | None:
         """Write chunk ``index`` with its own counts in one transaction.
 
-        Returns the observations dropped as duplicate ``messageId``s (their counts moved from
-        accepted to rejected as committed), or None when the chunk was already written.
+        Returns what was refused (duplicate ``messageId``s and erased identifiers, their
+        counts moved from accepted to rejected as committed), or None when the chunk was
+        already written.
         """
         try:
             with self.graph.driver.session(database=self.graph.database) as session:
@@ -193,11 +210,12 @@ class BatchWriter:
         index: int,
         observations: Sequence[Observation],
         counts: Counts,
-    ) -> list[Observation] | None:
+    ) -> ChunkOutcome | None:
         batch = self.batch
         claim = tx.run(
             "MERGE (c:BatchChunk {key: $key}) ON CREATE SET c.batch = $batch, c.index = $index, "
-            "c.new = true ON MATCH SET c.new = false RETURN c.new AS new",
+            "c.new = true ON MATCH SET c.new = false "
+            "RETURN c.new AS new, EXISTS { MATCH (:Tombstone) } AS tombstones",
             key=f"{batch.id}#{index}",
             batch=batch.id,
             index=index,
@@ -210,6 +228,12 @@ class BatchWriter:
             counts.accepted -= len(duplicates)
             counts.rejected += len(duplicates)
             counts.reasons[DUPLICATE] += len(duplicates)
+        records: list[Rejection] = []
+        values: list[Rejection] = []
+        if claim["tombstones"]:
+            erased = forgotten_among(tx, {i.key for o in kept for i in o.identifiers})
+            if erased:
+                kept, records, values = suppress_forgotten(kept, erased, counts)
         rows = aggregate(kept, batch.id)
         common = {"batch": batch.id, "source": batch.source, "party": batch.party}
         plain = [r for r in rows.identifiers if not (r["events"] or r["traits"])]
@@ -242,7 +266,7 @@ class BatchWriter:
             reasons=dict(counts.reasons),
             value_reasons=dict(counts.value_reasons),
         ).consume()
-        return duplicates
+        return ChunkOutcome(duplicates, records, values)
 
     def _drop_seen_messages(
         self, tx: ManagedTransaction, observations: Sequence[Observation], index: int
