@@ -42,11 +42,11 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TextIO, get_args
 
-from identity.errors import InputError, NotFoundError
+from identity.errors import ConflictError, InputError, NotFoundError
 from identity.normalize import sha256_hex
 from identity.policy import Policy
 from identity.store import audiences as store
@@ -58,6 +58,7 @@ Destination = Literal["google", "meta"]
 FORMATS: tuple[Format, ...] = get_args(Format)
 DESTINATIONS: tuple[Destination, ...] = get_args(Destination)
 PAGE_SIZE = 5000
+STALE_AFTER = timedelta(hours=6)  # an export running longer than this is taken as dead
 HASHED_TYPES = frozenset({"email", "phone"})  # what the platforms want hashed
 _NOT_DIGITS = re.compile(r"\D")
 
@@ -220,7 +221,8 @@ def export_audience(
     """Export ``request``'s audience to ``out`` and record it; see the module docstring.
 
     Raises NotFoundError for an unknown segment, InputError for a segment never refreshed or a
-    delta after an export that did not complete (run a full export to reset the state)."""
+    delta after an export that did not complete (run a full export to reset the state),
+    ConflictError while another export of the same audience runs."""
     segment = store.segment_state(graph, request.segment)
     if segment is None:
         raise NotFoundError(f"no segment {request.segment!r}: list segments to find its id")
@@ -230,18 +232,9 @@ def export_audience(
             "its members are materialized"
         )
     at = now or datetime.now(UTC)
-    audience = request.audience
-    last = store.ensure_audience(
-        graph, audience, request.segment, request.types, request.hashed, request.destination, at
-    )
-    if request.delta and last["last"] is not None and last["status"] != "completed":
-        raise InputError(
-            f"the last export of audience {audience} ({last['last']}) did not complete: "
-            "run a full export (without delta) to reset what the audience holds"
-        )
     report = ExportReport(
         id=export_id or new_export_id(),
-        audience=audience,
+        audience=request.audience,
         segment=request.segment,
         format=request.format,
         hashed=request.hashed,
@@ -251,14 +244,41 @@ def export_audience(
         at=at,
         file=file,
     )
-    store.start_export(graph, _record(report))
+    _claim(graph, request, report)
     try:
+        store.start_export(graph, _record(report))
         _run(graph, policy, request, report, out, page_size, progress, int(segment["members"]))
+        store.finish_export(graph, report.id, _counts(report), datetime.now(UTC))
     except BaseException as e:
         store.fail_export(graph, report.id, f"{type(e).__name__}: {e}", datetime.now(UTC))
         raise
-    store.finish_export(graph, report.id, _counts(report), datetime.now(UTC))
+    finally:
+        store.release_audience(graph, report.audience, report.id)
     return report
+
+
+def _claim(graph: Graph, request: ExportRequest, report: ExportReport) -> None:
+    """Hold the audience for this export: one export of an audience runs at a time."""
+    audience = {
+        "segment": request.segment,
+        "types": list(request.types),
+        "hashed": request.hashed,
+        "destination": request.destination,
+    }
+    claim = store.claim_audience(
+        graph, report.audience, audience, report.id, report.at, report.at - STALE_AFTER
+    )
+    if not claim["claimed"]:
+        raise ConflictError(
+            f"export {claim['holder']} of audience {report.audience} is running (since "
+            f"{claim['since']}): wait for it to finish"
+        )
+    if request.delta and claim["last"] is not None and claim["status"] != "completed":
+        store.release_audience(graph, report.audience, report.id)
+        raise InputError(
+            f"the last export of audience {report.audience} ({claim['last']}) did not "
+            "complete: run a full export (without delta) to reset what the audience holds"
+        )
 
 
 def _run(

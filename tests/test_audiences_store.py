@@ -20,7 +20,7 @@ from identity.audiences import (
     hashed_for,
 )
 from identity.config import Settings
-from identity.errors import InputError, NotFoundError
+from identity.errors import ConflictError, InputError, NotFoundError
 from identity.normalize import sha256_hex
 from identity.policy import Policy
 from identity.store import audiences as store
@@ -327,6 +327,25 @@ def test_a_failed_export_is_recorded_and_a_delta_then_refused(world: Graph) -> N
     _, rows = export(world, ["email"])
     assert len(rows) == 2
     assert export(world, ["email"], delta=True)[1] == []
+
+
+def test_one_export_of_an_audience_at_a_time(world: Graph) -> None:
+    audience = export_request(POLICY, "seg-1", ["email"]).audience
+    export(world, ["email"])
+    hold = (
+        "MATCH (a:Audience {id: $a}) SET a.running = 'exp-other', "
+        "a.running_since = datetime() - duration({hours: $hours})"
+    )
+    world.run("hold", hold, {"a": audience, "hours": 1})
+    with pytest.raises(ConflictError, match=r"export exp-other of audience .* is running"):
+        export(world, ["email"])
+    # another audience of the same segment is free
+    assert len(export(world, ["email", "phone"])[1]) == 3
+    # an export running for more than 6 hours is taken as dead
+    world.run("hold", hold, {"a": audience, "hours": 7})
+    assert len(export(world, ["email"])[1]) == 2
+    running = world.read("running", "MATCH (a:Audience) RETURN a.running AS r")
+    assert [r["r"] for r in running] == [None, None]
 
 
 def test_export_to_directory_and_listing(world: Graph, tmp_path: Path) -> None:

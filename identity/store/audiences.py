@@ -96,37 +96,53 @@ def member_page(
     ]
 
 
-def ensure_audience(
+def claim_audience(
     graph: Graph,
     audience: str,
-    segment: str,
-    types: Sequence[str],
-    hashed: bool,
-    destination: str | None,
+    request: Mapping[str, Any],
+    export: str,
     at: datetime,
+    stale_before: datetime,
 ) -> dict[str, Any]:
-    """Create the audience if new; its last export's id, status and delta flag (None if none)."""
+    """Create the audience if new and claim it for ``export`` unless another export runs it
+    (one that started before ``stale_before`` is taken as dead). Returns ``claimed``, the
+    ``holder`` and its ``since`` when not claimed, and the last export's id and status."""
     rows = graph.run(
-        "create audience",
+        "claim audience",
         """
         MERGE (a:Audience {id: $audience})
-        ON CREATE SET a.segment = $segment, a.types = $types, a.hashed = $hashed,
-                      a.destination = $destination, a.created_at = $at
-        WITH a
+        ON CREATE SET a += $request, a.created_at = $at
+        SET a.claimed_at = $at
+        WITH a, a.running AS holder, a.running_since AS since
+        WITH a, holder, since, holder IS NULL OR since < $stale AS free
+        SET a.running = CASE WHEN free THEN $export ELSE holder END,
+            a.running_since = CASE WHEN free THEN $at ELSE since END
+        WITH free, holder, since
         OPTIONAL MATCH (e:AudienceExport {audience: $audience})
-        WITH a, e ORDER BY e.at DESC LIMIT 1
-        RETURN e.id AS last, e.status AS status
+        WITH free, holder, since, e ORDER BY e.at DESC LIMIT 1
+        RETURN free AS claimed, holder, since, e.id AS last, e.status AS status
         """,
         {
             "audience": audience,
-            "segment": segment,
-            "types": list(types),
-            "hashed": hashed,
-            "destination": destination,
+            "request": dict(request),
+            "export": export,
             "at": at,
+            "stale": stale_before,
         },
     )
     return rows[0]
+
+
+def release_audience(graph: Graph, audience: str, export: str) -> None:
+    """Let other exports of the audience run (when ``export`` holds it)."""
+    graph.run(
+        "release audience",
+        """
+        MATCH (a:Audience {id: $audience}) WHERE a.running = $export
+        REMOVE a.running, a.running_since
+        """,
+        {"audience": audience, "export": export},
+    )
 
 
 def start_export(graph: Graph, record: Mapping[str, Any]) -> None:
