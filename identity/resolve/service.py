@@ -224,13 +224,16 @@ class _Run:
             self.progress("profiles", done, None)
 
         if mode == "full" or profiles_outdated(self.graph, rules):
-            done = refresh_profiles(self.graph, rules, None, progress=report)
+            workers = self.settings.writers
+            done = refresh_profiles(self.graph, rules, None, workers=workers, progress=report)
             return done + refresh_profiles(self.graph, rules, merged)
         g = snapshot.graph
         region = [g.keys[i] for i in np.flatnonzero(g.region).tolist()]
         written = {str(x["id"]) for u in changes.units for x in u.identities}
         targets = identities_of(self.graph, region) | written | merged
-        return refresh_profiles(self.graph, rules, targets, progress=report)
+        return refresh_profiles(
+            self.graph, rules, targets, workers=self.settings.writers, progress=report
+        )
 
     def _mode(self, full: bool) -> tuple[str, str]:
         if full:
