@@ -24,6 +24,7 @@ from rich.text import Text
 from identity import __version__
 from identity.cli_audiences import commands as audience_commands
 from identity.cli_common import cli_settings, err, graph_session, out, progress_bar
+from identity.cli_privacy import commands as privacy_commands
 from identity.cli_resolve import commands as resolve_commands
 from identity.cli_resolve import print_resolve
 from identity.cli_steward import commands as steward_commands
@@ -48,6 +49,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(load_app, name="load")
 app.add_typer(resolve_commands)
 app.add_typer(steward_commands, name="steward")
+app.add_typer(privacy_commands)
 app.add_typer(audience_commands, name="audience")
 
 

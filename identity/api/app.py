@@ -12,6 +12,8 @@ too) and ``/metrics`` (Prometheus).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +33,7 @@ from identity.api.graphql import GraphQLApp
 from identity.api.ingestion import ingestion_routes
 from identity.api.limits import RateLimiter
 from identity.api.observability import Metrics, RequestContext, configure_logging, request_id
+from identity.api.privacy import purge_schedule
 from identity.api.resolver import BackgroundResolver
 from identity.config import Settings, load_settings
 from identity.errors import IdgraphError
@@ -192,6 +195,9 @@ def create_app(
         graph = Graph(sync, settings.neo4j_database)
         resolver = BackgroundResolver(graph, settings, active_policy)
         resolver.start()
+        purger = None
+        if settings.purge_interval_hours > 0:
+            purger = asyncio.create_task(purge_schedule(graph, settings, active_policy))
         try:
             yield State(
                 settings=settings,
@@ -205,6 +211,10 @@ def create_app(
                 resolver=resolver,
             )
         finally:
+            if purger is not None:
+                purger.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purger
             resolver.stop()
             await async_driver.close()
             if own:

@@ -28,6 +28,7 @@ from identity.api.audiences import AudienceMutation, AudienceQuery
 from identity.api.context import Context
 from identity.api.errors import ApiError
 from identity.api.extensions import CodedErrors, Gate
+from identity.api.privacy import PrivacyMutation, PrivacyQuery
 from identity.api.reports import (
     Explanation,
     Hop,
@@ -396,8 +397,8 @@ class Mutation:
 
 # The root types: each domain module (segments, audiences, privacy) defines its own root
 # fields in a Query and a Mutation class of its own, listed here and merged into one.
-QUERIES: tuple[type, ...] = (Query, AudienceQuery)
-MUTATIONS: tuple[type, ...] = (Mutation, AudienceMutation)
+QUERIES: tuple[type, ...] = (Query, AudienceQuery, PrivacyQuery)
+MUTATIONS: tuple[type, ...] = (Mutation, AudienceMutation, PrivacyMutation)
 RootQuery = merge_types("Query", QUERIES)
 RootMutation = merge_types("Mutation", MUTATIONS)
 

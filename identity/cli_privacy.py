@@ -1,0 +1,116 @@
+"""``idgraph forget``, ``idgraph export-profile`` and ``idgraph purge``: erasure, access and
+retention (see :mod:`identity.privacy` and :mod:`identity.retention`)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import typer
+from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from identity.cli_common import cli_settings, graph_session, out, progress_bar
+from identity.cli_steward import _os_user
+from identity.errors import InputError
+from identity.policy import load_policy
+from identity.privacy import export_profile, forget_profile
+from identity.retention import purge as purge_service
+
+commands = typer.Typer()
+
+_KEY = typer.Argument(None, help="An identifier of the person, TYPE:VALUE (or give --id).")
+_ID = typer.Option(None, "--id", help="The identity id (a merged id: its survivor).")
+_WAIT = typer.Option(30.0, min=0.0, help="Seconds to wait for a resolve already running.")
+
+
+@commands.command()
+def forget(
+    key: str | None = _KEY,
+    id: str | None = _ID,
+    reason: str = typer.Option(..., "--reason", help="Why (kept in the event log, scrubbed)."),
+    wait: float = _WAIT,
+) -> None:
+    """Erase a person: identity, identifiers, links, traits, segments; tombstones stay."""
+    settings = cli_settings()
+    policy = load_policy(settings.policy)
+    with graph_session(settings) as graph:
+        done = forget_profile(
+            graph, settings, policy, id=id, identifier=key, reason=reason,
+            actor=f"cli:{_os_user()}", wait=wait,
+        )  # fmt: skip
+    out.print(
+        f"forgot identity {done.identity}: {done.identifiers} identifiers (tombstoned), "
+        f"{done.links} links, {done.merged_ids} merged ids; {done.scrubbed} texts scrubbed; "
+        f"event {done.event_id}",
+        soft_wrap=True,
+        highlight=False,
+    )
+    if done.report is None:
+        out.print("a resolve was busy: the neighbours are recomputed by the next resolve")
+    else:
+        out.print(
+            f"{done.neighbours} neighbours recomputed by {done.report.mode} resolve "
+            f"{done.report.run}",
+            highlight=False,
+        )
+
+
+@commands.command("export-profile")
+def export_profile_command(
+    key: str | None = _KEY,
+    id: str | None = _ID,
+    output: Path | None = typer.Option(
+        None, "--out", help="Write the JSON here (default: stdout)."
+    ),
+) -> None:
+    """Everything held about a person, as one JSON document (right of access)."""
+    settings = cli_settings()
+    policy = load_policy(settings.policy)
+    with graph_session(settings) as graph:
+        document = export_profile(graph, settings, policy, id=id, identifier=key)
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    if output is None:
+        print(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        out.print(f"wrote {output} ({len(document['identifiers'])} identifiers)")
+
+
+@commands.command()
+def purge(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Count what would go; change nothing."),
+    as_of: str | None = typer.Option(None, help="Purge as of this ISO time (default: now)."),
+    wait: float = _WAIT,
+) -> None:
+    """Drop third-party data past its TTL and observations past their source's retention."""
+    now = None
+    if as_of is not None:
+        try:
+            now = datetime.fromisoformat(as_of)
+        except ValueError as e:
+            raise InputError(f"--as-of {as_of!r}: not an ISO time ({e})") from e
+    settings = cli_settings()
+    policy = load_policy(settings.policy)
+    with (
+        graph_session(settings) as graph,
+        progress_bar(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as bar,
+    ):
+        task = bar.add_task("purge", total=None)
+        report = purge_service(
+            graph, settings, policy, now=now, dry_run=dry_run, wait=wait,
+            progress=lambda step: bar.update(task, description=f"purge {step}"),
+        )  # fmt: skip
+    verb = "would purge (dry run)" if dry_run else "purged"
+    out.print(f"{verb} as of {report.as_of.isoformat()} in {report.seconds:.1f}s")
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    table.add_column("kind")
+    table.add_column("count", justify="right")
+    for step, n in report.counts.items():
+        table.add_row(step, f"{n:,}")
+    if not dry_run:
+        table.add_row("emptied identities", f"{report.emptied_identities:,}")
+    out.print(table)
+    if report.resolve is not None:
+        out.print(f"recomputed by {report.resolve.mode} resolve {report.resolve.run}")
