@@ -247,7 +247,7 @@ def export_audience(
     _claim(graph, request, report)
     try:
         store.start_export(graph, _record(report))
-        _run(graph, policy, request, report, out, page_size, progress, int(segment["members"]))
+        _run(graph, policy, request, report, out, page_size, progress, segment)
         store.finish_export(graph, report.id, _counts(report), datetime.now(UTC))
     except BaseException as e:
         store.fail_export(graph, report.id, f"{type(e).__name__}: {e}", datetime.now(UTC))
@@ -289,15 +289,24 @@ def _run(
     out: TextIO,
     page_size: int,
     progress: Progress | None,
-    total: int,
+    segment: dict[str, Any],
 ) -> None:
+    total, identities = int(segment["members"]), int(segment["identities"])
     purposes = {t: policy.consent_purpose(t) for t in request.types}
     rows = _Rows(out, request.format, request.delta)
     skipped: Counter[str] = Counter()
+    # from the segment, pages cost members**2 / page_size; along the index, all identities
+    along_index = total * total > page_size * identities
     after = ""
     while True:
         page = store.member_page(
-            graph, request.segment, request.types, sorted(set(purposes.values())), after, page_size
+            graph,
+            request.segment,
+            request.types,
+            sorted(set(purposes.values())),
+            after,
+            page_size,
+            along_index=along_index,
         )
         kept: list[tuple[str, MemberIdentifier, str]] = []
         for member in page:

@@ -27,6 +27,7 @@ from identity.cli_common import cli_settings, err, graph_session, out, progress_
 from identity.cli_privacy import commands as privacy_commands
 from identity.cli_resolve import commands as resolve_commands
 from identity.cli_resolve import print_resolve
+from identity.cli_segments import commands as segment_commands
 from identity.cli_steward import commands as steward_commands
 from identity.errors import IdgraphError, InputError
 from identity.ingest import LoadReport, load_segment_file, load_table_file
@@ -49,6 +50,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(load_app, name="load")
 app.add_typer(resolve_commands)
 app.add_typer(steward_commands, name="steward")
+app.add_typer(segment_commands, name="segment")
 app.add_typer(privacy_commands)
 app.add_typer(audience_commands, name="audience")
 

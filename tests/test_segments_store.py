@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from identity import segment_service as segments
+from identity.config import Settings
 from identity.errors import ConflictError, InputError, NotFoundError
 from identity.policy import Policy
 from identity.segments import SegmentDefinitionError, matches, parse
@@ -21,6 +23,9 @@ from identity.store.driver import Graph
 from identity.store.schema import init_schema
 from identity.store.segment_cypher import compile_condition
 from identity.store.segments import BATCH_ROWS
+from tests.api_data import track
+from tests.resolving import AS_OF, identify, identity_of, load_events, run
+from tests.test_cli import _server_env, idgraph
 from tests.test_segments import trees
 
 pytestmark = pytest.mark.neo4j
@@ -402,3 +407,101 @@ def test_refresh_plans_stream_without_eager(graph: Graph) -> None:
         assert plan is not None
         operators = _outer(plan)
         assert "TransactionApply" in operators and "Eager" not in operators, operators
+
+
+def test_end_to_end_on_resolved_profiles(db: Graph, tmp_path: Path) -> None:
+    """Segment events loaded and resolved (the resolve materializes profiles), a segment
+    refreshed, then a later load changes traits: one leaves, one enters."""
+    graph = db
+    load_events(
+        graph,
+        tmp_path,
+        "first",
+        [
+            identify(
+                1,
+                user="C1",
+                cookie="ck1",
+                email="ann@example.org",
+                country="FR",
+                consent_marketing=True,
+            ),
+            identify(2, user="C2", cookie="ck2", country="FR", consent_marketing=False),
+            identify(3, user="C3", cookie="ck3", country="DE", consent_marketing=True),
+            track(4, "ck1", "Order Completed"),
+            track(5, "ck1", "Order Completed", day=290),
+            track(6, "ck2", "Order Completed"),
+            track(7, "ck3", "Order Completed"),
+        ],
+    )
+    run(graph, tmp_path)
+    ann, bob = identity_of(graph, "crm_id:C1"), identity_of(graph, "crm_id:C2")
+    definition = {
+        "all": [
+            {"trait": "country", "eq": "FR"},
+            {"consent": "marketing"},
+            {"event": "Order Completed", "count_gte": 2, "within_days": 30},
+        ]
+    }
+    at = AS_OF + timedelta(days=1)
+    assert segments.estimate(graph, POLICY, definition, now=at) == 1
+    seg = segments.create_segment(
+        graph, POLICY, name="fr-buyers", definition=definition, actor="t", now=AS_OF
+    )
+    first = segments.refresh_segment(graph, POLICY, seg.id, now=at)
+    assert (first.entered, first.left, first.size) == (1, 0, 1)
+    assert set(_members(graph, seg.id)) == {ann}
+    reachable = {"all": [{"has_identifier": "email"}, {"consent": "marketing"}]}
+    assert segments.preview(graph, POLICY, reachable, now=at).sample == [
+        (ann, {"consent_marketing": True, "country": "FR"})
+    ]
+
+    load_events(
+        graph,
+        tmp_path,
+        "later",
+        [
+            identify(8, user="C1", country="BE", day=300),
+            identify(9, user="C2", consent_marketing=True, day=300),
+            track(10, "ck2", "Order Completed", day=301),
+        ],
+    )
+    run(graph, tmp_path)
+    later = at + timedelta(days=1)
+    second = segments.refresh_segment(graph, POLICY, seg.id, now=later)
+    assert (second.entered, second.left, second.size) == (1, 1, 1)
+    assert set(_members(graph, seg.id)) == {bob}
+    assert [(c.identity, c.change) for c in segments.changes(graph, seg.id, since=at)] == sorted(
+        [(ann, "left"), (bob, "entered")], key=lambda c: c[0]
+    )
+
+
+def test_the_cli_round(db: Graph, neo4j_settings: Settings, tmp_path: Path) -> None:
+    put(db, "p1", trait__country="FR", consent__marketing=True)
+    put(db, "p2", trait__country="DE", consent__marketing=True)
+    env = _server_env(neo4j_settings)
+    definition = tmp_path / "fr.json"
+    definition.write_text('{"all": [{"trait": "country", "eq": "FR"}, {"consent": "marketing"}]}')
+
+    def cli(*args: str) -> str:
+        result = idgraph("segment", *args, env=env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert cli("estimate", f"@{definition}").strip() == "1"
+    assert "p1" in cli("preview", '{"consent": "marketing"}', "--sample", "5")
+    created = cli("create", "French", "--definition", f"@{definition}", "--description", "fr")
+    seg = created.split()[0]
+    assert seg.startswith("seg-") and "refreshed never" in created
+    assert "1 entered, 0 left, size 1" in cli("refresh", "French")
+    assert cli("members", seg).split()[0] == "p1"
+    put(db, "p2", trait__country="FR", consent__marketing=True)
+    assert "1 entered, 0 left, size 2" in cli("refresh", seg)
+    assert "+ p2" in cli("changes", "French", "--since", "2000-01-01T00:00:00Z")
+    assert "French" in cli("list") and "+1 -0 = 2" in cli("show", seg)
+    updated = cli("update", seg, "--definition", '{"trait": "country", "eq": "DE"}')
+    assert "definition changed since" in updated
+    bad = idgraph("segment", "create", "x", "--definition", '{"trait": "a"}', env=env)
+    assert bad.returncode == 1 and "$: a trait condition needs exactly one operator" in bad.stderr
+    assert "deleted" in cli("delete", "French")
+    assert idgraph("segment", "show", seg, env=env).returncode == 1

@@ -44,6 +44,7 @@ from identity.api.reports import (
     StewardResult,
     TypeCount,
 )
+from identity.api.segments import SegmentMutation, SegmentQuery
 from identity.api.types import (
     DEFAULT_PAGE,
     Identifier,
@@ -397,8 +398,8 @@ class Mutation:
 
 # The root types: each domain module (segments, audiences, privacy) defines its own root
 # fields in a Query and a Mutation class of its own, listed here and merged into one.
-QUERIES: tuple[type, ...] = (Query, AudienceQuery, PrivacyQuery)
-MUTATIONS: tuple[type, ...] = (Mutation, AudienceMutation, PrivacyMutation)
+QUERIES: tuple[type, ...] = (Query, SegmentQuery, AudienceQuery, PrivacyQuery)
+MUTATIONS: tuple[type, ...] = (Mutation, SegmentMutation, AudienceMutation, PrivacyMutation)
 RootQuery = merge_types("Query", QUERIES)
 RootMutation = merge_types("Mutation", MUTATIONS)
 

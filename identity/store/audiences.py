@@ -40,17 +40,43 @@ class Member:
 
 
 def segment_state(graph: Graph, segment: str) -> dict[str, Any] | None:
-    """The segment's refresh time and current member count; None when there is no segment."""
+    """The segment's refresh time, its active members and all identities (to choose how to
+    page); None when there is no segment."""
     rows = graph.read(
         "read segment for export",
         """
         MATCH (s:Segment {id: $segment})
         RETURN s.name AS name, s.refreshed_at AS refreshed_at,
-               COUNT { (s)-[:INCLUDES]->(:Identity {status: 'active'}) } AS members
+               COUNT { (s)-[:INCLUDES]->(:Identity {status: 'active'}) } AS members,
+               COUNT { (:Identity) } AS identities
         """,
         {"segment": segment},
     )
     return rows[0] if rows else None
+
+
+# Two ways to the next page of members, both in identity id order from ``$after``: from the
+# segment (reads all its members and keeps the first ``$limit``: a page costs the segment's
+# size) or along the identity id index, keeping members (a page costs the identities scanned
+# to find ``$limit`` members: one pass over the index in all). The first suits segments small
+# next to the graph, the second big ones.
+_FROM_SEGMENT: LiteralString = """
+    MATCH (:Segment {id: $segment})-[:INCLUDES]->(p:Identity {status: 'active'})
+    WHERE p.id > $after
+    WITH p ORDER BY p.id LIMIT $limit
+"""
+_ALONG_INDEX: LiteralString = """
+    MATCH (p:Identity)
+    WHERE p.id > $after AND p.status = 'active'
+      AND EXISTS { (:Segment {id: $segment})-[:INCLUDES]->(p) }
+    WITH p ORDER BY p.id LIMIT $limit
+"""
+_PAGE: LiteralString = """
+    WITH p, [(i:Identifier)-[:MEMBER_OF]->(p) WHERE i.type IN $types |
+             [i.key, i.type, i.value, coalesce(i.hashed, false), coalesce(i.blocked, false)]]
+           AS ids
+    RETURN collect([p.id, [x IN $purposes WHERE p['consent.' + x] = true], ids])
+"""
 
 
 def member_page(
@@ -60,24 +86,13 @@ def member_page(
     purposes: Sequence[str],
     after: str,
     limit: int,
+    *,
+    along_index: bool = False,
 ) -> list[Member]:
     """The next ``limit`` member identities with ids above ``after``, in id order."""
-    rows = graph.read(
+    rows = graph.read_collected(
         "read segment members for export",
-        """
-        MATCH (:Segment {id: $segment})-[:INCLUDES]->(p:Identity {status: 'active'})
-        WHERE p.id > $after
-        WITH p ORDER BY p.id LIMIT $limit
-        CALL (p) {
-          OPTIONAL MATCH (i:Identifier)-[:MEMBER_OF]->(p)
-          WHERE i.type IN $types
-          WITH i ORDER BY i.key
-          RETURN collect(CASE WHEN i IS NOT NULL THEN [i.key, i.type, i.value,
-                 coalesce(i.hashed, false), coalesce(i.blocked, false)] END) AS ids
-        }
-        RETURN p.id AS id, [x IN $purposes WHERE p['consent.' + x] = true] AS granted, ids
-        ORDER BY p.id
-        """,
+        (_ALONG_INDEX if along_index else _FROM_SEGMENT) + _PAGE,
         {
             "segment": segment,
             "types": list(types),
@@ -88,11 +103,11 @@ def member_page(
     )
     return [
         Member(
-            id=r["id"],
-            granted=frozenset(r["granted"]),
-            identifiers=tuple(MemberIdentifier(*row) for row in r["ids"]),
+            id=pid,
+            granted=frozenset(granted),
+            identifiers=tuple(MemberIdentifier(*row) for row in ids),
         )
-        for r in rows
+        for pid, granted, ids in rows
     ]
 
 
@@ -169,15 +184,15 @@ def mark_exported(
         UNWIND $rows AS row
         MATCH (i:Identifier {key: row[0]})
         OPTIONAL MATCH (a)-[old:EXPORTED]->(i)
-        WITH a, i, row, old IS NULL AS fresh
-        MERGE (a)-[e:EXPORTED]->(i)
-        SET e.run = $run, e.identity = row[1], e.at = $at
-        WITH i, fresh WHERE fresh
-        RETURN i.key AS key
+        SET old.run = $run, old.identity = row[1], old.at = $at
+        FOREACH (_ IN CASE WHEN old IS NULL THEN [1] ELSE [] END |
+          CREATE (a)-[:EXPORTED {run: $run, identity: row[1], at: $at}]->(i))
+        WITH i, old WHERE old IS NULL
+        RETURN collect(i.key) AS keys
         """,
         {"audience": audience, "run": run, "rows": [list(r) for r in rows], "at": at},
     )
-    return [r["key"] for r in found]
+    return list(found[0]["keys"]) if found else []
 
 
 def take_removals(graph: Graph, audience: str, run: str, limit: int) -> list[dict[str, Any]]:
