@@ -11,9 +11,9 @@ import pytest
 
 from identity.store.driver import Graph
 from identity.store.schema import init_schema
-from tests.api_data import track
 from tests.api_server import ADMIN, MARKETER, READER, STEWARD, gql
-from tests.resolving import identify, identity_of, load_events, run
+from tests.resolving import identity_of, load_events, run
+from tests.test_segments_store import shoppers
 
 pytestmark = pytest.mark.neo4j
 
@@ -42,23 +42,15 @@ def people(graph: Graph, tmp_path: Path) -> dict[str, str]:
         graph,
         tmp_path,
         "people",
-        [
-            identify(
-                1,
-                user="C1",
-                cookie="ck1",
-                email="ann@example.org",
-                country="FR",
-                consent_marketing=True,
-            ),
-            identify(2, user="C2", cookie="ck2", country="BE", consent_marketing=True),
-            identify(3, user="C3", cookie="ck3", country="DE", consent_marketing=True),
-            identify(4, user="C4", cookie="ck4", country="FR"),
-            track(5, "ck1", "Order Completed"),
-            track(6, "ck2", "Order Completed"),
-            track(7, "ck3", "Order Completed"),
-            track(8, "ck4", "Order Completed"),
-        ],
+        shoppers(
+            [
+                {"email": "ann@example.org", "country": "FR", "consent_marketing": True},
+                {"country": "BE", "consent_marketing": True},
+                {"country": "DE", "consent_marketing": True},
+                {"country": "FR"},
+            ],
+            [(1, 275), (2, 275), (3, 275), (4, 275)],
+        ),
     )
     run(graph, tmp_path)
     return {n: identity_of(graph, f"crm_id:C{i}") for i, n in enumerate("abcd", 1)}

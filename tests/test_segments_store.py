@@ -409,6 +409,17 @@ def test_refresh_plans_stream_without_eager(graph: Graph) -> None:
         assert "TransactionApply" in operators and "Eager" not in operators, operators
 
 
+def shoppers(people: list[dict[str, Any]], orders: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    """Identify events of customers C1, C2, ... (cookies ck1, ck2, ...) with their traits,
+    then an Order Completed per (customer number, day of 2026)."""
+    events = [
+        identify(n, user=f"C{n}", cookie=f"ck{n}", **traits) for n, traits in enumerate(people, 1)
+    ]
+    return events + [
+        track(100 + i, f"ck{n}", "Order Completed", day=day) for i, (n, day) in enumerate(orders)
+    ]
+
+
 def test_end_to_end_on_resolved_profiles(db: Graph, tmp_path: Path) -> None:
     """Segment events loaded and resolved (the resolve materializes profiles), a segment
     refreshed, then a later load changes traits: one leaves, one enters."""
@@ -417,22 +428,14 @@ def test_end_to_end_on_resolved_profiles(db: Graph, tmp_path: Path) -> None:
         graph,
         tmp_path,
         "first",
-        [
-            identify(
-                1,
-                user="C1",
-                cookie="ck1",
-                email="ann@example.org",
-                country="FR",
-                consent_marketing=True,
-            ),
-            identify(2, user="C2", cookie="ck2", country="FR", consent_marketing=False),
-            identify(3, user="C3", cookie="ck3", country="DE", consent_marketing=True),
-            track(4, "ck1", "Order Completed"),
-            track(5, "ck1", "Order Completed", day=290),
-            track(6, "ck2", "Order Completed"),
-            track(7, "ck3", "Order Completed"),
-        ],
+        shoppers(
+            [
+                {"email": "ann@example.org", "country": "FR", "consent_marketing": True},
+                {"country": "FR", "consent_marketing": False},
+                {"country": "DE", "consent_marketing": True},
+            ],
+            [(1, 275), (1, 290), (2, 275), (3, 275)],
+        ),
     )
     run(graph, tmp_path)
     ann, bob = identity_of(graph, "crm_id:C1"), identity_of(graph, "crm_id:C2")
