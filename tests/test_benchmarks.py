@@ -98,3 +98,21 @@ def test_api_benchmark_smoke(graph: Graph, neo4j_settings: Settings, tmp_path: P
         assert row["requests"] > 0 and row["errors"] == 0, row["error_kinds"]
         assert 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
     assert set(report["targets"]) == {"api_requests_per_s", "api_p99_ms", "p50_vs_driver"}
+
+
+@pytest.mark.neo4j
+def test_segments_benchmark_smoke(graph: Graph, neo4j_settings: Settings, tmp_path: Path) -> None:
+    report = _run(
+        "segments.py",
+        tmp_path / "segments.json",
+        *("--identities", "2000", "--changed", "0.05"),
+        env=_server_env(neo4j_settings),
+    )
+    assert report["agree"] is True
+    size = report["naive"]["size"]
+    assert 0 < size == report["estimate"]["size"] == report["refresh"]["first"]["entered"]
+    again = report["refresh"]["again"]
+    assert again["entered"] == again["left"] == 0 and again["size"] == size
+    changed = report["refresh"]["changed"]
+    assert changed["entered"] > 0 and changed["left"] > 0
+    assert report["export"]["rows"] > 0 and report["naive"]["scanned"] == 2000
