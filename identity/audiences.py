@@ -1,35 +1,28 @@
 """Audience exports: the identifiers of a segment's members, filtered by consent, for ad platforms.
 
 An *audience* is one way of exporting a segment: (segment, identifier types, hashed,
-destination) gives a stable audience id. Each export walks the segment's materialized members a
-page at a time (keyset pagination on the identity id) and writes rows as it goes, so memory
-holds one page whatever the segment's size. For every member identity it keeps the identifiers
-of the asked types that are not blocked and whose consent purpose (``policy.consent_purpose``,
-e.g. ``marketing`` for email) the identity grants (``consent.<purpose> = true``; absent is not
-granted); identifiers left out for lack of consent are counted per type.
+destination) gives a stable id. An export walks the segment's members a page at a time (keyset
+pagination on the identity id), writing rows as it goes: memory holds one page. It keeps the
+identifiers of the asked types that are not blocked and whose consent purpose
+(``policy.consent_purpose``) the identity grants (``consent.<purpose> = true``; absent is not
+granted), and counts those left out.
 
-Hashing (``hashed``): SHA-256, lower-case hex, of the value normalized as the destination asks.
-
-- Google Customer Match ("Customer Match", Google Ads API; "Prepare user data", Display &
-  Video 360): email trimmed and lower-cased; phone in E.164 *with* the ``+``. Removing the dots
-  of gmail.com / googlemail.com local parts is *not required* for Customer Match (Google's
-  current Customer Match guide; only Enhanced Conversions / CM360 ask for it), and it would
-  change the address, so the dots are kept.
-- Meta Custom Audiences (Marketing API, customer information parameters): email trimmed and
-  lower-cased; phone digits only, with the country code, no ``+`` and no leading zeros.
-- Other types (cookie, device, maid, crm_id, dmp_id) are exported as stored: both platforms take
-  raw mobile advertising ids, and cookies and partner ids go to DMPs and ad servers as they are.
-
-Identifiers stored hashed (``IDGRAPH_HASH_PII``) hold SHA-256 of the Google form. They are
-exported as they are when that is what the destination expects (hashed emails for both,
-hashed phones for Google) and otherwise skipped and counted (``skipped_hashed``): a plain export
-cannot un-hash them, and a Meta export cannot re-hash a phone without its digits.
+Hashing: SHA-256, lower-case hex, of the value normalized as the destination asks.
+Google Customer Match (Google Ads API "Customer Match"; DV360 "Prepare user data"): email
+trimmed and lower-cased (removing gmail.com dots is *not required* there, only for Enhanced
+Conversions / CM360, so they are kept); phone in E.164 *with* ``+``. Meta Custom Audiences
+(Marketing API, customer information parameters): email trimmed and lower-cased; phone digits
+with country code, no ``+``, no leading zeros. Other types go as stored (both platforms take raw
+mobile advertising ids; cookies and partner ids go to DMPs and ad servers as they are).
+Identifiers stored hashed (``IDGRAPH_HASH_PII``: SHA-256 of the Google form) go as they are
+where that is the destination's form (emails; phones for Google), else they are skipped and
+counted (``skipped_hashed``).
 
 Deltas: ``(:Audience)-[:EXPORTED {run}]->(:Identifier)`` holds what the audience has exported.
-Each export marks the identifiers it writes with its run as it goes (those not marked before
-are the adds), then deletes the EXPORTED relationships of earlier runs it did not see: the
-removals (left the segment, consent withdrawn, blocked). A delta export writes only adds and
-removes, with an ``op`` column; a full export writes everything and leaves the same state.
+Each export marks what it writes with its run, page by page (the unmarked before are the adds),
+then deletes the EXPORTED relationships of earlier runs it did not see (the removals: left the
+segment, consent withdrawn, blocked). A delta writes only adds and removes (``op`` column); a
+full export writes everything and leaves the same state.
 """
 
 from __future__ import annotations
@@ -143,9 +136,8 @@ def export_request(
 
 @dataclass
 class ExportReport:
-    """What an export did. ``rows`` written = adds + removes for a delta, ``eligible`` for a
-    full export; ``identifiers`` (of the asked types, of the members) = eligible +
-    skipped_consent + skipped_blocked + skipped_hashed."""
+    """What an export did: rows = adds + removes (delta) or eligible (full); identifiers (of
+    the asked types) = eligible + skipped_consent + skipped_blocked + skipped_hashed."""
 
     id: str
     audience: str
@@ -371,18 +363,15 @@ def _record(report: ExportReport) -> dict[str, object]:
     }
 
 
+_COUNTS = ("members", "identifiers", "eligible", "rows", "adds", "removes")
+_SKIPPED = ("skipped_blocked", "skipped_hashed")
+
+
 def _counts(report: ExportReport) -> dict[str, object]:
     return {
-        "members": report.members,
-        "identifiers": report.identifiers,
-        "eligible": report.eligible,
-        "rows": report.rows,
-        "adds": report.adds,
-        "removes": report.removes,
+        **{name: getattr(report, name) for name in _COUNTS + _SKIPPED},
         "skipped_consent": report.skipped_consent_total,
         "skipped_consent_by_type": json.dumps(report.skipped_consent),
-        "skipped_blocked": report.skipped_blocked,
-        "skipped_hashed": report.skipped_hashed,
     }
 
 

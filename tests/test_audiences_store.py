@@ -7,11 +7,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from identity import segment_service as segments
 from identity.audiences import (
     ExportReport,
     export_audience,
@@ -26,6 +28,7 @@ from identity.policy import Policy
 from identity.store import audiences as store
 from identity.store.driver import Graph
 from identity.store.schema import init_schema
+from tests.resolving import identify, load_events, run
 from tests.test_cli import _server_env, idgraph
 
 pytestmark = pytest.mark.neo4j
@@ -413,3 +416,86 @@ def test_cli_export_to_stdout_and_file(
     assert result.returncode == 1 and result.stderr.startswith("error: no segment 'nope'")
     listed = idgraph("audience", "list", env=env)
     assert listed.returncode == 0 and "yes (meta)" in listed.stdout
+
+
+def test_end_to_end_through_resolve_profiles_and_a_segment_refresh(
+    graph: Graph, tmp_path: Path
+) -> None:
+    """Loaded events, resolved into profiles (consent traits), a segment refreshed by the
+    segments service, exported; then a consent withdrawn and a move abroad, sent as a delta."""
+    init_schema(graph)
+    at = datetime(2026, 11, 1, 12, tzinfo=UTC)
+    load_events(
+        graph,
+        tmp_path,
+        "people",
+        [
+            identify(
+                1,
+                user="C1",
+                cookie="ck1",
+                email="ann@example.org",
+                country="FR",
+                consent_marketing=True,
+                consent_ads=True,
+            ),
+            identify(
+                2,
+                user="C2",
+                cookie="ck2",
+                email="bob@example.org",
+                phone="+33 6 71 82 93 04",
+                country="FR",
+                consent_marketing=True,
+            ),
+            identify(3, user="C3", cookie="ck3", email="cid@example.org", country="FR"),
+            identify(4, user="C4", email="dee@example.org", country="DE", consent_marketing=True),
+        ],
+    )
+    run(graph, tmp_path)
+    seg = segments.create_segment(
+        graph,
+        POLICY,
+        name="French",
+        definition={"trait": "country", "eq": "FR"},
+        actor="t",
+        now=at,
+    )
+    segments.refresh_segment(graph, POLICY, seg.id, now=at)
+    report, rows = export(
+        graph, ["email", "phone", "cookie"], segment=seg.id, hashed=True, destination="meta"
+    )
+    assert {(r["type"], r["value"]) for r in rows} == {
+        ("email", sha256_hex("ann@example.org")),
+        ("cookie", "ck1"),
+        ("email", sha256_hex("bob@example.org")),
+        ("phone", sha256_hex("33671829304")),
+    }
+    assert report.skipped_consent == {"email": 1, "cookie": 2}
+    # Bob withdraws marketing consent later; Ann moves to Belgium
+    load_events(
+        graph,
+        tmp_path,
+        "later",
+        [
+            identify(5, user="C2", consent_marketing=False, day=300),
+            identify(6, user="C1", country="BE", day=300),
+        ],
+    )
+    run(graph, tmp_path)
+    segments.refresh_segment(graph, POLICY, seg.id, now=at + timedelta(hours=1))
+    delta, rows = export(
+        graph,
+        ["email", "phone", "cookie"],
+        segment=seg.id,
+        hashed=True,
+        destination="meta",
+        delta=True,
+    )
+    assert {(r["type"], r["op"]) for r in rows} == {
+        ("email", "remove"),
+        ("phone", "remove"),
+        ("cookie", "remove"),
+    }
+    assert (delta.adds, delta.removes, delta.eligible) == (0, 4, 0)
+    assert {r["value"] for r in rows} >= {sha256_hex("bob@example.org"), "ck1"}
