@@ -34,7 +34,7 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TextIO, get_args
@@ -218,6 +218,7 @@ def export_audience(
     segment = store.segment_state(graph, request.segment)
     if segment is None:
         raise NotFoundError(f"no segment {request.segment!r}: list segments to find its id")
+    request = replace(request, segment=segment["id"])  # a name given: the audience is by id
     if segment["refreshed_at"] is None:
         raise InputError(
             f"segment {request.segment!r} has never been refreshed: refresh it first so that "

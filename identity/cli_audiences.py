@@ -35,7 +35,7 @@ commands = typer.Typer(
 
 @commands.command()
 def export(
-    segment_id: str = typer.Argument(..., help="The segment's id (refresh it first)."),
+    segment_id: str = typer.Argument(..., help="The segment's id or name (refresh it first)."),
     types: str = typer.Option(
         ..., "--types", help="Identifier types, comma-separated (e.g. email,phone or maid)."
     ),

@@ -472,6 +472,16 @@ def test_end_to_end_through_resolve_profiles_and_a_segment_refresh(
         ("phone", sha256_hex("33671829304")),
     }
     assert report.skipped_consent == {"email": 1, "cookie": 2}
+    # by name, the same audience: nothing changed since
+    again, rows = export(
+        graph,
+        ["email", "phone", "cookie"],
+        segment="French",
+        hashed=True,
+        destination="meta",
+        delta=True,
+    )
+    assert again.audience == report.audience and again.segment == seg.id and rows == []
     # Bob withdraws marketing consent later; Ann moves to Belgium
     load_events(
         graph,

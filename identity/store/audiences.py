@@ -40,13 +40,15 @@ class Member:
 
 
 def segment_state(graph: Graph, segment: str) -> dict[str, Any] | None:
-    """The segment's refresh time, its active members and all identities (to choose how to
-    page); None when there is no segment."""
+    """The segment (by id, else by name): its id, refresh time, active members and all
+    identities (to choose how to page); None when there is no such segment."""
     rows = graph.read(
         "read segment for export",
         """
-        MATCH (s:Segment {id: $segment})
-        RETURN s.name AS name, s.refreshed_at AS refreshed_at,
+        OPTIONAL MATCH (by_id:Segment {id: $segment})
+        OPTIONAL MATCH (by_name:Segment {name: $segment})
+        WITH coalesce(by_id, by_name) AS s WHERE s IS NOT NULL
+        RETURN s.id AS id, s.name AS name, s.refreshed_at AS refreshed_at,
                COUNT { (s)-[:INCLUDES]->(:Identity {status: 'active'}) } AS members,
                COUNT { (:Identity) } AS identities
         """,
