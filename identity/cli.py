@@ -21,7 +21,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from identity import __version__
+from identity import __version__, segment_service
 from identity.cli_audiences import commands as audience_commands
 from identity.cli_common import cli_settings, err, graph_session, out, progress_bar
 from identity.cli_privacy import commands as privacy_commands
@@ -29,7 +29,7 @@ from identity.cli_resolve import commands as resolve_commands
 from identity.cli_resolve import print_resolve
 from identity.cli_segments import commands as segment_commands
 from identity.cli_steward import commands as steward_commands
-from identity.errors import IdgraphError, InputError
+from identity.errors import IdgraphError, InputError, NotFoundError
 from identity.ingest import LoadReport, load_segment_file, load_table_file
 from identity.ingest import Progress as Progress_
 from identity.model import PARTIES
@@ -251,12 +251,37 @@ def synth(
         out.print(f"  {name}: {path}")
 
 
+# Segments `idgraph demo` creates (once) and refreshes, for marketers to start from.
+DEMO_SEGMENTS: dict[str, tuple[str, dict[str, object]]] = {
+    "Recent French buyers, email OK": (
+        "French customers who ordered in the last 30 days and can be emailed",
+        {
+            "all": [
+                {"trait": "country", "eq": "FR"},
+                {"event": "Order Completed", "within_days": 30},
+                {"consent": "marketing"},
+            ]
+        },
+    ),
+    "Anonymous travel intenders": (
+        "Visitors we know no email or customer id of, that the DMP says plan to travel",
+        {
+            "all": [
+                {"dmp_segment": "travel_intender"},
+                {"not": {"has_identifier": "email"}},
+                {"not": {"has_identifier": "crm_id"}},
+            ]
+        },
+    ),
+}
+
+
 @app.command()
 def demo(
     people: int = typer.Option(1000, min=1, help="Number of synthetic people."),
 ) -> None:
-    """Load a synthetic demo data set (Segment events, CRM, DMP) and resolve it; safe to run
-    again."""
+    """Load a synthetic demo data set (Segment events, CRM, DMP), resolve it, and create and
+    refresh two demo segments; safe to run again."""
     settings = cli_settings()
     policy = load_policy(settings.policy)
     folder = settings.state_dir / "demo"
@@ -277,6 +302,23 @@ def demo(
                 )
             _print_report(report)
         print_resolve(resolve_identities(graph, settings, policy))
+        for name, (description, definition) in DEMO_SEGMENTS.items():
+            try:
+                segment = segment_service.get_segment(graph, name)
+            except NotFoundError:
+                segment = segment_service.create_segment(
+                    graph,
+                    policy,
+                    name=name,
+                    description=description,
+                    definition=definition,
+                    actor="idgraph demo",
+                )
+            done = segment_service.refresh_segment(graph, policy, segment.id)
+            out.print(
+                f"segment {segment.id} {name!r}: {done.size:,} members "
+                f"(+{done.entered:,} -{done.left:,})"
+            )
 
 
 @app.command()

@@ -91,7 +91,7 @@ def print_resolve(report: ResolveReport) -> None:
     table.add_row("memberships moved", f"{p.get('moved', 0):,}")
     table.add_row("shared identifiers", f"{report.shared:,}")
     table.add_row("quarantined components", f"{len(report.quarantined):,}")
-    table.add_row("profiles rebuilt", f"{report.profiles:,}")
+    table.add_row("profiles changed", f"{report.profiles:,}")
     out.print(table)
     for q in report.quarantined:
         out.print(f"quarantined {q.id}: {q.size:,} identifiers, e.g. {', '.join(q.sample[:3])}")

@@ -131,7 +131,8 @@ def build_profile(members: Sequence[Member], rules: ProfileRules, now: datetime)
     ``trait_from.<name>`` (identifier key); ``consent.<purpose>`` (bool, from the chosen
     ``consent_<purpose>`` trait, absent when not a yes or a no); ``first_seen``,
     ``last_seen``; ``count.<type>``; ``event_count.<name>``, ``event_first.<name>``,
-    ``event_last.<name>``; ``dmp.<segment>`` (latest expiry); ``profiled_at``.
+    ``event_last.<name>``; ``dmp.<segment>`` (latest expiry); ``profiled_at`` (when it was
+    built: written only when something else changed).
     """
     props: dict[str, Any] = {"profiled_at": now}
     if not members:
@@ -192,6 +193,15 @@ def _member(row: list[Any]) -> Member:
     return Member(key, type_, first, last, dict(props), [(s, int(e)) for s, e in segments])
 
 
+def _comparable(props: dict[str, Any]) -> dict[str, Any]:
+    """Profile properties as read back (times in epoch ms), without ``profiled_at``."""
+    return {
+        k: round(v.timestamp() * 1000) if isinstance(v, datetime) else v
+        for k, v in props.items()
+        if k != "profiled_at"
+    }
+
+
 def refresh_profiles(
     graph: Graph,
     rules: ProfileRules,
@@ -202,9 +212,10 @@ def refresh_profiles(
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Rebuild the profiles of ``ids`` (None: every active identity, and the rules'
-    fingerprint is recorded); an identity without members gets an empty profile. Pages of
+    fingerprint is recorded); an identity without members gets an empty profile. Only the
+    profiles that changed are written (``profiled_at``: when it last changed). Pages of
     identities are read and written on ``workers`` threads (they share no identity). Returns
-    how many were written; ``progress(done)`` after each page."""
+    how many were written; ``progress(identities done)`` after each page."""
     at = now or datetime.now(UTC)
     pages: Iterable[list[str]]
     if ids is None:
@@ -213,32 +224,40 @@ def refresh_profiles(
         ordered = sorted(ids)
         pages = (ordered[i : i + PAGE] for i in range(0, len(ordered), PAGE))
 
-    def rebuild(page: list[str]) -> int:
-        found = store.read_members(graph, page)
-        rows = [
-            {"id": id_, "props": build_profile([_member(r) for r in found[id_]], rules, at)}
-            for id_ in page
-            if id_ in found
-        ]
-        store.write_profiles(graph, rows, PROFILE_FIELDS, PROFILE_PREFIXES)
-        return len(rows)
+    def rebuild(page: list[str]) -> tuple[int, int]:
+        found = store.read_members(graph, page, PROFILE_FIELDS, PROFILE_PREFIXES)
+        rows = []
+        for id_ in page:
+            if id_ not in found:
+                continue
+            members, current = found[id_]
+            props = build_profile([_member(r) for r in members], rules, at)
+            if _comparable(props) != _comparable(dict(current)):
+                rows.append({"id": id_, "props": props})
+        if rows:
+            store.write_profiles(graph, rows, PROFILE_FIELDS, PROFILE_PREFIXES)
+        return len(page), len(rows)
 
-    done = 0
+    done = written = 0
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="profiles") as pool:
-        pending: set[Future[int]] = set()
+        pending: set[Future[tuple[int, int]]] = set()
         for page in pages:
             if len(pending) >= max(1, workers) * 2:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                done += sum(f.result() for f in finished)
+                for future in finished:
+                    seen, changed = future.result()
+                    done, written = done + seen, written + changed
                 if progress is not None:
                     progress(done)
             pending.add(pool.submit(rebuild, page))
-        done += sum(f.result() for f in pending)
+        for future in pending:
+            seen, changed = future.result()
+            done, written = done + seen, written + changed
     if progress is not None:
         progress(done)
     if ids is None:
         store.set_profile_state(graph, rules.fingerprint())
-    return done
+    return written
 
 
 def profiles_outdated(graph: Graph, rules: ProfileRules) -> bool:

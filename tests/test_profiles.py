@@ -280,3 +280,15 @@ def test_changed_rules_rebuild_every_profile(graph: Graph, tmp_path: Path) -> No
     report = run(graph, tmp_path, policy=web_first)
     assert report.mode == "incremental" and report.profiles == 1
     assert profile(graph, ann)["trait.city"] == "Paris"
+
+
+def test_unchanged_profiles_are_not_rewritten(graph: Graph, tmp_path: Path) -> None:
+    load_events(graph, tmp_path, "a", [identify(1, user="C1", cookie="ck-1", plan="free"),
+                                      identify(2, user="C2", cookie="ck-2", plan="pro")])  # fmt: skip
+    assert run(graph, tmp_path).profiles == 2
+    ann = identity_of(graph, "crm_id:C1")
+    built = profile(graph, ann)["profiled_at"]
+    assert run(graph, tmp_path, full=True).profiles == 0
+    assert profile(graph, ann)["profiled_at"] == built
+    load_events(graph, tmp_path, "b", [identify(3, cookie="ck-1", plan="pro", day=280)])
+    assert run(graph, tmp_path).profiles == 1

@@ -68,7 +68,7 @@ class ResolveReport:
     shared_changed: int = 0
     quarantined: list[Quarantined] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
-    profiles: int = 0  # profiles rebuilt
+    profiles: int = 0  # profiles that changed
     seconds: dict[str, float] = field(default_factory=dict)
 
 

@@ -24,7 +24,9 @@ RETURN id, COLLECT {
                OR k STARTS WITH 'event_last.' THEN i[k].epochMillis ELSE i[k] END]],
           COLLECT { MATCH (i)-[m:IN_SEGMENT]->(s:DmpSegment)
                     RETURN [s.name, m.expires_at.epochMillis] }]
-} AS members
+} AS members,
+[k IN keys(p) WHERE k IN $fields OR any(prefix IN $prefixes WHERE k STARTS WITH prefix) |
+ [k, CASE WHEN p[k] IS :: ZONED DATETIME THEN p[k].epochMillis ELSE p[k] END]] AS current
 """
 
 _WRITE_PROFILES = """
@@ -37,12 +39,20 @@ SET p += row.props
 """
 
 
-def read_members(graph: Graph, ids: Sequence[str]) -> dict[str, list[list[Any]]]:
-    """The members of each identity in ``ids`` (an unknown id is absent), as rows: key, type,
-    first_seen, last_seen (epoch ms), ``[[property, value]]`` of traits and events (times in
-    epoch ms) and ``[[DMP segment, expires_at ms]]``."""
-    rows = graph.read("read profile members", _READ_MEMBERS, {"ids": list(ids)})
-    return {row["id"]: row["members"] for row in rows}
+def read_members(
+    graph: Graph, ids: Sequence[str], fields: Sequence[str], prefixes: Sequence[str]
+) -> dict[str, tuple[list[list[Any]], list[list[Any]]]]:
+    """Per identity in ``ids`` (an unknown id is absent): its members, as rows (key, type,
+    first_seen, last_seen in epoch ms, ``[[property, value]]`` of traits and events with
+    times in epoch ms, ``[[DMP segment, expires_at ms]]``), and its current profile
+    properties (those in ``fields`` or starting with one of ``prefixes``) as
+    ``[[property, value]]``, times in epoch ms."""
+    rows = graph.read(
+        "read profile members",
+        _READ_MEMBERS,
+        {"ids": list(ids), "fields": list(fields), "prefixes": list(prefixes)},
+    )
+    return {row["id"]: (row["members"], row["current"]) for row in rows}
 
 
 def write_profiles(
