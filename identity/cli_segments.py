@@ -55,7 +55,11 @@ def _show(segment: segments.Segment) -> None:
     out.print(f"  definition: {json.dumps(segment.definition)}", highlight=False, soft_wrap=True)
     out.print(
         f"  size {segment.size}, refreshed {refreshed}"
-        + (" (definition changed since: refresh it)" if segment.stale else ""),
+        + (
+            " (definition changed since: refresh it)"
+            if segment.stale and segment.refreshed_at
+            else ""
+        ),
         highlight=False,
     )
     out.print(
@@ -149,6 +153,7 @@ def refresh(segment: str = _SEGMENT) -> None:
         f"{done.segment}: {done.entered} entered, {done.left} left, size {done.size} "
         f"({done.ms} ms, refresh {done.refresh} at {done.at.isoformat()})",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -184,7 +189,9 @@ def preview(
         )
     out.print(f"size {found.size}", highlight=False)
     for identity, traits in found.sample:
-        out.print(f"  {identity}  {json.dumps(traits, default=str)}", highlight=False)
+        out.print(
+            f"  {identity}  {json.dumps(traits, default=str)}", highlight=False, soft_wrap=True
+        )
 
 
 @commands.command()

@@ -95,7 +95,9 @@ class Change:
 
 
 def _now(now: datetime | None) -> datetime:
-    return now or datetime.now(UTC)
+    """``now`` or the current time, to the millisecond (the precision times are read back)."""
+    at = now or datetime.now(UTC)
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
 def _name(name: str) -> str:
