@@ -253,12 +253,13 @@ def synth(
 
 # Segments `idgraph demo` creates (once) and refreshes, for marketers to start from.
 DEMO_SEGMENTS: dict[str, tuple[str, dict[str, object]]] = {
+    # the synthetic data covers September and October 2026: 90 days reach back into it
     "Recent French buyers, email OK": (
-        "French customers who ordered in the last 30 days and can be emailed",
+        "French customers who ordered in the last 90 days and can be emailed",
         {
             "all": [
                 {"trait": "country", "eq": "FR"},
-                {"event": "Order Completed", "within_days": 30},
+                {"event": "Order Completed", "within_days": 90},
                 {"consent": "marketing"},
             ]
         },
