@@ -44,17 +44,6 @@ MAX_IN = 1000
 MAX_DAYS = 36600
 
 OPERATORS = ("eq", "neq", "in", "gt", "gte", "lt", "lte", "contains", "exists")
-_KINDS = (
-    "all",
-    "any",
-    "not",
-    "trait",
-    "has_identifier",
-    "event",
-    "dmp_segment",
-    "consent",
-    "last_seen_within_days",
-)
 _ALLOWED = {
     "all": {"all"},
     "any": {"any"},
@@ -66,8 +55,7 @@ _ALLOWED = {
     "consent": {"consent"},
     "last_seen_within_days": {"last_seen_within_days"},
 }
-
-Scalar = str | int | float | bool
+_KINDS = tuple(_ALLOWED)
 
 
 class SegmentDefinitionError(InputError):
