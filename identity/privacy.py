@@ -246,7 +246,8 @@ def export_profile(
     if row is None:
         raise NotFoundError(f"identity {identity} is gone")
     props = dict(row["identity"])
-    basics = {k: props.pop(k) for k in ("id", "status", "created_at", "updated_at") if k in props}
+    names = ("id", "status", "created_at", "updated_at", "size")
+    basics = {k: props.pop(k) for k in names if k in props}
     identifiers = [_identifier(r) for r in row["identifiers"]]
     document: dict[str, Any] = plain(
         {

@@ -3,6 +3,7 @@ errors, HTTP ingestion refusing forgotten identifiers, and the scheduled purge."
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,8 @@ from tests.api_data import load_people
 from tests.api_server import ADMIN, READER, STEWARD, WRITE_KEY, gql, serve, server_env
 
 pytestmark = pytest.mark.neo4j
+
+OPERATIONS = Path(__file__).resolve().parent.parent / "graphql" / "operations"
 
 EXPORT = """query($id: ID, $identifier: IdentifierInput) {
   exportProfile(id: $id, identifier: $identifier)
@@ -149,3 +152,23 @@ def test_the_server_purges_on_schedule(
             time.sleep(0.2)
     line = next(x for x in log.read_text().splitlines() if "retention purge done" in x)
     assert "dmp_segments" in line and "retention_identifiers" in line
+
+
+def test_the_example_operations_run(server: tuple[str, Path], graph: Graph, tmp_path: Path) -> None:
+    base, _ = server
+    people = load_people(graph, tmp_path)
+    results: dict[str, Any] = {}
+    for path in sorted(OPERATIONS.glob("privacy-*.graphql")):
+        text = path.read_text()
+        assert "# role: admin" in text
+        raw = text.split("# variables: ", 1)[1].split("\n", 1)[0]
+        for name, identity in people.items():
+            raw = raw.replace(f'"${name}"', json.dumps(identity))
+        body = gql(base, text, json.loads(raw), key=ADMIN)
+        assert "errors" not in body, (path.name, body)
+        results[path.stem] = body["data"]
+    assert len(results) == 2
+    exported = results["privacy-1-export-profile"]["exportProfile"]
+    assert exported["identity"]["id"] == people["ann"]
+    forgot = results["privacy-2-forget-profile"]["forgetProfile"]
+    assert forgot["identifiers"] == 1 and forgot["links"] == 1 and forgot["resolved"]

@@ -193,7 +193,7 @@ def suppress_forgotten(
             values.append(
                 Rejection(
                     FORGOTTEN,
-                    f"a {ident.type} erased on request (a tombstone holds its hash): not loaded",
+                    f"{ident.type} identifier erased on request (a tombstone holds its hash)",
                     obs.record,
                 )
             )
