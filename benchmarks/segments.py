@@ -178,11 +178,20 @@ def measure(graph: Graph, args: argparse.Namespace, out_dir: Path) -> dict[str, 
         console.print(f"refresh {name}: +{r.entered:,} -{r.left:,} in {seconds:.2f}s")
     agree = stored_members(graph, segment.id) == naive
     changed = change_some(graph, args.identities, args.changed, args.seed)
+    before = datetime.now(UTC)
     seconds, r = _timed(lambda: segment_service.refresh_segment(graph, policy, segment.id))
     refreshes["changed"] = {"seconds": seconds, "entered": r.entered, "left": r.left,
                             "size": r.size, "identities_changed": changed}  # fmt: skip
     console.print(f"refresh after changes: +{r.entered:,} -{r.left:,} in {seconds:.2f}s")
     report["refresh"] = refreshes
+    seconds, page = _timed(lambda: segment_service.members(graph, segment.id, None, 100))
+    report["members_page"] = {"seconds": seconds, "rows": len(page)}
+    seconds, page = _timed(lambda: segment_service.changes(graph, segment.id, before, None, 100))
+    report["changes_page"] = {"seconds": seconds, "rows": len(page)}
+    console.print(
+        f"a page of 100 members: {report['members_page']['seconds']:.2f}s; of 100 changes: "
+        f"{seconds:.2f}s"
+    )
     request = export_request(
         policy, segment.id, ["email"], format="csv", hashed=True, destination="google"
     )
@@ -264,7 +273,9 @@ def _print(report: dict[str, Any]) -> None:
     console.print(
         f"audience export (emails hashed for Google, CSV): {e['rows']:,} rows in "
         f"{e['seconds']:.2f}s = {e['rows_per_second']:,.0f} rows/s; "
-        f"membership agrees with the naive scan: {report['agree']}; "
+        f"membership agrees with the naive scan: {report['agree']}; a page of 100 members "
+        f"{report['members_page']['seconds']:.2f}s, of 100 changes "
+        f"{report['changes_page']['seconds']:.2f}s; "
         f"peak RSS {report['peak_rss_mb']:.0f} MB"
     )
 
