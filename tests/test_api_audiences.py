@@ -22,7 +22,7 @@ from tests.test_audiences_store import leave, person, segment
 
 pytestmark = pytest.mark.neo4j
 ROOT = Path(__file__).resolve().parent.parent
-OPERATIONS = sorted((ROOT / "graphql" / "operations").glob("audience_*.graphql"))
+OPERATIONS = sorted((ROOT / "graphql" / "operations").glob("marketer-[78]-*.graphql"))
 
 EXPORT = """
 mutation Export($segmentId: ID!, $types: [String!]!, $format: AudienceFormat! = CSV,

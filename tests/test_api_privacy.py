@@ -138,6 +138,12 @@ def test_ingestion_refuses_forgotten_identifiers(
     present = {r["k"] for r in graph.read("keys", "MATCH (i:Identifier) RETURN i.key AS k")}
     assert "crm_id:C9" in present
     assert not present & {"crm_id:C2", "cookie:ck-b", "email:bob@example.org"}
+    # only a forgotten person's events: suppressed on purpose, not a bad request
+    alone = {**events[0], "messageId": "again-3"}
+    response = httpx.post(f"{base}/v1/batch", json={"batch": [alone]}, auth=(WRITE_KEY, ""),
+                          timeout=30)  # fmt: skip
+    assert response.status_code == 200, response.text
+    assert response.json()["counts"] == {"read": 1, "accepted": 0, "rejected": 1}
 
 
 def test_the_server_purges_on_schedule(
@@ -158,7 +164,7 @@ def test_the_example_operations_run(server: tuple[str, Path], graph: Graph, tmp_
     base, _ = server
     people = load_people(graph, tmp_path)
     results: dict[str, Any] = {}
-    for path in sorted(OPERATIONS.glob("privacy-*.graphql")):
+    for path in sorted(OPERATIONS.glob("admin-*.graphql")):
         text = path.read_text()
         assert "# role: admin" in text
         raw = text.split("# variables: ", 1)[1].split("\n", 1)[0]
@@ -168,7 +174,7 @@ def test_the_example_operations_run(server: tuple[str, Path], graph: Graph, tmp_
         assert "errors" not in body, (path.name, body)
         results[path.stem] = body["data"]
     assert len(results) == 2
-    exported = results["privacy-1-export-profile"]["exportProfile"]
+    exported = results["admin-1-export-profile"]["exportProfile"]
     assert exported["identity"]["id"] == people["ann"]
-    forgot = results["privacy-2-forget-profile"]["forgetProfile"]
+    forgot = results["admin-2-forget-profile"]["forgetProfile"]
     assert forgot["identifiers"] == 1 and forgot["links"] == 1 and forgot["resolved"]

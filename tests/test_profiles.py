@@ -283,8 +283,11 @@ def test_changed_rules_rebuild_every_profile(graph: Graph, tmp_path: Path) -> No
 
 
 def test_unchanged_profiles_are_not_rewritten(graph: Graph, tmp_path: Path) -> None:
-    load_events(graph, tmp_path, "a", [identify(1, user="C1", cookie="ck-1", plan="free"),
-                                      identify(2, user="C2", cookie="ck-2", plan="pro")])  # fmt: skip
+    first = [
+        identify(1, user="C1", cookie="ck-1", plan="free"),
+        identify(2, user="C2", cookie="ck-2", plan="pro"),
+    ]
+    load_events(graph, tmp_path, "a", first)
     assert run(graph, tmp_path).profiles == 2
     ann = identity_of(graph, "crm_id:C1")
     built = profile(graph, ann)["profiled_at"]

@@ -45,7 +45,7 @@ from identity.ingest import Input, LoadReport, load_segment_file
 from identity.model import Rejection
 from identity.policy import Policy
 from identity.store.driver import Graph
-from identity.store.rows import DUPLICATE
+from identity.store.rows import DUPLICATE, FORGOTTEN
 
 log = logging.getLogger("idgraph.ingestion")
 
@@ -248,10 +248,11 @@ def _details(rejections: tuple[Rejection, ...]) -> list[dict[str, Any]]:
 
 
 def _answer(report: LoadReport, resolve: str) -> JSONResponse:
-    """200 when something was accepted (or every refusal is a duplicate ``messageId``: the
-    events are in already); 400 with the same details when every event was refused."""
+    """200 when something was accepted, or when every refusal is a duplicate ``messageId``
+    (the events are in already) or a forgotten person's (suppressed on purpose: sending them
+    again changes nothing); 400 with the same details when every event was refused."""
     counts = report.counts
-    refused = counts.rejected - counts.reasons[DUPLICATE]
+    refused = counts.rejected - counts.reasons[DUPLICATE] - counts.reasons[FORGOTTEN]
     success = counts.accepted > 0 or refused == 0
     if counts.rejected == 0:
         message = f"{counts.accepted} event(s) accepted"

@@ -87,6 +87,8 @@ class IdentityEventKind(Enum):
     MERGED = "merged"
     SPLIT = "split"
     STEWARD = "steward"
+    FORGOTTEN = "forgotten"
+    PURGED = "purged"
 
 
 @strawberry.type(description="An identity the event touched, and how (created, merged, ...).")
