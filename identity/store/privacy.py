@@ -211,9 +211,14 @@ _FINISH: tuple[LiteralString, ...] = (
     # the identity keeps its id and history, nothing about the person
     """
     MATCH (p:Identity {id: $identity})
-    OPTIONAL MATCH (p)<-[r:INCLUDES|LEFT]-(:Segment)
-    DELETE r
-    WITH DISTINCT p
+    CALL (p) {
+      // its segment memberships end now, as "left": a copy synced from changes(since) learns
+      // to remove the person (the relationship holds only the time)
+      MATCH (p)<-[r:INCLUDES]-(s:Segment)
+      MERGE (s)-[l:LEFT]->(p)
+      SET l.at = datetime({epochMillis: $at})
+      DELETE r
+    }
     SET p = {id: p.id, created_at: p.created_at, status: 'forgotten', size: 0,
              updated_at: datetime({epochMillis: $at})}
     CREATE (e:IdentityEvent {id: $event, kind: 'forgotten', reason: $reason, actor: $actor,
