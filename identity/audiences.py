@@ -33,7 +33,7 @@ import json
 import re
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -340,9 +340,36 @@ def _run(
                 rows.write(r["identity"], r["type"], value, "remove")
         if len(gone) < page_size:
             break
+    while True:
+        erased = store.take_erasures(graph, report.audience, page_size)
+        for r in erased:
+            report.removes += 1
+            if request.delta:
+                rows.write(r["identity"], r["type"], r["value"], "remove")
+        if len(erased) < page_size:
+            break
     report.skipped_consent = {t: skipped[t] for t in request.types if skipped[t]}
     report.rows = rows.written
     out.flush()
+
+
+def erasure_removals(exported: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Of what audiences exported of identifiers about to be erased, the removals their next
+    delta can still send: hashed emails and phones, as exported (a SHA-256, no more
+    personal than the erasure's tombstones). A value exported in clear (a plain export, a
+    cookie or a maid) is not kept: only a full export takes it off the platform."""
+    owed = []
+    for row in exported:
+        if not row["hashed"] or row["type"] not in HASHED_TYPES or row["destination"] is None:
+            continue
+        destination: Destination = row["destination"]
+        request = ExportRequest(
+            segment="", types=(row["type"],), hashed=True, destination=destination
+        )
+        value = _value(request, row["type"], row["value"], row["stored_hashed"])
+        if value is not None:
+            owed.append({**row, "value": value})
+    return owed
 
 
 def new_export_id() -> str:

@@ -30,6 +30,7 @@ from typing import Any
 from neo4j.time import Date as Neo4jDate
 from neo4j.time import DateTime as Neo4jDateTime
 
+from identity.audiences import erasure_removals
 from identity.config import Settings
 from identity.errors import ConflictError, InputError, NotFoundError, ResolveBusyError
 from identity.ingest import make_normalizer
@@ -37,6 +38,7 @@ from identity.normalize import parse_key
 from identity.policy import Policy
 from identity.resolve.lineage import new_id
 from identity.resolve.service import ResolveReport, resolve_identities
+from identity.store.audiences import exported_identifiers, record_erasures
 from identity.store.driver import Graph
 from identity.store.identities import ResolveLock
 from identity.store.privacy import erase as erase_identity
@@ -140,6 +142,7 @@ def forget_profile(
         texts = [(kind, ident, scrub(text, keys)) for kind, ident, text in plan.texts]
         needles = [*keys, *(v for _, v in plan.members if len(v) >= 3)]
         event = new_id()
+        owed = erasure_removals(exported_identifiers(graph, keys))
         done = erase_identity(
             graph,
             plan,
@@ -150,6 +153,8 @@ def forget_profile(
             event=event,
             batch=f"privacy-{uuid.uuid4()}",
         )
+        if owed:
+            record_erasures(graph, owed, datetime.now(UTC))
     finally:
         lock.release()
     report: ResolveReport | None

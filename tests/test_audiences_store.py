@@ -509,3 +509,41 @@ def test_end_to_end_through_resolve_profiles_and_a_segment_refresh(
     }
     assert (delta.adds, delta.removes, delta.eligible) == (0, 4, 0)
     assert {r["value"] for r in rows} >= {sha256_hex("bob@example.org"), "ck1"}
+
+
+def test_an_erased_member_is_removed_by_the_next_hashed_delta(graph: Graph, tmp_path: Path) -> None:
+    from identity.privacy import forget_profile
+    from tests.resolving import settings
+
+    init_schema(graph)
+    load_events(
+        graph,
+        tmp_path,
+        "people",
+        [
+            identify(1, user="C1", cookie="ck-1", email="ann@x.org", phone="+33 6 71 82 93 04",
+                     consent_marketing=True),
+            identify(2, user="C2", email="bob@x.org", consent_marketing=True),
+        ],
+    )  # fmt: skip
+    run(graph, tmp_path)
+    segments.create_segment(graph, POLICY, name="s", definition={"consent": "marketing"},
+                            actor="test")  # fmt: skip
+    segments.refresh_segment(graph, POLICY, "s")
+    hashed = {"segment": "s", "hashed": True, "destination": "google"}
+    first, _ = export(graph, ["email", "phone"], **hashed)
+    assert first.rows == 3
+    export(graph, ["email"], segment="s")
+    done = forget_profile(graph, settings(tmp_path), POLICY, identifier="email:ann@x.org",
+                          reason="GDPR erasure", actor="test")  # fmt: skip
+    report, rows = export(graph, ["email", "phone"], delta=True, **hashed)
+    assert sorted((r["type"], r["value"], r["op"]) for r in rows) == [
+        ("email", hashed_for("google", "email", "ann@x.org"), "remove"),
+        ("phone", hashed_for("google", "phone", "+33671829304"), "remove"),
+    ]
+    assert {r["identity_id"] for r in rows} == {done.identity} and report.removes == 2
+    # sent once; a plain audience cannot name what was erased (a full export replaces it)
+    assert export(graph, ["email", "phone"], delta=True, **hashed)[1] == []
+    assert export(graph, ["email"], segment="s", delta=True)[1] == []
+    owed = graph.read("owed", "MATCH (e:AudienceErasure) RETURN count(e) AS n")
+    assert owed == [{"n": 0}]

@@ -216,6 +216,50 @@ def take_removals(graph: Graph, audience: str, run: str, limit: int) -> list[dic
     )
 
 
+def exported_identifiers(graph: Graph, keys: Sequence[str]) -> list[dict[str, Any]]:
+    """What audiences exported of ``keys``: audience id, whether hashed and for which
+    destination, the identity it was exported under, the identifier's type, value and
+    whether it is stored hashed (read before those identifiers are erased)."""
+    return graph.read(
+        "read exports of identifiers",
+        """
+        UNWIND $keys AS k
+        MATCH (a:Audience)-[x:EXPORTED]->(i:Identifier {key: k})
+        RETURN a.id AS audience, coalesce(a.hashed, false) AS hashed,
+               a.destination AS destination, x.identity AS identity, i.type AS type,
+               i.value AS value, coalesce(i.hashed, false) AS stored_hashed
+        """,
+        {"keys": list(keys)},
+    )
+
+
+def record_erasures(graph: Graph, rows: Sequence[Mapping[str, Any]], at: datetime) -> None:
+    """Removals an audience's next export owes for erased identifiers:
+    ``(:AudienceErasure {audience, identity, type, value, at})``, ``value`` as exported."""
+    graph.run(
+        "record audience erasures",
+        "UNWIND $rows AS r CREATE (:AudienceErasure {audience: r.audience, "
+        "identity: r.identity, type: r.type, value: r.value, at: $at})",
+        {"rows": [dict(r) for r in rows], "at": at},
+    )
+
+
+def take_erasures(graph: Graph, audience: str, limit: int) -> list[dict[str, Any]]:
+    """Delete up to ``limit`` of ``audience``'s owed erasure removals and return them
+    (identity, type, value as exported). Called until it returns fewer than ``limit``."""
+    return graph.run(
+        "take audience erasures",
+        """
+        MATCH (e:AudienceErasure {audience: $audience})
+        WITH e LIMIT $limit
+        WITH e, e.identity AS identity, e.type AS type, e.value AS value
+        DELETE e
+        RETURN identity, type, value
+        """,
+        {"audience": audience, "limit": limit},
+    )
+
+
 def finish_export(graph: Graph, export: str, counts: Mapping[str, Any], at: datetime) -> None:
     """Set an export's counts and mark it completed."""
     graph.run(
