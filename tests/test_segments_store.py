@@ -302,6 +302,10 @@ def test_changes_and_members_paginate_by_keyset(graph: Graph) -> None:
             break
         cursor = rows[-1][0][0]
     assert ids == ["p0", "p1", "p3", "p4", "p5", "p6", "p9"]
+    # both ways of paging (from the segment, along the identity id index) give the same pages
+    for start in (None, "p1", "p6", "p9"):
+        pages = [store.members(graph, seg.id, start, 3, along_index=way) for way in (False, True)]
+        assert pages[0] == pages[1], start
     with pytest.raises(InputError, match="time zone"):
         segments.changes(graph, seg.id, datetime(2026, 1, 1))
 

@@ -280,19 +280,46 @@ def refreshes(graph: Graph, id: str, last: int) -> list[dict[str, Any]]:
     )
 
 
-def members(graph: Graph, id: str, after: str | None, limit: int) -> list[dict[str, Any]]:
-    """A page of members by identity id after ``after``: the identity row (id, status,
-    created_at, updated_at, size) and ``since``."""
-    return graph.read(
-        "segment members",
-        """
-        MATCH (:Segment {id: $id})-[r:INCLUDES]->(p:Identity)
-        WHERE $after IS NULL OR p.id > $after
+_MEMBER_ROW: LiteralString = """
         RETURN [p.id, p.status, p.created_at.epochMillis, p.updated_at.epochMillis, p.size]
                AS identity, r.since.epochMillis AS since
-        ORDER BY p.id LIMIT $limit
-        """,
-        {"id": id, "after": after, "limit": limit},
+"""
+
+
+def members(
+    graph: Graph, id: str, after: str | None, limit: int, *, along_index: bool | None = None
+) -> list[dict[str, Any]]:
+    """A page of members by identity id after ``after``: the identity row (id, status,
+    created_at, updated_at, size) and ``since``.
+
+    Two ways, the cheaper chosen unless ``along_index`` says: from the segment (reads and
+    sorts all its memberships: a page costs the segment's size) or along the identity id
+    index, keeping members (a page costs about ``limit`` x identities / members)."""
+    if along_index is None:
+        sizes = graph.read(
+            "segment density",
+            "MATCH (s:Segment {id: $id}) "
+            "RETURN COUNT { (s)-[:INCLUDES]->() } AS members, COUNT { (:Identity) } AS all",
+            {"id": id},
+        )
+        held, total = (sizes[0]["members"], sizes[0]["all"]) if sizes else (0, 0)
+        along_index = held * held > limit * total
+    query: LiteralString = (
+        """
+        MATCH (p:Identity)
+        WHERE p.id > coalesce($after, '') AND EXISTS { (:Segment {id: $id})-[:INCLUDES]->(p) }
+        WITH p ORDER BY p.id LIMIT $limit
+        MATCH (:Segment {id: $id})-[r:INCLUDES]->(p)
+        """
+        if along_index
+        else """
+        MATCH (:Segment {id: $id})-[r:INCLUDES]->(p:Identity)
+        WHERE $after IS NULL OR p.id > $after
+        WITH p, r ORDER BY p.id LIMIT $limit
+        """
+    )
+    return graph.read(
+        "segment members", query + _MEMBER_ROW, {"id": id, "after": after, "limit": limit}
     )
 
 
