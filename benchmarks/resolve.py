@@ -104,8 +104,11 @@ def _summary(report: ResolveReport, wall: float) -> dict[str, Any]:
         "read": report.seconds.get("read", 0.0),
         "compute": report.seconds.get("compute", 0.0),
         "write": report.seconds.get("write", 0.0),
+        "profiles": report.seconds.get("profiles", 0.0),
+        "profiles_changed": report.profiles,
         # the lock, the run record, pending batches, marking the run completed
-        "other": wall - sum(report.seconds.get(k, 0.0) for k in ("read", "compute", "write")),
+        "other": wall
+        - sum(report.seconds.get(k, 0.0) for k in ("read", "compute", "write", "profiles")),
         "identifiers": report.identifiers,
         "links": report.links,
         "identities": report.identities,
@@ -340,7 +343,16 @@ def _report(
     measured = [b for b in batches if not b["warmup"]]
     steps = {
         name: percentiles([b[name] for b in measured])
-        for name in ("seconds", "read", "compute", "write", "other", "load_seconds", "identifiers")
+        for name in (
+            "seconds",
+            "read",
+            "compute",
+            "write",
+            "profiles",
+            "other",
+            "load_seconds",
+            "identifiers",
+        )
     }
     reached = {
         "full_seconds": first["seconds"],
@@ -392,7 +404,10 @@ def _print(report: dict[str, Any]) -> None:
         f"{report['graph']['links']:,} links"
     )
     table.add_column("run")
-    columns = ("seconds", "read", "compute", "write", "other", "identities", "created", "moved")
+    columns = (
+        "seconds", "read", "compute", "write", "profiles", "other", "identities", "created",
+        "moved",
+    )  # fmt: skip
     for column in columns:
         table.add_column(column, justify="right")
     for name, run in (("first (creates all)", full["first"]), ("again (no change)", full["again"])):
@@ -402,6 +417,7 @@ def _print(report: dict[str, Any]) -> None:
             f"{run['read']:.1f}",
             f"{run['compute']:.1f}",
             f"{run['write']:.1f}",
+            f"{run['profiles']:.1f}",
             f"{run['other']:.1f}",
             f"{run['identities']:,}",
             f"{run['plan'].get('created', 0):,}",
@@ -438,6 +454,7 @@ def _print(report: dict[str, Any]) -> None:
         "read": "  read s",
         "compute": "  compute s",
         "write": "  write s",
+        "profiles": "  profiles s",
         "other": "  other s (lock, run records)",
         "identifiers": "region identifiers",
         "load_seconds": "load s (for information)",

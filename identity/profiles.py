@@ -66,6 +66,25 @@ class Member:
     segments: list[tuple[str, int]] = field(default_factory=list)  # (DMP segment, expires ms)
 
 
+@dataclass(frozen=True)
+class Summary:
+    """What every member contributes, summed up: first and last seen (epoch ms), how many
+    identifiers of each type."""
+
+    first_seen: int | None
+    last_seen: int | None
+    counts: dict[str, int]
+
+    @classmethod
+    def of(cls, members: Sequence[Member]) -> Summary:
+        firsts = [m.first_seen for m in members if m.first_seen is not None]
+        lasts = [m.last_seen for m in members if m.last_seen is not None]
+        counts: dict[str, int] = {}
+        for m in members:
+            counts[m.type] = counts.get(m.type, 0) + 1
+        return cls(min(firsts, default=None), max(lasts, default=None), counts)
+
+
 @dataclass(frozen=True, order=True)
 class _Observation:
     source: str
@@ -124,8 +143,15 @@ def _millis(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value / 1000, UTC)
 
 
-def build_profile(members: Sequence[Member], rules: ProfileRules, now: datetime) -> dict[str, Any]:
-    """The profile properties of an identity with ``members`` (none: an empty profile).
+def build_profile(
+    members: Sequence[Member],
+    rules: ProfileRules,
+    now: datetime,
+    summary: Summary | None = None,
+) -> dict[str, Any]:
+    """The profile properties of an identity with ``members`` (none: an empty profile);
+    ``summary`` (default: from ``members``) when only the members with traits, events or
+    segments are given.
 
     ``trait.<name>`` (value), ``trait_source.<name>``, ``trait_at.<name>``,
     ``trait_from.<name>`` (identifier key); ``consent.<purpose>`` (bool, from the chosen
@@ -135,8 +161,13 @@ def build_profile(members: Sequence[Member], rules: ProfileRules, now: datetime)
     built: written only when something else changed).
     """
     props: dict[str, Any] = {"profiled_at": now}
-    if not members:
-        return props
+    total = summary or Summary.of(members)
+    if total.first_seen is not None:
+        props["first_seen"] = _millis(total.first_seen)
+    if total.last_seen is not None:
+        props["last_seen"] = _millis(total.last_seen)
+    for type_, n in total.counts.items():
+        props[f"count.{type_}"] = n
     for name, chosen in choose_traits(members, rules).items():
         props[f"trait.{name}"] = chosen.value
         props[f"trait_source.{name}"] = chosen.source
@@ -146,17 +177,9 @@ def build_profile(members: Sequence[Member], rules: ProfileRules, now: datetime)
             granted = consent_value(chosen.value)
             if granted is not None:
                 props[f"consent.{name[len('consent_') :]}"] = granted
-    firsts = [m.first_seen for m in members if m.first_seen is not None]
-    lasts = [m.last_seen for m in members if m.last_seen is not None]
-    if firsts:
-        props["first_seen"] = _millis(min(firsts))
-    if lasts:
-        props["last_seen"] = _millis(max(lasts))
-    counts: dict[str, int] = {}
     events: dict[str, list[int]] = {}
     expiry: dict[str, int] = {}
     for member in members:
-        counts[member.type] = counts.get(member.type, 0) + 1
         p = member.properties
         for prop, value in p.items():
             if prop.startswith("event_count."):
@@ -170,8 +193,6 @@ def build_profile(members: Sequence[Member], rules: ProfileRules, now: datetime)
                     entry[2] = last
         for segment, expires in member.segments:
             expiry[segment] = max(expiry.get(segment, expires), expires)
-    for type_, n in counts.items():
-        props[f"count.{type_}"] = n
     for name, (n, first, last) in events.items():
         props[f"event_count.{name}"] = n
         props[f"event_first.{name}"] = _millis(first or None)
@@ -189,8 +210,8 @@ PAGE = 1000  # identities per read and write
 
 
 def _member(row: list[Any]) -> Member:
-    key, type_, first, last, props, segments = row
-    return Member(key, type_, first, last, dict(props), [(s, int(e)) for s, e in segments])
+    key, type_, props, segments = row
+    return Member(key, type_, None, None, dict(props), [(s, int(e)) for s, e in segments])
 
 
 def _comparable(props: dict[str, Any]) -> dict[str, Any]:
@@ -199,6 +220,19 @@ def _comparable(props: dict[str, Any]) -> dict[str, Any]:
         k: round(v.timestamp() * 1000) if isinstance(v, datetime) else v
         for k, v in props.items()
         if k != "profiled_at"
+    }
+
+
+def _row(identity: str, props: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """A write row: values, times as epoch ms (the driver packs datetimes slowly), and the
+    profile properties to remove."""
+    values = {k: v for k, v in props.items() if not isinstance(v, datetime)}
+    times = [[k, round(v.timestamp() * 1000)] for k, v in props.items() if isinstance(v, datetime)]
+    return {
+        "id": identity,
+        "props": values,
+        "times": times,
+        "stale": sorted(current.keys() - props.keys()),
     }
 
 
@@ -230,12 +264,14 @@ def refresh_profiles(
         for id_ in page:
             if id_ not in found:
                 continue
-            members, current = found[id_]
-            props = build_profile([_member(r) for r in members], rules, at)
-            if _comparable(props) != _comparable(dict(current)):
-                rows.append({"id": id_, "props": props})
+            (first, last, counts), members, current = found[id_]
+            summary = Summary(first, last, dict(counts))
+            props = build_profile([_member(r) for r in members], rules, at, summary)
+            held = dict(current)
+            if _comparable(props) != _comparable(held):
+                rows.append(_row(id_, props, held))
         if rows:
-            store.write_profiles(graph, rows, PROFILE_FIELDS, PROFILE_PREFIXES)
+            store.write_profiles(graph, rows)
         return len(page), len(rows)
 
     done = written = 0

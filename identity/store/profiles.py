@@ -12,18 +12,28 @@ from typing import Any
 
 from identity.store.driver import Graph
 
-# Member columns: key, type, first_seen, last_seen, [[property, value]], [[segment, expires]]
+# Per identity: [first_seen, last_seen, [[type, count]]] over all members; the members that
+# carry traits, events or DMP segments as [key, type, [[property, value]], [[segment,
+# expires]]] (times in epoch ms); and the current profile properties.
 _READ_MEMBERS = """
 UNWIND $ids AS id
 MATCH (p:Identity {id: id})
-RETURN id, COLLECT {
+CALL (p) {
+  OPTIONAL MATCH (p)<-[:MEMBER_OF]-(i:Identifier)
+  WITH i.type AS type, count(i) AS n, min(i.first_seen) AS first, max(i.last_seen) AS last
+  RETURN [min(first).epochMillis, max(last).epochMillis,
+          collect(CASE WHEN type IS NULL THEN null ELSE [type, n] END)] AS summary
+}
+RETURN id, summary, COLLECT {
   MATCH (p)<-[:MEMBER_OF]-(i:Identifier)
-  RETURN [i.key, i.type, i.first_seen.epochMillis, i.last_seen.epochMillis,
-          [k IN keys(i) WHERE k STARTS WITH 'trait' OR k STARTS WITH 'event_' | [k, CASE
+  WITH i, [k IN keys(i) WHERE k STARTS WITH 'trait' OR k STARTS WITH 'event_'] AS ks,
+       COLLECT { MATCH (i)-[m:IN_SEGMENT]->(s:DmpSegment)
+                 RETURN [s.name, m.expires_at.epochMillis] } AS segments
+  WHERE size(ks) > 0 OR size(segments) > 0
+  RETURN [i.key, i.type, [k IN ks | [k, CASE
              WHEN k STARTS WITH 'trait_at.' OR k STARTS WITH 'event_first.'
                OR k STARTS WITH 'event_last.' THEN i[k].epochMillis ELSE i[k] END]],
-          COLLECT { MATCH (i)-[m:IN_SEGMENT]->(s:DmpSegment)
-                    RETURN [s.name, m.expires_at.epochMillis] }]
+          segments]
 } AS members,
 [k IN keys(p) WHERE k IN $fields OR any(prefix IN $prefixes WHERE k STARTS WITH prefix) |
  [k, CASE WHEN p[k] IS :: ZONED DATETIME THEN p[k].epochMillis ELSE p[k] END]] AS current
@@ -32,42 +42,33 @@ RETURN id, COLLECT {
 _WRITE_PROFILES = """
 UNWIND $rows AS row
 MATCH (p:Identity {id: row.id})
-WITH p, row, [k IN keys(p) WHERE (k IN $fields
-  OR any(prefix IN $prefixes WHERE k STARTS WITH prefix)) AND NOT k IN keys(row.props)] AS stale
-FOREACH (k IN stale | SET p[k] = null)
+FOREACH (k IN row.stale | SET p[k] = null)
 SET p += row.props
+FOREACH (t IN row.times | SET p[t[0]] = datetime({epochMillis: t[1]}))
 """
 
 
 def read_members(
     graph: Graph, ids: Sequence[str], fields: Sequence[str], prefixes: Sequence[str]
-) -> dict[str, tuple[list[list[Any]], list[list[Any]]]]:
-    """Per identity in ``ids`` (an unknown id is absent): its members, as rows (key, type,
-    first_seen, last_seen in epoch ms, ``[[property, value]]`` of traits and events with
-    times in epoch ms, ``[[DMP segment, expires_at ms]]``), and its current profile
-    properties (those in ``fields`` or starting with one of ``prefixes``) as
-    ``[[property, value]]``, times in epoch ms."""
+) -> dict[str, tuple[list[Any], list[list[Any]], list[list[Any]]]]:
+    """Per identity in ``ids`` (an unknown id is absent): a summary of all its members
+    (first and last seen in epoch ms, ``[[type, count]]``); the members with traits, events
+    or DMP segments as rows (key, type, ``[[property, value]]`` with times in epoch ms,
+    ``[[DMP segment, expires_at ms]]``); and its current profile properties (those in
+    ``fields`` or starting with one of ``prefixes``) as ``[[property, value]]``, times in
+    epoch ms. Only members that say something travel: most identifiers only count."""
     rows = graph.read(
         "read profile members",
         _READ_MEMBERS,
         {"ids": list(ids), "fields": list(fields), "prefixes": list(prefixes)},
     )
-    return {row["id"]: (row["members"], row["current"]) for row in rows}
+    return {row["id"]: (row["summary"], row["members"], row["current"]) for row in rows}
 
 
-def write_profiles(
-    graph: Graph,
-    profiles: Sequence[dict[str, Any]],
-    fields: Sequence[str],
-    prefixes: Sequence[str],
-) -> None:
-    """Write ``[{id, props}]``: each identity's profile properties (those named in ``fields``
-    or starting with one of ``prefixes``) become exactly ``props``."""
-    graph.run(
-        "write profiles",
-        _WRITE_PROFILES,
-        {"rows": list(profiles), "fields": list(fields), "prefixes": list(prefixes)},
-    )
+def write_profiles(graph: Graph, profiles: Sequence[dict[str, Any]]) -> None:
+    """Write ``[{id, props, times, stale}]``: set ``props``, set ``times`` (``[[property,
+    epoch ms]]``) as datetimes, remove the ``stale`` properties."""
+    graph.run("write profiles", _WRITE_PROFILES, {"rows": list(profiles)})
 
 
 def identities_of(graph: Graph, keys: Iterable[str]) -> set[str]:
