@@ -38,6 +38,7 @@ from identity.normalize import parse_key
 from identity.policy import Policy
 from identity.resolve.lineage import new_id
 from identity.resolve.service import ResolveReport, resolve_identities
+from identity.steward import MAX_ACTOR, MAX_REASON, audit_text
 from identity.store.audiences import exported_identifiers, record_erasures
 from identity.store.driver import Graph
 from identity.store.identities import ResolveLock
@@ -51,8 +52,6 @@ from identity.store.privacy import (
     tombstoned,
 )
 
-MAX_REASON = 500
-MAX_ACTOR = 200
 ERASED = "[erased]"
 
 
@@ -82,12 +81,7 @@ def scrub(text: str, needles: Iterable[str]) -> str:
 
 
 def _text(name: str, value: str, limit: int) -> str:
-    text = value.strip()
-    if not text:
-        raise InputError(f"forgetting a profile needs a non-empty {name} (kept in the event log)")
-    if len(text) > limit:
-        raise InputError(f"{name} is {len(text)} characters long: at most {limit}")
-    return text
+    return audit_text(name, value, limit, needed_by="forgetting a profile", kept_in="the event log")
 
 
 def _find(

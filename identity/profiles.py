@@ -214,13 +214,9 @@ def _member(row: list[Any]) -> Member:
     return Member(key, type_, None, None, dict(props), [(s, int(e)) for s, e in segments])
 
 
-def _comparable(props: dict[str, Any]) -> dict[str, Any]:
-    """Profile properties as read back (times in epoch ms), without ``profiled_at``."""
-    return {
-        k: round(v.timestamp() * 1000) if isinstance(v, datetime) else v
-        for k, v in props.items()
-        if k != "profiled_at"
-    }
+def _unstamped(props: dict[str, Any]) -> dict[str, Any]:
+    """Profile properties (times in epoch ms, as read back) without ``profiled_at``."""
+    return {k: v for k, v in props.items() if k != "profiled_at"}
 
 
 def _row(identity: str, props: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
@@ -268,8 +264,10 @@ def refresh_profiles(
             summary = Summary(first, last, dict(counts))
             props = build_profile([_member(r) for r in members], rules, at, summary)
             held = dict(current)
-            if _comparable(props) != _comparable(held):
-                rows.append(_row(id_, props, held))
+            row = _row(id_, props, held)
+            built = {**row["props"], **dict(row["times"])}
+            if _unstamped(built) != _unstamped(held):
+                rows.append(row)
         if rows:
             store.write_profiles(graph, rows)
         return len(page), len(rows)

@@ -44,9 +44,9 @@ from identity.policy import Policy
 from identity.resolve.lineage import new_id
 from identity.resolve.service import ResolveReport, resolve_identities
 from identity.store.driver import Graph
+from identity.store.identities import identities_of
 from identity.store.steward import (
     Held,
-    identities_of,
     read_identifiers,
     read_link,
     record_action,
@@ -166,13 +166,19 @@ def unblock_identifier(
     return request.apply("unblock_identifier", held)
 
 
-def _text(name: str, value: str, limit: int) -> str:
+def audit_text(name: str, value: str, limit: int, *, needed_by: str, kept_in: str) -> str:
+    """``value`` stripped, when not empty and at most ``limit`` characters long: a reason or an
+    actor recorded with an action (steward action, erasure); InputError otherwise."""
     text = value.strip()
     if not text:
-        raise InputError(f"a steward action needs a non-empty {name} (kept in the audit trail)")
+        raise InputError(f"{needed_by} needs a non-empty {name} (kept in {kept_in})")
     if len(text) > limit:
         raise InputError(f"{name} is {len(text)} characters long: at most {limit}")
     return text
+
+
+def _text(name: str, value: str, limit: int) -> str:
+    return audit_text(name, value, limit, needed_by="a steward action", kept_in="the audit trail")
 
 
 class _Request:

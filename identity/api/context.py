@@ -17,6 +17,7 @@ from strawberry.dataloader import DataLoader
 
 from identity.api.auth import Permission, Principal
 from identity.api.errors import ApiError
+from identity.api.traits import ProfileView
 from identity.config import Settings
 from identity.normalize import Normalizer
 from identity.policy import Policy
@@ -63,7 +64,7 @@ class Loaders:
     members: DataLoader[PageKey, tuple[list[list[Any]], int] | None]
     profile_by_key: DataLoader[PageKey, tuple[list[Any], tuple[list[list[Any]], int]] | None]
     attributes: DataLoader[str, list[list[Any]] | None]
-    profile: DataLoader[str, list[list[Any]] | None]
+    profile: DataLoader[str, ProfileView | None]
     history: DataLoader[PageKey, list[list[Any]] | None]
     links: DataLoader[PageKey, tuple[list[list[Any]], int] | None]
 
@@ -76,6 +77,10 @@ class Loaders:
         async def profiles(keys: Sequence[str], args: tuple[Any, ...]) -> dict[str, Any]:
             types, after, limit = args
             return await reads.profiles_by_key(store, keys, types, after, limit)
+
+        async def views(ids: Sequence[str]) -> dict[str, ProfileView]:
+            found = await reads.profiles(store, ids)
+            return {id_: ProfileView.of(props) for id_, props in found.items()}
 
         async def history(ids: Sequence[str], args: tuple[Any, ...]) -> dict[str, Any]:
             after, limit = args
@@ -92,7 +97,7 @@ class Loaders:
             members=_paged_loader(members),
             profile_by_key=_paged_loader(profiles),
             attributes=_loader(lambda ids: reads.attributes(store, ids)),
-            profile=_loader(lambda ids: reads.profiles(store, ids)),
+            profile=_loader(views),
             history=_paged_loader(history),
             links=_paged_loader(links),
         )

@@ -64,8 +64,6 @@ from identity.resolve.explain import explain as explain_service
 from identity.store import reads
 from identity.store.reads import when
 
-_MAX_REASON = 500
-
 
 def _key(context: Context, given: IdentifierInput) -> str:
     """The stored key of an identifier as an app typed it, normalized as loaders do."""
@@ -108,8 +106,8 @@ def _reason(reason: str) -> str:
     text = reason.strip()
     if not text:
         raise ApiError("BAD_USER_INPUT", "a reason is required: say why, for the audit trail")
-    if len(text) > _MAX_REASON:
-        raise ApiError("BAD_USER_INPUT", f"reason over {_MAX_REASON} characters")
+    if len(text) > steward.MAX_REASON:
+        raise ApiError("BAD_USER_INPUT", f"reason over {steward.MAX_REASON} characters")
     return text
 
 

@@ -335,7 +335,8 @@ class Profile:
         )
 
     async def _view(self, info: Info[Context, None]) -> ProfileView:
-        return ProfileView.of(await info.context.loaders.profile.load(str(self.id)) or [])
+        """The materialized profile, read and parsed once per request (the loader caches)."""
+        return await info.context.loaders.profile.load(str(self.id)) or ProfileView()
 
     @strawberry.field(
         description="Its traits: per name, the value the policy's precedence rules chose among "

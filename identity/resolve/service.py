@@ -31,6 +31,7 @@ from identity.store.identities import (
     begin_run,
     fail_run,
     finish_run,
+    identities_of,
     last_completed_run,
     last_run,
     links_seen_between,
@@ -40,7 +41,6 @@ from identity.store.identities import (
     write_units,
 )
 from identity.store.linkgraph import Snapshot, read_full, read_region, split_key
-from identity.store.profiles import identities_of
 
 Progress = Callable[[str, int, int | None], None]  # step, done, total
 
@@ -230,7 +230,7 @@ class _Run:
         g = snapshot.graph
         region = [g.keys[i] for i in np.flatnonzero(g.region).tolist()]
         written = {str(x["id"]) for u in changes.units for x in u.identities}
-        targets = identities_of(self.graph, region) | written | merged
+        targets = set(identities_of(self.graph, region)) | written | merged
         return refresh_profiles(
             self.graph, rules, targets, workers=self.settings.writers, progress=report
         )

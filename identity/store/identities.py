@@ -433,6 +433,18 @@ def links_seen_between(graph: Graph, low_ms: int, high_ms: int) -> list[list[str
     )
 
 
+def identities_of(graph: Graph, keys: Sequence[str]) -> list[str]:
+    """The ids of the identities holding ``keys``, distinct and sorted."""
+    return sorted(
+        graph.read_collected(
+            "read identities of identifiers",
+            "UNWIND $keys AS k MATCH (:Identifier {key: k})-[:MEMBER_OF]->(p:Identity) "
+            "RETURN collect(DISTINCT p.id)",
+            {"keys": list(keys)},
+        )
+    )
+
+
 def stream_identities(graph: Graph) -> Iterable[tuple[str, list[list[str]]]]:
     """Every active identity with its identifiers' (type, value), members sorted."""
     query = """

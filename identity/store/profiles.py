@@ -71,18 +71,6 @@ def write_profiles(graph: Graph, profiles: Sequence[dict[str, Any]]) -> None:
     graph.run("write profiles", _WRITE_PROFILES, {"rows": list(profiles)})
 
 
-def identities_of(graph: Graph, keys: Iterable[str]) -> set[str]:
-    """The identities holding ``keys`` now."""
-    return set(
-        graph.read_collected(
-            "read identities of identifiers",
-            "UNWIND $keys AS k MATCH (:Identifier {key: k})-[:MEMBER_OF]->(p:Identity) "
-            "RETURN collect(DISTINCT p.id)",
-            {"keys": list(keys)},
-        )
-    )
-
-
 def active_identity_pages(graph: Graph, size: int) -> Iterable[list[str]]:
     """Every active identity id, in pages of ``size`` by id (keyset: bounded memory)."""
     after = ""

@@ -147,18 +147,6 @@ def read_link(graph: Graph, a: str, b: str) -> LinkFlags | None:
     return LinkFlags(rows[0]["cut"], rows[0]["forced"]) if rows else None
 
 
-def identities_of(graph: Graph, keys: Sequence[str]) -> list[str]:
-    """The ids of the identities holding ``keys``, distinct and sorted."""
-    return sorted(
-        graph.read_collected(
-            "read identities of identifiers",
-            "UNWIND $keys AS k MATCH (:Identifier {key: k})-[:MEMBER_OF]->(p:Identity) "
-            "RETURN collect(DISTINCT p.id)",
-            {"keys": list(keys)},
-        )
-    )
-
-
 def record_action(
     graph: Graph,
     *,
