@@ -62,10 +62,9 @@ from typing import Any
 
 import httpx
 import numpy as np
-from bench_server import PASSWORD, benchmark_server
+from bench_server import PASSWORD, benchmark_server, commit_measured
 from person_graph import PersonGraph, check_keys, write_graph
 from prometheus_client.parser import text_string_to_metric_families
-from resolve import _revision
 from rich.console import Console
 from rich.table import Table
 
@@ -399,7 +398,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.identities < 200 or min(args.seconds, args.concurrency, args.workers) <= 0:
         parser.error("--identities must be at least 200; --seconds, --concurrency, --workers > 0")
-    revision, load_before = _revision(), os.getloadavg()
+    revision, load_before = commit_measured(), os.getloadavg()
     load = {"concurrency": args.concurrency, "warmup": args.warmup, "seconds": args.seconds}
     with tempfile.TemporaryDirectory(prefix="idgraph-bench-") as tmp:
         workdir = Path(tmp)

@@ -31,7 +31,6 @@ import hashlib
 import json
 import os
 import platform
-import resource
 import sys
 import time
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
+from bench_server import peak_rss_mb
 from rich.console import Console
 from rich.table import Table
 
@@ -80,14 +80,9 @@ def networkx_components(edges: Edges, nodes: list[str]) -> list[set[str]]:
     return list(nx.connected_components(graph))
 
 
-def _peak_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, else KiB
-
-
 def _measure(run: Callable[[], Any], canonical: bool, repeat: int) -> dict[str, Any]:
     """Best time of ``repeat`` runs, peak memory, and a digest of the canonical output."""
-    start_mb = _peak_mb()
+    start_mb = peak_rss_mb()
     best = float("inf")
     output: Any = None
     for _ in range(repeat):
@@ -96,7 +91,7 @@ def _measure(run: Callable[[], Any], canonical: bool, repeat: int) -> dict[str, 
         started = time.perf_counter()
         output = run()
         best = min(best, time.perf_counter() - started)
-    peak_mb = _peak_mb()
+    peak_mb = peak_rss_mb()
     found = output if canonical else sorted(sorted(c) for c in output)
     digest = hashlib.sha256()
     for component in found:

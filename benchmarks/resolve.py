@@ -47,8 +47,6 @@ import json
 import logging
 import os
 import platform
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,7 +58,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import numpy.typing as npt
-from bench_server import benchmark_server
+from bench_server import benchmark_server, commit_measured, peak_rss_mb
 from person_graph import (
     PersonGraph,
     batch_events,
@@ -226,32 +224,6 @@ def percentiles(values: list[float]) -> dict[str, float]:
 # -- the run -----------------------------------------------------------------------------------
 
 
-def _revision() -> str:
-    """The commit measured, ``+dirty`` when the working tree differs from it."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--", "identity", "loaders"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
-
-
-def _peak_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
-
-
 def main() -> int:
     logging.getLogger("neo4j").setLevel(logging.ERROR)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -274,7 +246,7 @@ def main() -> int:
     if args.warmup < 0:
         parser.error("--warmup must be 0 or more")
     policy = Policy()
-    revision = _revision()  # now: the modules are imported, a later commit is not measured
+    revision = commit_measured()  # now: the modules are imported, a later commit is not measured
 
     started = time.perf_counter()
     g = PersonGraph(args.identifiers, args.seed)
@@ -393,7 +365,7 @@ def _report(
             name: {"target": TARGETS[name], "reached": value, "met": value <= TARGETS[name]}
             for name, value in reached.items()
         },
-        "peak_rss_mb": _peak_mb(),
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 

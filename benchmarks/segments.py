@@ -36,8 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_server import benchmark_server
-from resolve import _peak_mb, _revision
+from bench_server import benchmark_server, commit_measured, peak_rss_mb
 from rich.console import Console
 from rich.table import Table
 
@@ -264,7 +263,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.identities < 100 or not 0 < args.changed < 1:
         parser.error("--identities must be at least 100 and --changed between 0 and 1")
-    revision = _revision()
+    revision = commit_measured()
     with (
         tempfile.TemporaryDirectory(prefix="idgraph-bench-") as tmp,
         benchmark_server(Path(tmp), heap=args.heap, pagecache=args.pagecache) as (graph, uri),
@@ -285,7 +284,7 @@ def main() -> int:
             "naive_vs_refresh_after_changes": measured["naive"]["seconds"]
             / measured["refresh"]["changed"]["seconds"],
         },
-        "peak_rss_mb": _peak_mb(),
+        "peak_rss_mb": peak_rss_mb(),
     }
     _print(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
