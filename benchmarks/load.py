@@ -34,13 +34,14 @@ from rich.console import Console
 from rich.table import Table
 
 from identity.config import load_settings
-from identity.ingest import load_segment_file, make_normalizer
+from identity.ingest.service import load_segment_file
 from identity.model import Observation
+from identity.normalize import make_normalizer
 from identity.policy import Policy
 from identity.store.driver import Graph
 from identity.store.schema import init_schema
 from loaders.records import open_input
-from loaders.segment import SegmentOptions, read_segment
+from loaders.segment_events import SegmentOptions, read_segment
 from loaders.synth import SynthConfig, generate
 
 console = Console()

@@ -14,8 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from identity.config import Settings
-from identity.ingest import make_normalizer
-from identity.normalize import DEFAULT_TYPES
+from identity.normalize import DEFAULT_TYPES, make_normalizer
 from identity.policy import Policy
 from identity.store.driver import Graph
 from identity.store.rows import label_for

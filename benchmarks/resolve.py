@@ -71,14 +71,15 @@ from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components as csgraph_components
 
 from identity.config import Settings, load_settings
-from identity.ingest import load_segment_file, make_normalizer
+from identity.ingest.service import load_segment_file
+from identity.normalize import make_normalizer
 from identity.policy import Policy
 from identity.resolve.components import connected_components
 from identity.resolve.engine import resolve
 from identity.resolve.lineage import plan
 from identity.resolve.service import ResolveReport, resolve_identities
+from identity.resolve.snapshot import read_full
 from identity.store.driver import Graph
-from identity.store.linkgraph import read_full
 from identity.store.schema import init_schema
 
 console = Console()

@@ -3,7 +3,7 @@ side with the naive way (export every profile, evaluate the definition in Python
 
 Set-up (reported, not measured) writes ``--identities`` active identities straight into Neo4j
 with batched ``UNWIND ... CREATE``, each with a materialized profile as
-:mod:`identity.profiles` writes it (country, plan, age, consents, an ``Order Completed``
+:mod:`identity.profiles.service` writes it (country, plan, age, consents, an ``Order Completed``
 aggregate, last seen, a DMP segment on some) and one email identifier. Then, on the segment
 "French or Belgian customers who ordered in the last 30 days and consent to marketing":
 
@@ -40,10 +40,10 @@ from bench_server import benchmark_server, commit_measured, peak_rss_mb
 from rich.console import Console
 from rich.table import Table
 
-from identity import segment_service
-from identity.audiences import export_audience, export_request
+from identity.audiences.export import export_audience, export_request
 from identity.policy import Policy
-from identity.segments import matches
+from identity.segments import service as segment_service
+from identity.segments.language import matches
 from identity.store.driver import Graph
 from identity.store.schema import init_schema
 

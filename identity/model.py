@@ -1,11 +1,15 @@
-"""Value types shared by loaders, the store and the resolver.
+"""Value types shared by loaders, the store and the services; this module imports nothing
+of the project, so that any layer may use it.
 
-Loaders turn outside records into :class:`Observation` values; the store writes them. These
-types hold no behaviour beyond what makes them comparable and printable.
+Loaders turn outside records into :class:`Observation` values; the store writes them. A
+resolve plans its changes as :class:`Unit` values (identities, moves, merges and their
+:class:`Event` records) that the store writes. These types hold no behaviour beyond what
+makes them comparable and printable.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -28,6 +32,12 @@ class Identifier:
     @property
     def key(self) -> str:
         return f"{self.type}:{self.value}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``type:value`` -> (type, value): the key holds both, so reads need not fetch them."""
+    type_, _, value = key.partition(":")
+    return type_, value
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +85,52 @@ class Observation:
     @property
     def primary(self) -> Identifier | None:
         return self.identifiers[0] if self.identifiers else None
+
+
+# -- lineage: what a resolve writes ----------------------------------------------------------
+
+_ID_POOL: list[str] = []
+
+
+def new_id() -> str:
+    """A random 128-bit id as 32 hex digits (identities and events): drawn from the OS
+    random source 4,096 at a time, a fifth of the cost of ``str(uuid.uuid4())`` each."""
+    if not _ID_POOL:
+        pool = os.urandom(16 * 4096).hex()
+        _ID_POOL.extend(pool[i : i + 32] for i in range(0, len(pool), 32))
+    return _ID_POOL.pop()
+
+
+@dataclass(frozen=True)
+class OldIdentity:
+    id: str
+    created_at: int  # epoch ms
+
+
+@dataclass
+class Event:
+    kind: str  # created | merged | split | quarantined
+    reason: str
+    identities: list[tuple[str, str]]  # (identity id, role)
+    id: str = field(default_factory=lambda: new_id())
+
+
+@dataclass
+class Unit:
+    """One independent change: identities to write, memberships to move, events.
+
+    A *fresh* unit is one new identity whose identifiers had none: the writer creates it,
+    its memberships and its event in one statement.
+    """
+
+    identities: list[dict[str, object]] = field(default_factory=list)  # id, size, new
+    moves: list[dict[str, str]] = field(default_factory=list)  # key -> id
+    members: list[str] = field(default_factory=list)  # a fresh unit's identifiers
+    merged: list[dict[str, str]] = field(default_factory=list)  # loser -> winner
+    events: list[Event] = field(default_factory=list)
+    fresh: bool = False
+
+    @property
+    def weight(self) -> int:
+        moved = len(self.moves) + len(self.members)
+        return len(self.identities) + moved + len(self.merged) + len(self.events)

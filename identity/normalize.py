@@ -12,7 +12,11 @@ Rules, per type:
 - email: trimmed, lowercased, checked for RFC 5321 / RFC 6531 syntax by ``email-validator``
   (no DNS lookup) and kept in the normalized form it returns.
 - phone: parsed by ``phonenumbers`` (national numbers read in ``default_region``, a ``00``
-  prefix read as ``+``), kept only if valid, stored in ITU-T E.164 (``+33612345678``).
+  prefix read as ``+``), stored in ITU-T E.164 (``+33612345678``). By default (``check =
+  "valid"``) a number must be *valid*: in a range its country has allocated. With ``check =
+  "possible"`` (the policy's ``[types.phone]``), a number of a possible length for its country
+  is kept even in a range not allocated (yet, or as far as the ``phonenumbers`` metadata
+  knows): more real numbers kept from old lists, more typos kept too.
 - maid, device, crm_id: an id made only of zeros (and dashes) is rejected; maid is lowercased
   (IDFA/GAID are UUIDs, whose case carries no meaning); device and crm_id keep their case.
 - cookie, dmp_id and any extra configured type: trimmed, case kept.
@@ -35,13 +39,17 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from identity.errors import ConfigError, IdgraphError, InputError
 from identity.model import Identifier
+
+if TYPE_CHECKING:  # the policy and settings hold what make_normalizer reads; no import cycle
+    from identity.config import Settings
+    from identity.policy import Policy
 
 ReasonCode = Literal[
     "not_a_string",
@@ -116,6 +124,7 @@ class NormalizerConfig:
         default_factory=lambda: MappingProxyType({})
     )
     extra_nullish: frozenset[str] = frozenset()
+    phone_check: Literal["valid", "possible"] = "valid"
 
 
 def sha256_hex(value: str) -> str:
@@ -253,11 +262,18 @@ class Normalizer:
             raise NormalizationError(
                 "invalid_phone", f"{_show(value)} is not a valid phone number: {e}"
             ) from e
-        if not (phonenumbers.is_possible_number(number) and phonenumbers.is_valid_number(number)):
+        if not phonenumbers.is_possible_number(number):
+            raise NormalizationError(
+                "invalid_phone",
+                f"{_show(value)} is not a possible phone number (read with default region "
+                f"{self.config.default_region})",
+            )
+        if self.config.phone_check == "valid" and not phonenumbers.is_valid_number(number):
             raise NormalizationError(
                 "invalid_phone",
                 f"{_show(value)} is not a valid phone number (read with default region "
-                f"{self.config.default_region})",
+                f'{self.config.default_region}; [types.phone] check = "possible" in the '
+                "policy keeps numbers outside allocated ranges)",
             )
         national = phonenumbers.national_significant_number(number)
         e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
@@ -295,6 +311,25 @@ class Normalizer:
                     "blocked_value",
                     f"{_show(value)} is a blocked {type_} (matches {pattern.pattern!r})",
                 )
+
+
+def make_normalizer(settings: Settings, policy: Policy) -> Normalizer:
+    """The normalizer that loads, lookups and steward actions share, configured from the
+    settings (region, hashing) and the policy (types, blocked values, the phone check)."""
+    blocked = {
+        t: frozenset(DEFAULT_BLOCKED.get(t, frozenset())) | policy.blocked.get(t, frozenset())
+        for t in set(DEFAULT_BLOCKED) | set(policy.blocked)
+    }
+    return Normalizer(
+        NormalizerConfig(
+            default_region=settings.default_region,
+            hash_pii=settings.hash_pii,
+            types=policy.types,
+            blocked=blocked,
+            blocked_patterns=dict(policy.blocked_patterns),
+            phone_check=policy.phone_check,
+        )
+    )
 
 
 def parse_key(normalizer: Normalizer, given: str) -> str:

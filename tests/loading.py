@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from identity.config import load_settings
-from identity.ingest import LoadReport, load_segment_file, load_table_file
+from identity.ingest.service import LoadReport, load_segment_file, load_table_file
 from identity.policy import Policy
 from identity.store.driver import Graph
 from identity.store.schema import init_schema

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from identity.config import Settings, load_settings
-from identity.ingest import make_normalizer
+from identity.normalize import make_normalizer
 from identity.policy import Policy
 from identity.resolve.engine import resolve
 from identity.resolve.service import ResolveReport, resolve_identities
+from identity.resolve.snapshot import read_full
 from identity.store.driver import Graph
 from identity.store.identities import stream_identities
-from identity.store.linkgraph import read_full
 from tests.loading import load_csv, load_segment
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from identity import segment_service as segments
-from identity.audiences import (
+from identity.audiences.export import (
     ExportReport,
     export_audience,
     export_request,
@@ -25,6 +24,7 @@ from identity.config import Settings
 from identity.errors import ConflictError, InputError, NotFoundError
 from identity.normalize import sha256_hex
 from identity.policy import Policy
+from identity.segments import service as segments
 from identity.store import audiences as store
 from identity.store.driver import Graph
 from identity.store.schema import init_schema
@@ -512,7 +512,7 @@ def test_end_to_end_through_resolve_profiles_and_a_segment_refresh(
 
 
 def test_an_erased_member_is_removed_by_the_next_hashed_delta(graph: Graph, tmp_path: Path) -> None:
-    from identity.privacy import forget_profile
+    from identity.privacy.forget import forget_profile
     from tests.resolving import settings
 
     init_schema(graph)

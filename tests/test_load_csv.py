@@ -184,7 +184,8 @@ def test_a_load_stopped_by_an_error_is_marked_failed_and_stops_its_writers(
     import threading
 
     from identity.config import load_settings
-    from identity.ingest import load_file, make_normalizer
+    from identity.ingest.service import load_file
+    from identity.normalize import make_normalizer
     from identity.policy import Policy
     from identity.store.schema import init_schema
     from loaders.table import read_table

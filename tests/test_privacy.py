@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from identity import steward
 from identity.config import Settings
 from identity.errors import ConflictError, InputError, NotFoundError
 from identity.policy import Policy
-from identity.privacy import ForgetResult, export_profile, forget_profile, scrub
+from identity.privacy.forget import ForgetResult, export_profile, forget_profile, scrub
+from identity.steward import actions as steward
 from identity.store import privacy as privacy_store
 from identity.store.driver import Graph
 from identity.store.schema import init_schema

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from identity.policy import Policy, ProfileRules, parse_policy
-from identity.profiles import Member, build_profile, consent_value
-from identity.steward import cut_link
+from identity.profiles.service import Member, build_profile, consent_value
+from identity.steward.actions import cut_link
 from identity.store.driver import Graph
 from tests.loading import load_csv
 from tests.resolving import identify, identity_of, load_events, run, settings

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from identity.config import Settings
-from identity.ingest import load_segment_file
+from identity.ingest.service import load_segment_file
 from identity.policy import Policy
-from identity.retention import purge
+from identity.privacy.retention import purge
 from identity.store.driver import Graph
 from identity.store.schema import init_schema
 from tests.loading import keys, load_csv, props

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from identity.errors import ResolveBusyError
-from identity.ingest import load_segment_file
+from identity.ingest.service import load_segment_file
 from identity.policy import Policy, TypeRule
 from identity.store import identities as identities_store
 from identity.store.driver import Graph

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from identity.errors import InputError
 from identity.policy import Policy
-from identity.segments import (
+from identity.segments.language import (
     MAX_DEPTH,
     MAX_NODES,
     SegmentDefinitionError,
@@ -21,7 +21,7 @@ from identity.segments import (
     to_json,
     traits_of,
 )
-from identity.store.segment_cypher import compile_condition
+from identity.store.segment_query import compile_condition
 
 TYPES = Policy().types
 NOW = datetime(2026, 11, 1, tzinfo=UTC)

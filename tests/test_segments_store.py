@@ -13,15 +13,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from identity import segment_service as segments
 from identity.config import Settings
 from identity.errors import ConflictError, InputError, NotFoundError
 from identity.policy import Policy
-from identity.segments import SegmentDefinitionError, matches, parse
+from identity.segments import service as segments
+from identity.segments.language import SegmentDefinitionError, matches, parse
 from identity.store import segments as store
 from identity.store.driver import Graph
 from identity.store.schema import init_schema
-from identity.store.segment_cypher import compile_condition
+from identity.store.segment_query import compile_condition
 from identity.store.segments import BATCH_ROWS
 from tests.api_data import track
 from tests.resolving import AS_OF, identify, identity_of, load_events, run

@@ -14,12 +14,12 @@ from hypothesis import HealthCheck, event, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from identity import steward
 from identity.config import Settings
 from identity.errors import InputError, NotFoundError, ResolveBusyError
 from identity.policy import Policy
 from identity.resolve.explain import explain
-from identity.steward import StewardResult
+from identity.steward import actions as steward
+from identity.steward.actions import StewardResult
 from identity.store import identities as identities_store
 from identity.store.driver import Graph
 from tests.resolving import (

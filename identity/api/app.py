@@ -29,16 +29,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from identity import __version__
 from identity.api.audiences import export_routes
 from identity.api.auth import ApiKeys, Principal, WriteKeys, bearer_token
+from identity.api.background_resolve import BackgroundResolver
 from identity.api.graphql import GraphQLApp
 from identity.api.ingestion import ingestion_routes
 from identity.api.limits import RateLimiter
 from identity.api.observability import Metrics, RequestContext, configure_logging, request_id
 from identity.api.privacy import purge_schedule
-from identity.api.resolver import BackgroundResolver
 from identity.config import Settings, load_settings
 from identity.errors import IdgraphError
-from identity.ingest import make_normalizer
-from identity.normalize import Normalizer
+from identity.normalize import Normalizer, make_normalizer
 from identity.policy import Policy, load_policy
 from identity.store.driver import AsyncGraph, Graph, open_async_driver, open_driver
 

@@ -18,10 +18,10 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from strawberry.types import Info
 
-from identity import audiences
 from identity.api.auth import ApiKeys, bearer_token
 from identity.api.context import Context
 from identity.api.reports import TypeCount
+from identity.audiences import export as audiences
 from identity.config import Settings
 from identity.store import audiences as store
 from identity.store.reads import native

@@ -37,11 +37,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from identity.api.auth import WriteKey, WriteKeys, basic_user
+from identity.api.background_resolve import BackgroundResolver
 from identity.api.observability import Metrics, request_id
-from identity.api.resolver import BackgroundResolver
 from identity.config import Settings
 from identity.errors import IdgraphError, StoreUnavailableError
-from identity.ingest import Input, LoadReport, load_segment_file
+from identity.ingest.service import Input, LoadReport, load_segment_file
 from identity.model import Rejection
 from identity.policy import Policy
 from identity.store.driver import Graph

@@ -2,7 +2,7 @@
 # mypy: disable-error-code="untyped-decorator"
 """GraphQL for privacy: ``exportProfile`` (right of access) and ``forgetProfile`` (right to be
 forgotten), role admin; and the server's retention purge schedule. The services are in
-:mod:`identity.privacy` and :mod:`identity.retention`."""
+:mod:`identity.privacy.forget` and :mod:`identity.privacy.retention`."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ from starlette.concurrency import run_in_threadpool
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from identity import privacy
 from identity.api.context import Context
 from identity.api.errors import ApiError
 from identity.api.types import IdentifierInput
 from identity.config import Settings
 from identity.errors import IdgraphError
 from identity.policy import Policy
-from identity.retention import purge
+from identity.privacy import forget as privacy
+from identity.privacy.retention import purge
 from identity.store.driver import Graph
 
 log = logging.getLogger("idgraph.purge")

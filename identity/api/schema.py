@@ -23,7 +23,6 @@ from strawberry.tools import merge_types
 from strawberry.types import Info
 from strawberry.types.nodes import SelectedField
 
-from identity import steward
 from identity.api.audiences import AudienceMutation, AudienceQuery
 from identity.api.context import Context
 from identity.api.errors import ApiError
@@ -61,6 +60,7 @@ from identity.api.types import (
 from identity.config import Settings
 from identity.normalize import NormalizationError
 from identity.resolve.explain import explain as explain_service
+from identity.steward import actions as steward
 from identity.store import reads
 from identity.store.reads import when
 

@@ -19,11 +19,11 @@ from starlette.concurrency import run_in_threadpool
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from identity import segment_service as service
 from identity.api.context import Context
 from identity.api.errors import ApiError
 from identity.api.types import DEFAULT_PAGE, PageInfo, Profile, decode_cursor, encode_cursor
 from identity.api.types import page_info as page_info_of
+from identity.segments import service as service
 
 _U: Any = strawberry.UNSET
 

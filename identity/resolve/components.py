@@ -1,11 +1,11 @@
 """Connected components of eligible links: the bulk path of identity formation.
 
 An identity is a connected component of the graph whose nodes are identifier keys and whose
-edges are the eligible links (DESIGN.md, "Resolution semantics" 3). This module takes links as
-a stream of key pairs and returns the components, nothing else: limits, splits and stable ids
-are applied afterwards, on its output. Output is canonical whatever order the links arrived
-in: members sorted, components sorted by their smallest member, each node in exactly one
-component (a node without links is a component of one).
+edges are the eligible links (docs/architecture.md, "Resolution rules", 3). This module takes
+links as a stream of key pairs and returns the components, nothing else: limits, splits and
+stable ids are applied afterwards, on its output. Output is canonical whatever order the
+links arrived in: members sorted, components sorted by their smallest member, each node in
+exactly one component (a node without links is a component of one).
 
 Two implementations with the same contract:
 

@@ -1,7 +1,8 @@
 """Identity formation: the partition of identifiers into identities, under the linking policy.
 
 The rules run in a fixed order, each a vectorized pass over the link columns, so the same data
-gives the same partition whatever order it arrived in (DESIGN.md, "Resolution semantics"):
+gives the same partition whatever order it arrived in (docs/architecture.md, "Resolution
+rules"):
 
 1. **Candidate links**: links whose party or sources may merge, not cut by a steward, seen
    within the TTL of both ends' types, between two identifiers neither the policy nor a
@@ -31,6 +32,9 @@ gives the same partition whatever order it arrived in (DESIGN.md, "Resolution se
    keys) join two parts unless the union would break a limit; a link refused is recorded with
    the identifiers it conflicts with. The order is total, so the split is deterministic.
 
+Rules 1-3 are graph-wide; the bridge test and the limit split look at one component at a time
+(:mod:`identity.resolve.local`), so that another engine can run them where the component is.
+
 A link **forced** by a steward (``forced`` true) is a candidate whatever its party, sources
 or age, and merges even where an end is shared (the shared identifier still merges nothing
 else). The flag plays no part in judging what is shared: those rules see every link as it
@@ -42,9 +46,7 @@ whose size is the number of two-step paths ending at an anchor (bounded by the l
 direct-shared nodes are out); rule 4 is O(E' log E') on the E' links of the components that
 break a limit.
 
-References: J. Hopcroft and R. Tarjan, "Efficient algorithms for graph manipulation", CACM
-16(6), 1973 (articulation points, as networkx implements them); J. B. Kruskal, "On the shortest
-spanning subtree of a graph", Proc. AMS 7, 1956 (greedy by weight with union-find).
+References: see :mod:`identity.resolve.local` (articulation points; Kruskal under limits).
 """
 
 from __future__ import annotations
@@ -52,15 +54,21 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-import networkx as nx
 import numpy as np
 import numpy.typing as npt
 from scipy.sparse import coo_array, csr_array
 from scipy.sparse.csgraph import connected_components
 
 from identity.policy import Policy
-from identity.resolve.components import UnionFind
 from identity.resolve.graph import BRIDGE, DAY_MS, DIRECT, TWO_HOP, LinkGraph
+from identity.resolve.local import (
+    EXAMPLES,
+    NO_LIMIT,
+    LimitConflict,
+    SharedNote,
+    bridge_anchors,
+    split_under_limits,
+)
 
 # Link verdicts: why a link did or did not merge.
 MERGED, THIRD_PARTY, CUT, EXPIRED, BLOCKED, SHARED, QUARANTINED, LIMIT = range(8)
@@ -74,43 +82,6 @@ VERDICTS = (
     "quarantined",
     "limit",
 )
-_EXAMPLES = 5
-_NO_LIMIT = np.iinfo(np.int64).max
-
-
-@dataclass(frozen=True)
-class SharedNote:
-    """Why an identifier was found shared: the rule, the type over its limit, examples."""
-
-    kind: str  # direct | two_hop | bridge
-    type: str
-    count: int
-    limit: int | None
-    examples: tuple[str, ...]
-
-    @property
-    def reason(self) -> str:
-        shown = ", ".join(self.examples)
-        if self.kind == "direct":
-            return f"linked to {self.count} {self.type} identifiers (limit {self.limit}): {shown}"
-        if self.kind == "two_hop":
-            return (
-                f"reaches {self.count} {self.type} identifiers within two links "
-                f"(limit {self.limit}): {shown}"
-            )
-        return (
-            f"the only tie between {self.count} groups that each hold their own {self.type}: "
-            f"{shown}"
-        )
-
-
-@dataclass(frozen=True)
-class LimitConflict:
-    """A link refused because the union would hold too many identifiers of ``type``."""
-
-    type: str
-    limit: int
-    identifiers: tuple[str, ...]
 
 
 @dataclass
@@ -157,11 +128,11 @@ class _Engine:
         self.as_of = as_of_ms
         rules = [policy.rule(t) for t in graph.type_names]
         self.limits = np.array(
-            [r.limit if r.limit is not None else _NO_LIMIT for r in rules], dtype=np.int64
+            [r.limit if r.limit is not None else NO_LIMIT for r in rules], dtype=np.int64
         )
         self.priority = np.array([r.priority for r in rules], dtype=np.int64)
         self.ttl_ms = np.array(
-            [r.ttl_days * DAY_MS if r.ttl_days is not None else _NO_LIMIT for r in rules],
+            [r.ttl_days * DAY_MS if r.ttl_days is not None else NO_LIMIT for r in rules],
             dtype=np.int64,
         )
         self.anchor_type = np.array(
@@ -321,7 +292,7 @@ class _Engine:
                 type=g.type_names[type_],
                 count=int(counts[node, type_]),
                 limit=int(self.limits[type_]),
-                examples=tuple(of_type[:_EXAMPLES]),
+                examples=tuple(of_type[:EXAMPLES]),
             )
 
     def _bridges(self, pre: npt.NDArray[np.bool_], labels: npt.NDArray[np.int32]) -> bool:
@@ -346,31 +317,8 @@ class _Engine:
         return found
 
     def _bridges_in(self, links: list[int]) -> bool:
-        g = self.g
-        component = nx.Graph()
-        component.add_edges_from(zip(g.a[links].tolist(), g.b[links].tolist(), strict=True))
-        anchor_points = [
-            x for x in nx.articulation_points(component) if self.anchor_type[g.types[x]]
-        ]
-        found: list[tuple[int, SharedNote]] = []
-        for x in anchor_points:
-            type_ = g.types[x]
-            rest = component.subgraph(n for n in component if n != x)
-            holders = []
-            for part in nx.connected_components(rest):
-                own = sorted(g.keys[n] for n in part if g.types[n] == type_)
-                if own:
-                    holders.append(own[0])
-            if len(holders) >= 2:
-                note = SharedNote(
-                    kind="bridge",
-                    type=g.type_names[type_],
-                    count=len(holders),
-                    limit=None,
-                    examples=tuple(sorted(holders)[:_EXAMPLES]),
-                )
-                found.append((x, note))
-        for x, note in found:  # all judged on the same component, then applied
+        found = bridge_anchors(self.g, links, self.anchor_type)
+        for x, note in found:
             self.shared_kind[x] = BRIDGE
             self.notes[x] = note
         return bool(found)
@@ -424,66 +372,12 @@ class _Engine:
         return group_of, quarantined
 
     def _split(self, links: list[int]) -> list[list[int]]:
-        """Kruskal under limits: forced links first, then the strongest; a union that breaks
-        a limit is refused."""
-        g = self.g
-        keys = g.keys
-        g.load_first_seen(links)
-        weight = np.minimum(self.priority[g.types[g.a[links]]], self.priority[g.types[g.b[links]]])
-        order = sorted(
-            range(len(links)),
-            key=lambda k: (
-                not g.forced[links[k]],
-                -int(weight[k]),
-                -int(g.count[links[k]]),
-                int(g.first_seen[links[k]]),
-                min(keys[g.a[links[k]]], keys[g.b[links[k]]]),
-                max(keys[g.a[links[k]]], keys[g.b[links[k]]]),
-            ),
-        )
-        limited = {int(t) for t in range(self.n_types) if self.limits[t] != _NO_LIMIT}
-        sets = UnionFind()
-        held: dict[str, dict[int, list[str]]] = {}
-
-        def holdings(node: int) -> dict[int, list[str]]:
-            key = keys[node]
-            if key not in sets:
-                sets.add(key)
-                type_ = int(g.types[node])
-                held[key] = {type_: [key]} if type_ in limited else {}
-            return held[sets.find(key)]
-
-        for k in order:
-            j = links[k]
-            a, b = int(g.a[j]), int(g.b[j])
-            left, right = holdings(a), holdings(b)
-            root_a, root_b = sets.find(keys[a]), sets.find(keys[b])
-            if root_a == root_b:
-                continue
-            conflict = next(
-                (
-                    t
-                    for t in sorted(set(left) & set(right))
-                    if len(left[t]) + len(right[t]) > self.limits[t]
-                ),
-                None,
-            )
-            if conflict is not None:
-                self.verdict[j] = LIMIT
-                self.conflicts[j] = LimitConflict(
-                    type=g.type_names[conflict],
-                    limit=int(self.limits[conflict]),
-                    identifiers=tuple(sorted(left[conflict] + right[conflict])[:_EXAMPLES]),
-                )
-                continue
-            sets.union(keys[a], keys[b])
-            merged = {t: left.get(t, []) + right.get(t, []) for t in set(left) | set(right)}
-            root = sets.find(keys[a])
-            held[root] = merged
-        parts: dict[str, list[int]] = defaultdict(list)
-        for key in held:
-            parts[sets.find(key)].append(g.index[key])
-        return list(parts.values())
+        """Kruskal under limits (:func:`~identity.resolve.local.split_under_limits`)."""
+        parts, conflicts = split_under_limits(self.g, links, self.priority, self.limits)
+        for j, conflict in conflicts.items():
+            self.verdict[j] = LIMIT
+            self.conflicts[j] = conflict
+        return parts
 
 
 def _labels(n: int, a: npt.NDArray[np.int32], b: npt.NDArray[np.int32]) -> npt.NDArray[np.int32]:

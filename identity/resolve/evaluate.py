@@ -35,14 +35,14 @@ import numpy as np
 
 from identity.config import Settings
 from identity.errors import InputError
-from identity.ingest import make_normalizer
-from identity.normalize import sha256_hex
+from identity.normalize import make_normalizer, sha256_hex
 from identity.policy import Policy
 from identity.resolve.components import connected_components
 from identity.resolve.engine import LIMIT, MERGED, QUARANTINED, SHARED, resolve
+from identity.resolve.snapshot import read_full
 from identity.store.driver import Graph
-from identity.store.identities import last_completed_run, stream_identities
-from identity.store.linkgraph import read_full
+from identity.store.identities import stream_identities
+from identity.store.runs import last_completed_run
 
 TRAPS = frozenset({"shared", "junk"})
 

@@ -25,8 +25,7 @@ import networkx as nx
 
 from identity.config import Settings
 from identity.errors import NotFoundError
-from identity.ingest import make_normalizer
-from identity.normalize import parse_key
+from identity.normalize import make_normalizer, parse_key
 from identity.policy import Policy
 from identity.resolve.engine import (
     BLOCKED,
@@ -41,8 +40,9 @@ from identity.resolve.engine import (
     Resolution,
     resolve,
 )
+from identity.resolve.snapshot import read_region
 from identity.store.driver import Graph
-from identity.store.linkgraph import read_region, shortest_raw_path
+from identity.store.linkgraph import shortest_raw_path
 
 _MAX_HOPS = 8
 

@@ -23,62 +23,16 @@ write leaves every identity either as it was or as it should be.
 from __future__ import annotations
 
 import heapq
-import os
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from identity.model import Event, OldIdentity, Unit, new_id
 from identity.resolve.components import UnionFind
 from identity.resolve.engine import BLOCKED, CUT, LIMIT, MERGED, SHARED, VERDICTS, Resolution
-
-_ID_POOL: list[str] = []
-
-
-def new_id() -> str:
-    """A random 128-bit id as 32 hex digits (identities and events): drawn from the OS
-    random source 4,096 at a time, a fifth of the cost of ``str(uuid.uuid4())`` each."""
-    if not _ID_POOL:
-        pool = os.urandom(16 * 4096).hex()
-        _ID_POOL.extend(pool[i : i + 32] for i in range(0, len(pool), 32))
-    return _ID_POOL.pop()
-
-
-@dataclass(frozen=True)
-class OldIdentity:
-    id: str
-    created_at: int  # epoch ms
-
-
-@dataclass
-class Event:
-    kind: str  # created | merged | split | quarantined
-    reason: str
-    identities: list[tuple[str, str]]  # (identity id, role)
-    id: str = field(default_factory=lambda: new_id())
-
-
-@dataclass
-class Unit:
-    """One independent change: identities to write, memberships to move, events.
-
-    A *fresh* unit is one new identity whose identifiers had none: the writer creates it,
-    its memberships and its event in one statement.
-    """
-
-    identities: list[dict[str, object]] = field(default_factory=list)  # id, size, new
-    moves: list[dict[str, str]] = field(default_factory=list)  # key -> id
-    members: list[str] = field(default_factory=list)  # a fresh unit's identifiers
-    merged: list[dict[str, str]] = field(default_factory=list)  # loser -> winner
-    events: list[Event] = field(default_factory=list)
-    fresh: bool = False
-
-    @property
-    def weight(self) -> int:
-        moved = len(self.moves) + len(self.members)
-        return len(self.identities) + moved + len(self.merged) + len(self.events)
 
 
 @dataclass

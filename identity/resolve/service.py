@@ -19,28 +19,27 @@ from typing import Any
 import numpy as np
 
 from identity.config import Settings
-from identity.ingest import make_normalizer
+from identity.model import Event, split_key
+from identity.normalize import make_normalizer
 from identity.policy import Policy
-from identity.profiles import profiles_outdated, refresh_profiles
+from identity.profiles.service import profiles_outdated, refresh_profiles
 from identity.resolve.engine import Resolution, resolve
 from identity.resolve.graph import DAY_MS, SHARED_KINDS
-from identity.resolve.lineage import Event, Plan, plan
+from identity.resolve.lineage import Plan, plan
+from identity.resolve.snapshot import Snapshot, read_full, read_region
 from identity.store.driver import Graph
-from identity.store.identities import (
+from identity.store.identities import identities_of, write_flags, write_units
+from identity.store.runs import (
     ResolveLock,
     begin_run,
     fail_run,
     finish_run,
-    identities_of,
     last_completed_run,
     last_run,
     links_seen_between,
     pending_batches,
     touched_keys,
-    write_flags,
-    write_units,
 )
-from identity.store.linkgraph import Snapshot, read_full, read_region, split_key
 
 Progress = Callable[[str, int, int | None], None]  # step, done, total
 

@@ -1,15 +1,18 @@
 """The one door to Neo4j: opening the driver and running queries with errors that say what failed.
 
-Every query idgraph runs goes through :class:`Graph`, which re-raises driver failures as
-:class:`~identity.errors.StoreError` carrying the operation name, the query and its
-parameters. Values from outside always travel as parameters, never inside the query text.
+Every query idgraph runs goes through :class:`Graph` (or :class:`AsyncGraph`, the API's read
+side), which re-raises driver failures as :class:`~identity.errors.StoreError` carrying the
+operation name, the query and its parameters: single queries (``run``, ``read``,
+``read_collected``), managed write transactions of several statements (``write``), and
+streamed reads (``stream``). Nothing else opens a session. Values from outside always travel
+as parameters, never inside the query text.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, LiteralString
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, LiteralString, TypeVar
 
 from neo4j import (
     READ_ACCESS,
@@ -17,6 +20,8 @@ from neo4j import (
     AsyncGraphDatabase,
     Driver,
     GraphDatabase,
+    ManagedTransaction,
+    Record,
     RoutingControl,
 )
 from neo4j.exceptions import AuthError, DriverError, Neo4jError, ServiceUnavailable, SessionExpired
@@ -24,6 +29,8 @@ from neo4j.exceptions import AuthError, DriverError, Neo4jError, ServiceUnavaila
 from identity.config import Settings
 from identity.errors import StoreError, StoreUnavailableError
 from identity.store.local_server import LocalServer, ServerConfig
+
+T = TypeVar("T")
 
 
 def resolve_uri(settings: Settings) -> str:
@@ -146,6 +153,42 @@ class Graph:
         except (Neo4jError, DriverError) as e:
             raise translate_error(operation, e, query=query, parameters=params) from e
         return list(records[0].value(0)) if records else []
+
+    def write(
+        self,
+        operation: str,
+        work: Callable[[ManagedTransaction], T],
+        *,
+        query: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> T:
+        """Run ``work(tx)`` in one managed write transaction, retried on transient errors
+        (deadlocks between concurrent writers): for several statements that commit together.
+        ``query`` and ``parameters``, when given, are reported with a failure."""
+        try:
+            with self.driver.session(database=self.database) as session:
+                return session.execute_write(work)
+        except (Neo4jError, DriverError) as e:
+            raise translate_error(operation, e, query=query, parameters=parameters) from e
+
+    def stream(
+        self,
+        operation: str,
+        query: LiteralString,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        fetch_size: int = 1000,
+    ) -> Iterator[Record]:
+        """The records of one auto-commit read as they arrive, ``fetch_size`` at a time:
+        memory stays bounded whatever the result's size. Not retried (it may have yielded)."""
+        params = dict(parameters or {})
+        try:
+            with self.driver.session(
+                database=self.database, fetch_size=fetch_size, default_access_mode=READ_ACCESS
+            ) as session:
+                yield from session.run(query, params)
+        except (Neo4jError, DriverError) as e:
+            raise translate_error(operation, e, query=query, parameters=params) from e
 
     def ping(self) -> None:
         """One round trip, not retried: readiness probes must answer fast when Neo4j is down."""

@@ -1,4 +1,4 @@
-"""Erasure, access and tombstones in the graph (the Cypher of :mod:`identity.privacy`).
+"""Erasure, access and tombstones in the graph (the Cypher of :mod:`identity.privacy.forget`).
 
 An erasure runs in one transaction when the identity is small, else in transactions of
 ``ERASE_CHUNK`` identifiers, the last one finishing the work (scrubbing, the forgotten
@@ -9,15 +9,15 @@ an erasure stopped half-way has left nothing deleted without its tombstone; runn
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, LiteralString
 
 from neo4j import ManagedTransaction
-from neo4j.exceptions import DriverError, Neo4jError
 
-from identity.store.driver import Graph, translate_error
+from identity.store.driver import Graph
 
 ERASE_CHUNK = 1000
 # what a forgotten identity keeps: no profile property, nothing about the person
@@ -296,11 +296,10 @@ def erase(
                 tx.run(statement, finish).consume()
 
     for n, chunk in enumerate(chunks):
-        try:
-            with graph.driver.session(database=graph.database) as session:
-                session.execute_write(work, chunk, n == 0, n == len(chunks) - 1)
-        except (Neo4jError, DriverError) as e:
-            raise translate_error(f"erase identity {plan.identity}", e) from e
+        graph.write(
+            f"erase identity {plan.identity}",
+            functools.partial(work, chunk=chunk, first=n == 0, last=n == len(chunks) - 1),
+        )
     return done
 
 

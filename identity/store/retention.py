@@ -1,4 +1,4 @@
-"""The retention purge in the graph (the Cypher of :mod:`identity.retention`).
+"""The retention purge in the graph (the Cypher of :mod:`identity.privacy.retention`).
 
 Times travel as epoch milliseconds: ``$ttl`` maps an identifier type to its TTL cutoff (now
 minus the type's ``ttl_days``), ``$kept`` maps a source to its retention cutoff (now minus its
@@ -14,9 +14,8 @@ from collections.abc import Callable
 from typing import Any, LiteralString
 
 from neo4j import ManagedTransaction
-from neo4j.exceptions import DriverError, Neo4jError
 
-from identity.store.driver import Graph, translate_error
+from identity.store.driver import Graph
 
 _ROWS = 5000
 
@@ -211,11 +210,7 @@ def delete_identifiers(
         return int(record["n"]), int(marked["n"]) if marked else 0
 
     while True:
-        try:
-            with graph.driver.session(database=graph.database) as session:
-                n, m = session.execute_write(work)
-        except (Neo4jError, DriverError) as e:
-            raise translate_error(f"purge {step}", e, query=query, parameters=params) from e
+        n, m = graph.write(f"purge {step}", work, query=query, parameters=params)
         deleted, emptied = deleted + n, emptied + m
         between()
         if n < _ROWS:

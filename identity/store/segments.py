@@ -9,7 +9,7 @@ A refresh writes only what changed, in batches of 10,000 rows (``CALL {...} IN
 TRANSACTIONS``), so a segment over a million identities refreshes in bounded memory. An
 identity has at most one of INCLUDES and LEFT to a segment: entering deletes LEFT, leaving
 deletes INCLUDES. The predicate (``where``, on ``p``) comes from
-:mod:`identity.store.segment_cypher` with its parameters.
+:mod:`identity.store.segment_query` with its parameters.
 """
 
 from __future__ import annotations

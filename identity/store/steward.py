@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Any, LiteralString
 
 from neo4j import ManagedTransaction
-from neo4j.exceptions import DriverError, Neo4jError
 
-from identity.store.driver import Graph, translate_error
+from identity.store.driver import Graph
 
 _CUT_PROPS: LiteralString = "r.cut, r.cut_reason, r.cut_by, r.cut_at"
 
@@ -185,12 +184,9 @@ def record_action(
         tx.run(_BATCH, params).consume()
 
     try:
-        with graph.driver.session(database=graph.database) as session:
-            session.execute_write(work)
+        graph.write(f"steward {action}", work, query=change, parameters=params)
     except _Unchanged:
         return False
-    except (Neo4jError, DriverError) as e:
-        raise translate_error(f"steward {action}", e, query=change, parameters=params) from e
     return True
 
 

@@ -11,7 +11,7 @@ ending in exactly the state of one clean load. A ``messageId`` already seen (in 
 an earlier one) is counted as a duplicate and writes nothing.
 
 Erased identifiers stay erased: an identifier whose key's SHA-256 has a ``(:Tombstone)`` (see
-:mod:`identity.privacy`) is not written again; it is counted as a rejected value with reason
+:mod:`identity.privacy.forget`) is not written again; it is counted as a rejected value with reason
 ``forgotten``, and a record left with no identifier as a rejected record. The check costs
 nothing while no tombstone exists: the chunk's claim asks whether any does.
 
@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from neo4j import ManagedTransaction
-from neo4j.exceptions import DriverError, Neo4jError
 
 from identity.model import Observation, Party, Rejection
-from identity.store.driver import Graph, translate_error
+from identity.store.driver import Graph
 from identity.store.privacy import forgotten_among
 from identity.store.rows import DUPLICATE, EVIDENCE_CAP, Counts, aggregate, suppress_forgotten
 
@@ -198,11 +197,10 @@ class BatchWriter:
         counts moved from accepted to rejected as committed), or None when the chunk was
         already written.
         """
-        try:
-            with self.graph.driver.session(database=self.graph.database) as session:
-                return session.execute_write(self._write_chunk, index, observations, counts)
-        except (Neo4jError, DriverError) as e:
-            raise translate_error(f"write chunk {index} of batch {self.batch.id}", e) from e
+        return self.graph.write(
+            f"write chunk {index} of batch {self.batch.id}",
+            lambda tx: self._write_chunk(tx, index, observations, counts),
+        )
 
     def _write_chunk(
         self,

@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from identity.cli_common import cli_settings, err, graph_session, out, progress_bar
+from identity.cli.common import cli_settings, err, graph_session, out, progress_bar
 from identity.errors import InputError
 from identity.policy import load_policy
 from identity.resolve.evaluate import Scores, evaluate

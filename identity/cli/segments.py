@@ -16,11 +16,11 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from identity import segment_service as segments
-from identity.cli_common import cli_settings, err, graph_session, out
-from identity.cli_steward import _os_user
+from identity.cli.common import cli_settings, err, graph_session, out
+from identity.cli.steward import _os_user
 from identity.errors import InputError
 from identity.policy import load_policy
+from identity.segments import service as segments
 
 commands = typer.Typer(
     help="Segments: named definitions of customers, refreshed into members.",

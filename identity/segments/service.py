@@ -21,11 +21,11 @@ from typing import Any
 
 from identity.errors import InputError, NotFoundError
 from identity.policy import Policy
-from identity.segments import Condition, parse, to_json, traits_of
+from identity.segments.language import Condition, parse, to_json, traits_of
 from identity.store import segments as store
 from identity.store.driver import Graph
 from identity.store.reads import when
-from identity.store.segment_cypher import compile_condition
+from identity.store.segment_query import compile_condition
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 2000

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from identity.segments import (
+from identity.segments.language import (
     All,
     AnyOf,
     Condition,

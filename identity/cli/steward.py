@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import typer
 
-from identity.cli_common import cli_settings, graph_session, out
+from identity.cli.common import cli_settings, graph_session, out
 from identity.policy import load_policy
-from identity.steward import (
+from identity.steward.actions import (
     StewardResult,
     block_identifier,
     cut_link,

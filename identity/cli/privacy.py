@@ -1,5 +1,5 @@
 """``idgraph forget``, ``idgraph export-profile`` and ``idgraph purge``: erasure, access and
-retention (see :mod:`identity.privacy` and :mod:`identity.retention`)."""
+retention (see :mod:`identity.privacy.forget` and :mod:`identity.privacy.retention`)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import typer
 from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from identity.cli_common import cli_settings, graph_session, out, progress_bar
-from identity.cli_steward import _os_user
+from identity.cli.common import cli_settings, graph_session, out, progress_bar
+from identity.cli.steward import _os_user
 from identity.errors import InputError
 from identity.policy import load_policy
-from identity.privacy import export_profile, forget_profile
-from identity.retention import purge as purge_service
+from identity.privacy.forget import export_profile, forget_profile
+from identity.privacy.retention import purge as purge_service
 
 commands = typer.Typer()
 

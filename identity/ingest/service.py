@@ -4,7 +4,7 @@
 (with the request body as an in-memory :class:`Input`) and the benchmarks call.
 
 ``load_file`` streams a file, or an :class:`Input` held in memory, through a loader
-(``loaders.segment`` or ``loaders.table``), writes observations in chunks through
+(``loaders.segment_events`` or ``loaders.table``), writes observations in chunks through
 :class:`~identity.store.writer.BatchWriter` and every rejected record or value to an NDJSON
 rejects file (an identifier erased on request is refused with reason ``forgotten``, and
 its value is not written there). The batch id is derived from the source and the input's
@@ -31,13 +31,13 @@ from typing import IO, Any
 from identity.config import Settings
 from identity.errors import IdgraphError, InputError
 from identity.model import Observation, Party, Rejection
-from identity.normalize import DEFAULT_BLOCKED, Normalizer, NormalizerConfig
+from identity.normalize import make_normalizer
 from identity.policy import Policy
 from identity.store.driver import Graph
 from identity.store.rows import DUPLICATE, Counts
 from identity.store.writer import BatchInfo, BatchWriter
 from loaders.records import open_input
-from loaders.segment import SegmentOptions, read_segment
+from loaders.segment_events import SegmentOptions, read_segment
 from loaders.table import TableMapping, check_header, read_table
 
 Progress = Callable[[int, int], None]
@@ -96,23 +96,6 @@ class Input:
             yield stream, stream
 
         return cls(name, hashlib.sha256(data).hexdigest(), len(data), opener)
-
-
-def make_normalizer(settings: Settings, policy: Policy) -> Normalizer:
-    """The normalizer loaders use, configured from the settings and the policy."""
-    blocked = {
-        t: frozenset(DEFAULT_BLOCKED.get(t, frozenset())) | policy.blocked.get(t, frozenset())
-        for t in set(DEFAULT_BLOCKED) | set(policy.blocked)
-    }
-    return Normalizer(
-        NormalizerConfig(
-            default_region=settings.default_region,
-            hash_pii=settings.hash_pii,
-            types=policy.types,
-            blocked=blocked,
-            blocked_patterns=dict(policy.blocked_patterns),
-        )
-    )
 
 
 def file_sha256(path: Path) -> str:

@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from identity.audiences import (
+from identity.audiences.export import (
     DESTINATIONS,
     FORMATS,
     ExportReport,
@@ -22,7 +22,7 @@ from identity.audiences import (
     export_request,
     export_to_file,
 )
-from identity.cli_common import cli_settings, err, graph_session, out, progress_bar
+from identity.cli.common import cli_settings, err, graph_session, out, progress_bar
 from identity.policy import load_policy
 from identity.store import audiences as store
 

@@ -38,10 +38,9 @@ from dataclasses import dataclass
 
 from identity.config import Settings
 from identity.errors import InputError, NotFoundError, ResolveBusyError
-from identity.ingest import make_normalizer
-from identity.normalize import parse_key
+from identity.model import new_id
+from identity.normalize import make_normalizer, parse_key
 from identity.policy import Policy
-from identity.resolve.lineage import new_id
 from identity.resolve.service import ResolveReport, resolve_identities
 from identity.store.driver import Graph
 from identity.store.identities import identities_of

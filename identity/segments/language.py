@@ -1,6 +1,6 @@
 """Segments: a small JSON language for "which customers", parsed, validated and evaluated.
 
-A definition is a tree of conditions on the profile properties that ``identity.profiles``
+A definition is a tree of conditions on the profile properties that ``identity.profiles.service``
 materializes on each active ``(:Identity)``:
 
 - ``{"all": [c, ...]}``, ``{"any": [c, ...]}`` (non-empty lists), ``{"not": c}``;
@@ -23,7 +23,7 @@ materializes on each active ``(:Identity)``:
 Every problem of a definition is reported at once, each with the JSON path of its node
 (``$.all[1].trait``) and the reason. Trees are capped at depth 16 and 200 conditions.
 :func:`matches` is the reference semantics, in Python; the store compiles the same tree to
-parameterized Cypher (``identity.store.segment_cypher``) and tests hold the two together.
+parameterized Cypher (``identity.store.segment_query``) and tests hold the two together.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from identity.resolve.graph import DAY_MS
 from identity.resolve.service import ResolveReport, resolve_identities
 from identity.store import retention as store
 from identity.store.driver import Graph
-from identity.store.identities import ResolveLock
+from identity.store.runs import ResolveLock
 
 STEPS = (
     "dmp_segments",

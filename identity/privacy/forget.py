@@ -30,18 +30,16 @@ from typing import Any
 from neo4j.time import Date as Neo4jDate
 from neo4j.time import DateTime as Neo4jDateTime
 
-from identity.audiences import erasure_removals
+from identity.audiences.export import erasure_removals
 from identity.config import Settings
 from identity.errors import ConflictError, InputError, NotFoundError, ResolveBusyError
-from identity.ingest import make_normalizer
-from identity.normalize import parse_key
+from identity.model import new_id
+from identity.normalize import make_normalizer, parse_key
 from identity.policy import Policy
-from identity.resolve.lineage import new_id
 from identity.resolve.service import ResolveReport, resolve_identities
-from identity.steward import MAX_ACTOR, MAX_REASON, audit_text
+from identity.steward.actions import MAX_ACTOR, MAX_REASON, audit_text
 from identity.store.audiences import exported_identifiers, record_erasures
 from identity.store.driver import Graph
-from identity.store.identities import ResolveLock
 from identity.store.privacy import erase as erase_identity
 from identity.store.privacy import (
     identity_holding,
@@ -51,6 +49,7 @@ from identity.store.privacy import (
     survivor,
     tombstoned,
 )
+from identity.store.runs import ResolveLock
 
 ERASED = "[erased]"
 

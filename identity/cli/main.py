@@ -21,20 +21,21 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from identity import __version__, segment_service
-from identity.cli_audiences import commands as audience_commands
-from identity.cli_common import cli_settings, err, graph_session, out, progress_bar
-from identity.cli_privacy import commands as privacy_commands
-from identity.cli_resolve import commands as resolve_commands
-from identity.cli_resolve import print_resolve
-from identity.cli_segments import commands as segment_commands
-from identity.cli_steward import commands as steward_commands
+from identity import __version__
+from identity.cli.audiences import commands as audience_commands
+from identity.cli.common import cli_settings, err, graph_session, out, progress_bar
+from identity.cli.privacy import commands as privacy_commands
+from identity.cli.resolve import commands as resolve_commands
+from identity.cli.resolve import print_resolve
+from identity.cli.segments import commands as segment_commands
+from identity.cli.steward import commands as steward_commands
 from identity.errors import IdgraphError, InputError, NotFoundError
-from identity.ingest import LoadReport, load_segment_file, load_table_file
-from identity.ingest import Progress as Progress_
+from identity.ingest.service import LoadReport, load_segment_file, load_table_file
+from identity.ingest.service import Progress as Progress_
 from identity.model import PARTIES
 from identity.policy import load_policy
 from identity.resolve.service import resolve_identities
+from identity.segments import service as segment_service
 from identity.store.driver import resolve_uri
 from identity.store.local_server import LocalServer, ServerConfig, ServerStatus
 from identity.store.schema import LATEST, init_schema, schema_version

@@ -1,0 +1,1 @@
+"""Audience exports: a segment's identifiers, consent-filtered and hashed per destination."""

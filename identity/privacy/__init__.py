@@ -1,0 +1,1 @@
+"""Privacy: forgetting a person, exporting everything held about one, the retention purge."""

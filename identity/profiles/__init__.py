@@ -1,0 +1,1 @@
+"""Profiles: one materialized view per identity, its traits chosen by precedence rules."""

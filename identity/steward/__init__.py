@@ -1,0 +1,1 @@
+"""Steward actions: people overriding what the rules decided, with an audit trail."""
