@@ -265,8 +265,8 @@ class Normalizer:
         if not phonenumbers.is_possible_number(number):
             raise NormalizationError(
                 "invalid_phone",
-                f"{_show(value)} is not a possible phone number (read with default region "
-                f"{self.config.default_region})",
+                f"{_show(value)} is not a valid phone number: not a possible length "
+                f"(read with default region {self.config.default_region})",
             )
         if self.config.phone_check == "valid" and not phonenumbers.is_valid_number(number):
             raise NormalizationError(

@@ -14,6 +14,7 @@ from identity.errors import ResolveBusyError
 from identity.ingest.service import load_segment_file
 from identity.policy import Policy, TypeRule
 from identity.store import identities as identities_store
+from identity.store import runs as runs_store
 from identity.store.driver import Graph
 from identity.store.schema import init_schema
 from tests.resolving import (
@@ -159,7 +160,7 @@ def test_policy_change_makes_the_next_run_full(graph: Graph, tmp_path: Path) -> 
 
 def test_second_resolve_refuses_while_the_lock_is_held(graph: Graph, tmp_path: Path) -> None:
     load_events(graph, tmp_path, "a", [identify(1, user="C1", cookie="ck-1")])
-    lock = identities_store.ResolveLock(graph, "other-run")
+    lock = runs_store.ResolveLock(graph, "other-run")
     lock.pid = os.getppid()  # a live process holds it
     lock.acquire()
     with pytest.raises(ResolveBusyError, match="another resolve is running"):
@@ -173,7 +174,7 @@ def test_second_resolve_refuses_while_the_lock_is_held(graph: Graph, tmp_path: P
 
 def test_lock_of_a_dead_process_is_taken_over(graph: Graph, tmp_path: Path) -> None:
     load_events(graph, tmp_path, "a", [identify(1, user="C1", cookie="ck-1")])
-    lock = identities_store.ResolveLock(graph, "dead-run")
+    lock = runs_store.ResolveLock(graph, "dead-run")
     lock.pid = 2**22 + 12345  # no such process
     lock.acquire()
     assert run(graph, tmp_path).mode == "full"

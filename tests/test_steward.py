@@ -20,7 +20,7 @@ from identity.policy import Policy
 from identity.resolve.explain import explain
 from identity.steward import actions as steward
 from identity.steward.actions import StewardResult
-from identity.store import identities as identities_store
+from identity.store import runs as runs_store
 from identity.store.driver import Graph
 from tests.resolving import (
     check_invariants,
@@ -393,7 +393,7 @@ def test_a_busy_resolve_leaves_the_action_recorded_for_the_next_run(
     ann: Graph, tmp_path: Path
 ) -> None:
     graph = ann
-    lock = identities_store.ResolveLock(graph, "other-run")
+    lock = runs_store.ResolveLock(graph, "other-run")
     lock.pid = os.getppid()  # a live process holds it
     lock.acquire()
     try:
