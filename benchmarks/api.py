@@ -69,6 +69,7 @@ from rich.console import Console
 from rich.table import Table
 
 from identity.config import load_settings
+from identity.context import ServiceContext
 from identity.policy import Policy
 from identity.resolve.service import resolve_identities
 from identity.store import reads
@@ -357,7 +358,7 @@ def populate(
     init_schema(graph)
     write_graph(graph, g, args.seed, int(time.time() * 1000))
     written = time.perf_counter() - started
-    resolved = resolve_identities(graph, settings, policy, full=True)
+    resolved = resolve_identities(ServiceContext.create(graph, settings, policy), full=True)
     sample = graph.read(
         "email sample",
         "MATCH (i:Identifier {type: 'email'})-[:MEMBER_OF]->(:Identity {status: 'active'}) "

@@ -34,6 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from identity.config import load_settings
+from identity.context import ServiceContext
 from identity.ingest.service import load_segment_file
 from identity.model import Observation
 from identity.normalize import make_normalizer
@@ -133,7 +134,9 @@ def idgraph_load(graph: Graph, path: Path, chunk: int) -> dict[str, Any]:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as rejects:
         settings = load_settings(rejects_dir=Path(rejects), chunk_size=chunk)
-        report = load_segment_file(graph, path, settings, Policy(), source="bench")
+        report = load_segment_file(
+            ServiceContext.create(graph, settings, Policy()), path, source="bench"
+        )
     seconds = time.perf_counter() - started
     c = report.counts
     return {

@@ -71,6 +71,7 @@ from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components as csgraph_components
 
 from identity.config import Settings, load_settings
+from identity.context import ServiceContext
 from identity.ingest.service import load_segment_file
 from identity.normalize import make_normalizer
 from identity.policy import Policy
@@ -92,7 +93,7 @@ TARGETS = {"full_seconds": 60.0, "compute_vs_scipy": 3.0, "incremental_p95_secon
 
 def full_run(graph: Graph, settings: Settings, policy: Policy) -> dict[str, Any]:
     started = time.perf_counter()
-    report = resolve_identities(graph, settings, policy, full=True)
+    report = resolve_identities(ServiceContext.create(graph, settings, policy), full=True)
     return _summary(report, time.perf_counter() - started)
 
 
@@ -187,16 +188,17 @@ def incremental(
     """Load and resolve ``--warmup`` batches (not counted), then ``--batches`` measured ones."""
     runs = []
     total = args.warmup + args.batches
+    services = ServiceContext.create(graph, settings, policy)
     with tempfile.TemporaryDirectory(prefix="idgraph-bench-batches-") as tmp:
         for batch in range(total):
             path = Path(tmp) / f"batch-{batch:03d}.ndjson"
             events = batch_events(g, args.seed, batch, args.batch_events)
             path.write_text("".join(json.dumps(e) + "\n" for e in events))
             started = time.perf_counter()
-            loaded = load_segment_file(graph, path, settings, policy, source="segment")
+            loaded = load_segment_file(services, path, source="segment")
             load_seconds = time.perf_counter() - started
             started = time.perf_counter()
-            report = resolve_identities(graph, settings, policy)
+            report = resolve_identities(services)
             wall = time.perf_counter() - started
             run = {
                 **_summary(report, wall),

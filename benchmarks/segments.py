@@ -41,6 +41,8 @@ from rich.console import Console
 from rich.table import Table
 
 from identity.audiences.export import export_audience, export_request
+from identity.config import load_settings
+from identity.context import ServiceContext
 from identity.policy import Policy
 from identity.segments import service as segment_service
 from identity.segments.language import matches
@@ -177,14 +179,17 @@ def _timed(run: Any) -> tuple[float, Any]:
 
 def measure(graph: Graph, args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
     policy = Policy()
+    ctx = ServiceContext.create(graph, load_settings(), policy)
     now = datetime.now(UTC)
     seconds, _ = _timed(lambda: write_profiles(graph, args.identities, args.seed, now))
     console.print(f"set-up: {args.identities:,} profiles written in {seconds:.1f}s (not measured)")
     report: dict[str, Any] = {"setup_seconds": seconds}
     segment = segment_service.create_segment(
-        graph, policy, name="FR/BE buyers, marketing", definition=DEFINITION, actor="bench"
+        ctx.acting_as("bench"),
+        name="FR/BE buyers, marketing",
+        definition=DEFINITION,
     )
-    seconds, size = _timed(lambda: segment_service.estimate(graph, policy, DEFINITION))
+    seconds, size = _timed(lambda: segment_service.estimate(ctx, DEFINITION))
     report["estimate"] = {"seconds": seconds, "size": size}
     console.print(f"estimate: {size:,} in {seconds:.2f}s")
     seconds, (naive, scanned) = _timed(lambda: naive_members(graph, datetime.now(UTC)))
@@ -192,20 +197,20 @@ def measure(graph: Graph, args: argparse.Namespace, out_dir: Path) -> dict[str, 
     console.print(f"naive scan: {len(naive):,} of {scanned:,} in {seconds:.2f}s")
     refreshes = {}
     for name in ("first", "again"):
-        seconds, r = _timed(lambda: segment_service.refresh_segment(graph, policy, segment.id))
+        seconds, r = _timed(lambda: segment_service.refresh_segment(ctx, segment.id))
         refreshes[name] = {"seconds": seconds, "entered": r.entered, "left": r.left, "size": r.size}
         console.print(f"refresh {name}: +{r.entered:,} -{r.left:,} in {seconds:.2f}s")
     agree = stored_members(graph, segment.id) == naive
     changed = change_some(graph, args.identities, args.changed, args.seed)
     before = datetime.now(UTC)
-    seconds, r = _timed(lambda: segment_service.refresh_segment(graph, policy, segment.id))
+    seconds, r = _timed(lambda: segment_service.refresh_segment(ctx, segment.id))
     refreshes["changed"] = {"seconds": seconds, "entered": r.entered, "left": r.left,
                             "size": r.size, "identities_changed": changed}  # fmt: skip
     console.print(f"refresh after changes: +{r.entered:,} -{r.left:,} in {seconds:.2f}s")
     report["refresh"] = refreshes
-    seconds, page = _timed(lambda: segment_service.members(graph, segment.id, None, 100))
+    seconds, page = _timed(lambda: segment_service.members(ctx, segment.id, None, 100))
     report["members_page"] = {"seconds": seconds, "rows": len(page)}
-    seconds, page = _timed(lambda: segment_service.changes(graph, segment.id, before, None, 100))
+    seconds, page = _timed(lambda: segment_service.changes(ctx, segment.id, before, None, 100))
     report["changes_page"] = {"seconds": seconds, "rows": len(page)}
     console.print(
         f"a page of 100 members: {report['members_page']['seconds']:.2f}s; of 100 changes: "
@@ -216,25 +221,25 @@ def measure(graph: Graph, args: argparse.Namespace, out_dir: Path) -> dict[str, 
     )
     target = out_dir / "audience.csv"
     with target.open("w", encoding="utf-8", newline="") as out:
-        seconds, exported = _timed(lambda: export_audience(graph, policy, request, out))
+        seconds, exported = _timed(lambda: export_audience(ctx, request, out))
     rows = exported.rows
     report["export"] = {"seconds": seconds, "rows": rows, "rows_per_second": rows / seconds,
                         "bytes": target.stat().st_size}  # fmt: skip
     console.print(f"export: {rows:,} rows in {seconds:.2f}s")
-    report["big"] = big_export(graph, policy, out_dir)
+    report["big"] = big_export(ctx, out_dir)
     report["agree"] = agree
     return report
 
 
-def big_export(graph: Graph, policy: Policy, out_dir: Path) -> dict[str, Any]:
+def big_export(ctx: ServiceContext, out_dir: Path) -> dict[str, Any]:
     """Export rate at scale: everyone who consents to marketing (~60%), emails hashed."""
     big = segment_service.create_segment(
-        graph, policy, name="marketing consent", definition=BIG, actor="bench"
+        ctx.acting_as("bench"), name="marketing consent", definition=BIG
     )
-    refreshed, r = _timed(lambda: segment_service.refresh_segment(graph, policy, big.id))
-    request = export_request(policy, big.id, ["email"], hashed=True, destination="google")
+    refreshed, r = _timed(lambda: segment_service.refresh_segment(ctx, big.id))
+    request = export_request(ctx.policy, big.id, ["email"], hashed=True, destination="google")
     with (out_dir / "big.csv").open("w", encoding="utf-8", newline="") as out:
-        seconds, exported = _timed(lambda: export_audience(graph, policy, request, out))
+        seconds, exported = _timed(lambda: export_audience(ctx, request, out))
     console.print(
         f"big segment: {r.size:,} members refreshed in {refreshed:.1f}s, "
         f"{exported.rows:,} rows exported in {seconds:.1f}s"

@@ -7,10 +7,11 @@ from typing import Any
 
 from identity.config import load_settings
 from identity.ingest.service import LoadReport, load_segment_file, load_table_file
-from identity.policy import Policy
+from identity.normalize import DEFAULT_TYPES
 from identity.store.driver import Graph
 from identity.store.schema import init_schema
 from loaders.table import load_mapping
+from tests.services import services
 
 
 def load_segment(
@@ -18,7 +19,7 @@ def load_segment(
 ) -> LoadReport:
     config = load_settings(rejects_dir=rejects, chunk_size=chunk_size, **settings)
     init_schema(graph)
-    return load_segment_file(graph, path, config, Policy())
+    return load_segment_file(services(graph, config=config), path)
 
 
 def load_csv(
@@ -26,7 +27,9 @@ def load_csv(
 ) -> LoadReport:
     config = load_settings(rejects_dir=rejects, chunk_size=chunk_size)
     init_schema(graph)
-    return load_table_file(graph, path, load_mapping(mapping, Policy().types), config, Policy())
+    return load_table_file(
+        services(graph, config=config), path, load_mapping(mapping, DEFAULT_TYPES)
+    )
 
 
 def keys(graph: Graph) -> set[str]:

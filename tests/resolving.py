@@ -17,6 +17,7 @@ from identity.resolve.snapshot import read_full
 from identity.store.driver import Graph
 from identity.store.identities import stream_identities
 from tests.loading import load_csv, load_segment
+from tests.services import services
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -71,7 +72,7 @@ def run(
     **kw: Any,
 ) -> ResolveReport:
     return resolve_identities(
-        graph, settings(tmp_path), policy or Policy(), full=full, as_of=as_of, **kw
+        services(graph, tmp_path, policy or Policy()), full=full, as_of=as_of, **kw
     )
 
 

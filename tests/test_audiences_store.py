@@ -29,6 +29,7 @@ from identity.store import audiences as store
 from identity.store.driver import Graph
 from identity.store.schema import init_schema
 from tests.resolving import identify, load_events, run
+from tests.services import services
 from tests.test_cli import _server_env, idgraph
 
 pytestmark = pytest.mark.neo4j
@@ -106,7 +107,9 @@ def export(
     progress = options.pop("progress", None)
     request = export_request(POLICY, options.pop("segment", "seg-1"), types, **options)
     out = io.StringIO()
-    report = export_audience(graph, POLICY, request, out, page_size=page_size, progress=progress)
+    report = export_audience(
+        services(graph, policy=POLICY), request, out, page_size=page_size, progress=progress
+    )
     if request.format == "ndjson":
         rows = [json.loads(line) for line in out.getvalue().splitlines()]
     else:
@@ -330,7 +333,7 @@ class _Broken(io.StringIO):
 def test_a_failed_export_is_recorded_and_a_delta_then_refused(world: Graph) -> None:
     request = export_request(POLICY, "seg-1", ["email"], delta=True)
     with pytest.raises(OSError, match="disk full"):
-        export_audience(world, POLICY, request, _Broken())
+        export_audience(services(world, policy=POLICY), request, _Broken())
     [failed] = store.exports(world, request.audience, 1)
     assert failed["status"] == "failed"
     with pytest.raises(InputError, match="did not complete: run a full export"):
@@ -361,7 +364,7 @@ def test_one_export_of_an_audience_at_a_time(world: Graph) -> None:
 
 def test_export_to_directory_and_listing(world: Graph, tmp_path: Path) -> None:
     request = export_request(POLICY, "seg-1", ["email"], format="ndjson")
-    report = export_to_directory(world, POLICY, request, tmp_path / "exports")
+    report = export_to_directory(services(world, policy=POLICY), request, tmp_path / "exports")
     files = list((tmp_path / "exports").iterdir())
     assert [f.name for f in files] == [report.file] == [f"{report.id}.ndjson"]
     assert len(files[0].read_text().splitlines()) == 2
@@ -454,14 +457,12 @@ def test_end_to_end_through_resolve_profiles_and_a_segment_refresh(
     )
     run(graph, tmp_path)
     seg = segments.create_segment(
-        graph,
-        POLICY,
+        services(graph, policy=POLICY, actor="t"),
         name="French",
         definition={"trait": "country", "eq": "FR"},
-        actor="t",
         now=at,
     )
-    segments.refresh_segment(graph, POLICY, seg.id, now=at)
+    segments.refresh_segment(services(graph, policy=POLICY), seg.id, now=at)
     report, rows = export(
         graph, ["email", "phone", "cookie"], segment=seg.id, hashed=True, destination="meta"
     )
@@ -493,7 +494,7 @@ def test_end_to_end_through_resolve_profiles_and_a_segment_refresh(
         ],
     )
     run(graph, tmp_path)
-    segments.refresh_segment(graph, POLICY, seg.id, now=at + timedelta(hours=1))
+    segments.refresh_segment(services(graph, policy=POLICY), seg.id, now=at + timedelta(hours=1))
     delta, rows = export(
         graph,
         ["email", "phone", "cookie"],
@@ -513,7 +514,6 @@ def test_end_to_end_through_resolve_profiles_and_a_segment_refresh(
 
 def test_an_erased_member_is_removed_by_the_next_hashed_delta(graph: Graph, tmp_path: Path) -> None:
     from identity.privacy.forget import forget_profile
-    from tests.resolving import settings
 
     init_schema(graph)
     load_events(
@@ -527,15 +527,19 @@ def test_an_erased_member_is_removed_by_the_next_hashed_delta(graph: Graph, tmp_
         ],
     )  # fmt: skip
     run(graph, tmp_path)
-    segments.create_segment(graph, POLICY, name="s", definition={"consent": "marketing"},
-                            actor="test")  # fmt: skip
-    segments.refresh_segment(graph, POLICY, "s")
+    segments.create_segment(
+        services(graph, policy=POLICY, actor="test"), name="s", definition={"consent": "marketing"}
+    )
+    segments.refresh_segment(services(graph, policy=POLICY), "s")
     hashed = {"segment": "s", "hashed": True, "destination": "google"}
     first, _ = export(graph, ["email", "phone"], **hashed)
     assert first.rows == 3
     export(graph, ["email"], segment="s")
-    done = forget_profile(graph, settings(tmp_path), POLICY, identifier="email:ann@x.org",
-                          reason="GDPR erasure", actor="test")  # fmt: skip
+    done = forget_profile(
+        services(graph, tmp_path, POLICY, actor="test"),
+        identifier="email:ann@x.org",
+        reason="GDPR erasure",
+    )
     report, rows = export(graph, ["email", "phone"], delta=True, **hashed)
     assert sorted((r["type"], r["value"], r["op"]) for r in rows) == [
         ("email", hashed_for("google", "email", "ann@x.org"), "remove"),

@@ -25,7 +25,6 @@ from identity.resolve.engine import (
     SHARED,
     THIRD_PARTY,
     VERDICTS,
-    LimitConflict,
     Resolution,
     resolve,
 )
@@ -39,6 +38,7 @@ from identity.resolve.graph import (
     LinkRow,
     NodeRow,
 )
+from identity.resolve.local import LimitConflict
 
 TYPES = ("cookie", "email", "phone", "device", "maid", "crm_id", "dmp_id")
 AS_OF = 1_000 * DAY_MS

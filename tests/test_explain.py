@@ -11,13 +11,14 @@ from identity.errors import InputError
 from identity.policy import Policy
 from identity.resolve.explain import explain
 from identity.store.driver import Graph
-from tests.resolving import AS_OF, identify, load_cookie_sync, load_events, run, settings
+from tests.resolving import AS_OF, identify, load_cookie_sync, load_events, run
+from tests.services import services
 
 pytestmark = pytest.mark.neo4j
 
 
 def _explain(graph: Graph, tmp_path: Path, a: str, b: str, as_of: datetime = AS_OF):  # type: ignore[no-untyped-def]
-    return explain(graph, settings(tmp_path), Policy(), a, b, as_of=as_of)
+    return explain(services(graph, tmp_path, Policy()), a, b, as_of=as_of)
 
 
 def test_same_identity_shows_the_evidence_path(graph: Graph, tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ import pytest
 from identity.config import Settings
 from identity.errors import ConflictError, InputError, NotFoundError
 from identity.policy import Policy
-from identity.privacy.forget import ForgetResult, export_profile, forget_profile, scrub
+from identity.privacy.access import export_profile
+from identity.privacy.forget import ForgetResult, forget_profile, scrub
 from identity.steward import actions as steward
 from identity.store import privacy as privacy_store
 from identity.store.driver import Graph
@@ -28,9 +29,9 @@ from tests.resolving import (
     load_events,
     recomputed,
     run,
-    settings,
     stored,
 )
+from tests.services import services
 from tests.test_cli import idgraph
 from tests.test_resolve_cli import _env, _ok
 
@@ -114,9 +115,11 @@ def world(graph: Graph, tmp_path: Path) -> dict[str, str]:
     bob = identity_of(graph, "crm_id:CRM-BOB-2210")
     assert identity_of(graph, "cookie:ck-kiosk") not in (ann, bob)
     steward.force_merge(
-        graph, settings(tmp_path), Policy(), "cookie:ck-ann-2b9d", "crm_id:CRM-ANN-4417",
-        reason="same person, ticket 9", actor="steward:alice",
-    )  # fmt: skip
+        services(graph, tmp_path, Policy(), actor="steward:alice"),
+        "cookie:ck-ann-2b9d",
+        "crm_id:CRM-ANN-4417",
+        reason="same person, ticket 9",
+    )
     graph.run(
         "segment and audience",
         """
@@ -136,8 +139,8 @@ def world(graph: Graph, tmp_path: Path) -> dict[str, str]:
 
 def _forget(graph: Graph, tmp_path: Path, **kw: Any) -> ForgetResult:
     kw.setdefault("reason", "GDPR request 77 from annabelle.forget@example.org")
-    kw.setdefault("actor", "admin:dpo")
-    return forget_profile(graph, settings(tmp_path), Policy(), **kw)
+    actor = kw.pop("actor", "admin:dpo")
+    return forget_profile(services(graph, tmp_path, Policy(), actor=actor), **kw)
 
 
 _SCAN = """
@@ -289,13 +292,13 @@ def test_errors_say_what_is_wrong(graph: Graph, tmp_path: Path, world: dict[str,
     with pytest.raises(NotFoundError, match="was erased on 20"):
         _forget(graph, tmp_path, identifier="cookie:ck-ann-7f3e")
     with pytest.raises(NotFoundError, match="was erased on"):
-        export_profile(graph, settings(tmp_path), Policy(), identifier="cookie:ck-ann-7f3e")
+        export_profile(services(graph, tmp_path, Policy()), identifier="cookie:ck-ann-7f3e")
 
 
 def test_export_holds_everything_about_the_person(
     graph: Graph, tmp_path: Path, world: dict[str, str]
 ) -> None:
-    doc = export_profile(graph, settings(tmp_path), Policy(), id=world["loser"])
+    doc = export_profile(services(graph, tmp_path, Policy()), id=world["loser"])
     json.dumps(doc)  # one JSON document
     assert doc["identity"]["id"] == world["ann"] and doc["identity"]["status"] == "active"
     assert doc["identity"]["merged_ids"] == [world["loser"]]
@@ -361,8 +364,9 @@ def test_quarantine_samples_lose_the_erased_keys(graph: Graph, tmp_path: Path) -
     [before] = graph.read("sample", "MATCH (q:Quarantine) RETURN q.sample AS s")
     assert "crm_id:CRM-Q-1" in before["s"]
     forget_profile(
-        graph, settings(tmp_path), policy, identifier="crm_id:CRM-Q-1",
-        reason="GDPR request 79", actor="admin:dpo",
-    )  # fmt: skip
+        services(graph, tmp_path, policy, actor="admin:dpo"),
+        identifier="crm_id:CRM-Q-1",
+        reason="GDPR request 79",
+    )
     [after] = graph.read("sample", "MATCH (q:Quarantine) RETURN q.sample AS s")
     assert after["s"] == [k for k in before["s"] if k != "crm_id:CRM-Q-1"]

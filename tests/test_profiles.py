@@ -13,7 +13,8 @@ from identity.profiles.service import Member, build_profile, consent_value
 from identity.steward.actions import cut_link
 from identity.store.driver import Graph
 from tests.loading import load_csv
-from tests.resolving import identify, identity_of, load_events, run, settings
+from tests.resolving import identify, identity_of, load_events, run
+from tests.services import services
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 DAY = 86_400_000
@@ -231,13 +232,10 @@ def test_a_split_part_keeps_only_its_own_traits(graph: Graph, tmp_path: Path) ->
     whole = profile(graph, identity_of(graph, "crm_id:C1"))
     assert (whole["trait.city"], whole["trait.pet"]) == ("Paris", "cat")
     cut_link(
-        graph,
-        settings(tmp_path),
-        Policy(),
+        services(graph, tmp_path, Policy(), actor="test"),
         "email:ann@x.org",
         "cookie:ck-2",
         reason="shared laptop",
-        actor="test",
     )
     ann, other = identity_of(graph, "crm_id:C1"), identity_of(graph, "cookie:ck-2")
     assert ann != other

@@ -24,9 +24,9 @@ from tests.resolving import (
     identity_of,
     recomputed,
     run,
-    settings,
     stored,
 )
+from tests.services import services
 from tests.test_resolve_cli import _env, _ok
 
 pytestmark = pytest.mark.neo4j
@@ -45,7 +45,7 @@ EXPECTED = {
 def _load(graph: Graph, tmp_path: Path, name: str, source: str, *events: dict[str, object]) -> None:
     path = tmp_path / f"{name}.ndjson"
     path.write_text("".join(json.dumps(e) + "\n" for e in events))
-    report = load_segment_file(graph, path, settings(tmp_path), POLICY, source=source)
+    report = load_segment_file(services(graph, tmp_path, POLICY), path, source=source)
     assert report.counts.rejected == 0, report.counts
 
 
@@ -98,11 +98,11 @@ def test_purge_drops_what_expired_and_keeps_the_rest(aged: Graph, tmp_path: Path
     graph = aged
     before = _census(graph)
     old_identity = identity_of(graph, "crm_id:U-OLD")
-    dry = purge(graph, settings(tmp_path), POLICY, now=AS_OF, dry_run=True)
+    dry = purge(services(graph, tmp_path, POLICY), now=AS_OF, dry_run=True)
     assert dry.counts == EXPECTED
     assert _census(graph) == before and dry.resolve is None
 
-    done = purge(graph, settings(tmp_path), POLICY, now=AS_OF)
+    done = purge(services(graph, tmp_path, POLICY), now=AS_OF)
 
     # emptied: U-OLD's identity (with ck-old) and the stale DMP id's own
     assert done.counts == EXPECTED and done.emptied_identities == 2
@@ -130,13 +130,13 @@ def test_purge_drops_what_expired_and_keeps_the_rest(aged: Graph, tmp_path: Path
     assert done.resolve is not None and done.resolve.mode == "incremental"
     assert stored(graph) == recomputed(graph, tmp_path, POLICY)
     check_invariants(graph)
-    again = purge(graph, settings(tmp_path), POLICY, now=AS_OF)
+    again = purge(services(graph, tmp_path, POLICY), now=AS_OF)
     assert set(again.counts.values()) == {0} and again.resolve is None
 
 
 def test_nothing_expires_before_its_time(aged: Graph, tmp_path: Path) -> None:
     early = datetime(2026, 9, 15, tzinfo=UTC)  # the July web data is past 30 days already
-    report = purge(aged, settings(tmp_path), POLICY, now=early, dry_run=True)
+    report = purge(services(aged, tmp_path, POLICY), now=early, dry_run=True)
     assert report.counts == {
         "dmp_segments": 0,
         "third_party_links": 0,
@@ -145,7 +145,7 @@ def test_nothing_expires_before_its_time(aged: Graph, tmp_path: Path) -> None:
         "third_party_identifiers": 0,
         "retention_identifiers": 2,
     }
-    no_retention = purge(aged, settings(tmp_path), Policy(), now=AS_OF, dry_run=True)
+    no_retention = purge(services(aged, tmp_path, Policy()), now=AS_OF, dry_run=True)
     assert no_retention.counts["retention_links"] == no_retention.counts["traits"] == 0
 
 
@@ -153,7 +153,7 @@ def test_purge_needs_an_aware_time(aged: Graph, tmp_path: Path) -> None:
     from identity.errors import InputError
 
     with pytest.raises(InputError, match="time zone"):
-        purge(aged, settings(tmp_path), POLICY, now=datetime(2026, 11, 1), dry_run=True)
+        purge(services(aged, tmp_path, POLICY), now=datetime(2026, 11, 1), dry_run=True)
 
 
 def test_purge_cli(aged: Graph, neo4j_settings: Settings, tmp_path: Path) -> None:

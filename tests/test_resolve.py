@@ -24,9 +24,9 @@ from tests.resolving import (
     load_events,
     recomputed,
     run,
-    settings,
     stored,
 )
+from tests.services import services
 
 pytestmark = pytest.mark.neo4j
 
@@ -244,7 +244,7 @@ def test_source_settings_override_the_party(graph: Graph, tmp_path: Path) -> Non
     path = tmp_path / "partner.ndjson"
     path.write_text(json.dumps(identify(1, user="C1", cookie="ck-1")) + "\n")
     init_schema(graph)
-    load_segment_file(graph, path, settings(tmp_path), Policy(), source="partner", party="second")
+    load_segment_file(services(graph, tmp_path), path, source="partner", party="second")
     run(graph, tmp_path)
     assert len(stored(graph)) == 1  # second party merges by default
     enrich_only = Policy(source_merge={"partner": False})
@@ -252,14 +252,14 @@ def test_source_settings_override_the_party(graph: Graph, tmp_path: Path) -> Non
     assert len(stored(graph)) == 2
     third = tmp_path / "dmp.ndjson"
     third.write_text(json.dumps(identify(2, user="C2", cookie="ck-2")) + "\n")
-    load_segment_file(graph, third, settings(tmp_path), Policy(), source="dmp", party="third")
+    load_segment_file(services(graph, tmp_path), third, source="dmp", party="third")
     trusted = Policy(source_merge={"partner": False, "dmp": True})
     run(graph, tmp_path, policy=trusted)
     assert frozenset({"crm_id:C2", "cookie:ck-2"}) in stored(graph)
     assert frozenset({"crm_id:C1", "cookie:ck-1"}) not in stored(graph)
     more = tmp_path / "dmp2.ndjson"
     more.write_text(json.dumps(identify(3, user="C2", cookie="ck-3")) + "\n")
-    load_segment_file(graph, more, settings(tmp_path), Policy(), source="dmp", party="third")
+    load_segment_file(services(graph, tmp_path), more, source="dmp", party="third")
     assert run(graph, tmp_path, policy=trusted).mode == "incremental"
     assert frozenset({"crm_id:C2", "cookie:ck-2", "cookie:ck-3"}) in stored(graph)
     assert stored(graph) == recomputed(graph, tmp_path, policy=trusted)

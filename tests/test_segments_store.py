@@ -25,6 +25,7 @@ from identity.store.segment_query import compile_condition
 from identity.store.segments import BATCH_ROWS
 from tests.api_data import track
 from tests.resolving import AS_OF, identify, identity_of, load_events, run
+from tests.services import services
 from tests.test_cli import _server_env, idgraph
 from tests.test_segments import trees
 
@@ -147,7 +148,9 @@ def test_neo4j_count_equals_the_reference_semantics(graph: Graph) -> None:
             params,
         )
         assert sorted(r["id"] for r in found) == expected, (definition, where, params)
-        assert segments.estimate(graph, POLICY, definition, now=NOW) == len(expected)
+        assert segments.estimate(services(graph, policy=POLICY), definition, now=NOW) == len(
+            expected
+        )
 
     check()
 
@@ -203,7 +206,7 @@ def test_each_condition_kind(graph: Graph, definition: dict[str, Any], expected:
         {"recent": NOW - 3 * day, "old": NOW - 40 * day, "later": NOW + day, "earlier": NOW - day},
     )
     put(graph, "gone", "merged", trait__country="FR", consent__marketing=True)
-    preview = segments.preview(graph, POLICY, definition, now=NOW)
+    preview = segments.preview(services(graph, policy=POLICY), definition, now=NOW)
     assert {i for i, _ in preview.sample} == expected
     assert preview.size == len(expected)
 
@@ -221,11 +224,14 @@ def test_refresh_writes_only_changes_and_the_sync_list_replays(graph: Graph) -> 
     for i in range(6):
         put(graph, f"p{i}", trait__country="FR" if i < 4 else "DE")
     seg = segments.create_segment(
-        graph, POLICY, name="French", definition=FR, actor="t", now=NOW - timedelta(days=1)
+        services(graph, policy=POLICY, actor="t"),
+        name="French",
+        definition=FR,
+        now=NOW - timedelta(days=1),
     )
     assert seg.id.startswith("seg-") and len(seg.id) == 16 and seg.stale and seg.size == 0
     t1 = NOW
-    first = segments.refresh_segment(graph, POLICY, seg.id, now=t1)
+    first = segments.refresh_segment(services(graph, policy=POLICY), seg.id, now=t1)
     assert (first.entered, first.left, first.size) == (4, 0, 4)
     copy = set(_members(graph, seg.id))
     assert copy == {"p0", "p1", "p2", "p3"}
@@ -236,13 +242,13 @@ def test_refresh_writes_only_changes_and_the_sync_list_replays(graph: Graph) -> 
     put(graph, "p4", trait__country="FR")
     put(graph, "p1", "merged", trait__country="FR")
     t2 = NOW + timedelta(hours=1)
-    second = segments.refresh_segment(graph, POLICY, "French", now=t2)
+    second = segments.refresh_segment(services(graph, policy=POLICY), "French", now=t2)
     assert (second.entered, second.left, second.size) == (1, 2, 3)
     after = _members(graph, seg.id)
     assert set(after) == {"p2", "p3", "p4"}
     assert after["p2"] == before["p2"] and after["p3"] == before["p3"]  # not rewritten
 
-    changes = segments.changes(graph, seg.id, since=t1)
+    changes = segments.changes(services(graph), seg.id, since=t1)
     assert [(c.identity, c.change) for c in changes] == [
         ("p0", "left"),
         ("p1", "left"),
@@ -251,25 +257,29 @@ def test_refresh_writes_only_changes_and_the_sync_list_replays(graph: Graph) -> 
     for c in changes:  # the net sync list turns the copy at t1 into the membership now
         (copy.add if c.change == "entered" else copy.discard)(c.identity)
     assert copy == set(after)
-    assert segments.changes(graph, seg.id, since=t2) == []
+    assert segments.changes(services(graph), seg.id, since=t2) == []
 
     # p0 comes back: its LEFT goes, INCLUDES comes with the new time
     put(graph, "p0", trait__country="FR")
-    third = segments.refresh_segment(graph, POLICY, seg.id, now=t2 + timedelta(hours=1))
+    third = segments.refresh_segment(
+        services(graph, policy=POLICY), seg.id, now=t2 + timedelta(hours=1)
+    )
     assert (third.entered, third.left, third.size) == (1, 0, 4)
     left = graph.read("t", "MATCH (:Segment)-[l:LEFT]->(p) RETURN p.id AS id ORDER BY id")
     assert [r["id"] for r in left] == ["p1"]
-    nothing = segments.refresh_segment(graph, POLICY, seg.id, now=t2 + timedelta(hours=2))
+    nothing = segments.refresh_segment(
+        services(graph, policy=POLICY), seg.id, now=t2 + timedelta(hours=2)
+    )
     assert (nothing.entered, nothing.left, nothing.size) == (0, 0, 4)
 
-    history = segments.refreshes(graph, seg.id, last=10)
+    history = segments.refreshes(services(graph), seg.id, last=10)
     assert [(r.entered, r.left, r.size) for r in history] == [
         (0, 0, 4),
         (1, 0, 4),
         (1, 2, 3),
         (4, 0, 4),
     ]
-    shown = segments.get_segment(graph, seg.id)
+    shown = segments.get_segment(services(graph), seg.id)
     assert shown.size == 4 and shown.refreshed_at == t2 + timedelta(hours=2) and not shown.stale
 
 
@@ -277,15 +287,15 @@ def test_changes_and_members_paginate_by_keyset(graph: Graph) -> None:
     for i in range(7):
         put(graph, f"p{i}", consent__marketing=True)
     seg = segments.create_segment(
-        graph, POLICY, name="m", definition={"consent": "marketing"}, actor="t"
+        services(graph, policy=POLICY, actor="t"), name="m", definition={"consent": "marketing"}
     )
-    segments.refresh_segment(graph, POLICY, seg.id, now=NOW)
+    segments.refresh_segment(services(graph, policy=POLICY), seg.id, now=NOW)
     put(graph, "p2", consent__marketing=False)
     put(graph, "p9", consent__marketing=True)
-    segments.refresh_segment(graph, POLICY, seg.id, now=NOW + timedelta(minutes=5))
+    segments.refresh_segment(services(graph, policy=POLICY), seg.id, now=NOW + timedelta(minutes=5))
     seen, after = [], None
     while True:
-        page = segments.changes(graph, seg.id, NOW - timedelta(days=1), after, limit=3)
+        page = segments.changes(services(graph), seg.id, NOW - timedelta(days=1), after, limit=3)
         seen += [(c.identity, c.change) for c in page]
         if len(page) < 3:
             break
@@ -296,7 +306,7 @@ def test_changes_and_members_paginate_by_keyset(graph: Graph) -> None:
     ]
     ids, cursor = [], None
     while True:
-        rows = segments.members(graph, seg.id, cursor, 4)
+        rows = segments.members(services(graph), seg.id, cursor, 4)
         ids += [r[0][0] for r in rows]
         if len(rows) < 4:
             break
@@ -307,31 +317,39 @@ def test_changes_and_members_paginate_by_keyset(graph: Graph) -> None:
         pages = [store.members(graph, seg.id, start, 3, along_index=way) for way in (False, True)]
         assert pages[0] == pages[1], start
     with pytest.raises(InputError, match="time zone"):
-        segments.changes(graph, seg.id, datetime(2026, 1, 1))
+        segments.changes(services(graph), seg.id, datetime(2026, 1, 1))
 
 
 def test_crud_names_errors_and_delete(db: Graph) -> None:
     graph = db
     put(graph, "p0", trait__country="FR")
     seg = segments.create_segment(
-        graph, POLICY, name="French", definition=FR, description="FR", actor="alice"
+        services(graph, policy=POLICY, actor="alice"),
+        name="French",
+        definition=FR,
+        description="FR",
     )
     assert seg.created_by == "alice" and seg.definition == FR
     with pytest.raises(ConflictError, match="'French' is taken"):
-        segments.create_segment(graph, POLICY, name="French", definition=FR, actor="t")
-    other = segments.create_segment(graph, POLICY, name="Other", definition=FR, actor="t")
+        segments.create_segment(
+            services(graph, policy=POLICY, actor="t"), name="French", definition=FR
+        )
+    other = segments.create_segment(
+        services(graph, policy=POLICY, actor="t"), name="Other", definition=FR
+    )
     with pytest.raises(ConflictError, match="'Other' is taken"):
-        segments.update_segment(graph, POLICY, seg.id, name="Other")
+        segments.update_segment(services(graph, policy=POLICY), seg.id, name="Other")
     with pytest.raises(InputError, match="name must be 1 to"):
-        segments.create_segment(graph, POLICY, name=" ", definition=FR, actor="t")
+        segments.create_segment(services(graph, policy=POLICY, actor="t"), name=" ", definition=FR)
     with pytest.raises(SegmentDefinitionError, match=r"\$\.has_identifier"):
         segments.create_segment(
-            graph, POLICY, name="x", definition={"has_identifier": "fax"}, actor="t"
+            services(graph, policy=POLICY, actor="t"),
+            name="x",
+            definition={"has_identifier": "fax"},
         )
-    segments.refresh_segment(graph, POLICY, seg.id, now=NOW)
+    segments.refresh_segment(services(graph, policy=POLICY), seg.id, now=NOW)
     renamed = segments.update_segment(
-        graph,
-        POLICY,
+        services(graph, policy=POLICY),
         seg.id,
         name="Francophiles",
         definition={"trait": "country", "in": ["FR", "BE"]},
@@ -340,33 +358,37 @@ def test_crud_names_errors_and_delete(db: Graph) -> None:
     assert renamed.name == "Francophiles" and renamed.description == "FR"
     assert renamed.stale and renamed.size == 1 and set(_members(graph, seg.id)) == {"p0"}
     same = segments.update_segment(
-        graph, POLICY, seg.id, description="new", now=NOW + timedelta(minutes=2)
+        services(graph, policy=POLICY), seg.id, description="new", now=NOW + timedelta(minutes=2)
     )
     assert same.definition_at == renamed.definition_at
-    assert [s.name for s in segments.list_segments(graph)] == ["Francophiles", "Other"]
-    gone = segments.delete_segment(graph, "Francophiles")
+    assert [s.name for s in segments.list_segments(services(graph))] == ["Francophiles", "Other"]
+    gone = segments.delete_segment(services(graph), "Francophiles")
     assert gone.id == seg.id
     left = graph.read("t", "MATCH (s:Segment) RETURN s.id AS id")
     assert [r["id"] for r in left] == [other.id]
     assert graph.read("t", "MATCH ()-[r:INCLUDES|LEFT]->() RETURN count(r) AS n")[0]["n"] == 0
     assert graph.read("t", "MATCH (r:SegmentRefresh) RETURN count(r) AS n")[0]["n"] == 0
     with pytest.raises(NotFoundError, match="no segment"):
-        segments.get_segment(graph, seg.id)
+        segments.get_segment(services(graph), seg.id)
     with pytest.raises(NotFoundError):
-        segments.refresh_segment(graph, POLICY, seg.id)
+        segments.refresh_segment(services(graph, policy=POLICY), seg.id)
 
 
 def test_a_running_refresh_blocks_another_until_it_goes_stale(graph: Graph) -> None:
-    seg = segments.create_segment(graph, POLICY, name="s", definition=FR, actor="t")
+    seg = segments.create_segment(
+        services(graph, policy=POLICY, actor="t"), name="s", definition=FR
+    )
     store.lock(graph, seg.id, "other-run", datetime.now(UTC), datetime.now(UTC))
     with pytest.raises(ConflictError, match="segment 's' is being refreshed"):
-        segments.refresh_segment(graph, POLICY, seg.id)
+        segments.refresh_segment(services(graph, policy=POLICY), seg.id)
     graph.run(  # the holder went silent an hour ago
         "t",
         "MATCH (s:Segment) SET s.refreshing_since = $old",
         {"old": datetime.now(UTC) - timedelta(hours=1)},
     )
-    done = segments.refresh_segment(graph, POLICY, seg.id, stale_after=timedelta(minutes=30))
+    done = segments.refresh_segment(
+        services(graph, policy=POLICY), seg.id, stale_after=timedelta(minutes=30)
+    )
     assert done.size == 0  # the silent holder was taken over
     row = graph.read("t", "MATCH (s:Segment) RETURN s.refreshing AS r")[0]
     assert row["r"] is None  # and the lock released
@@ -381,13 +403,15 @@ def test_refresh_in_batches_over_many_identities(graph: Graph) -> None:
         {"n": n},
     )
     seg = segments.create_segment(
-        graph, POLICY, name="emails", definition={"has_identifier": "email"}, actor="t"
+        services(graph, policy=POLICY, actor="t"),
+        name="emails",
+        definition={"has_identifier": "email"},
     )
-    done = segments.refresh_segment(graph, POLICY, seg.id)
+    done = segments.refresh_segment(services(graph, policy=POLICY), seg.id)
     expected = sum(1 for i in range(n) if i % 3)
     assert (done.entered, done.left, done.size) == (expected, 0, expected)
     graph.run("t", "MATCH (p:Identity) WHERE p.`count.email` = 1 SET p.`count.email` = 0")
-    again = segments.refresh_segment(graph, POLICY, seg.id)
+    again = segments.refresh_segment(services(graph, policy=POLICY), seg.id)
     assert (again.entered, again.left) == (0, sum(1 for i in range(n) if i % 3 == 1))
 
 
@@ -451,15 +475,18 @@ def test_end_to_end_on_resolved_profiles(db: Graph, tmp_path: Path) -> None:
         ]
     }
     at = AS_OF + timedelta(days=1)
-    assert segments.estimate(graph, POLICY, definition, now=at) == 1
+    assert segments.estimate(services(graph, policy=POLICY), definition, now=at) == 1
     seg = segments.create_segment(
-        graph, POLICY, name="fr-buyers", definition=definition, actor="t", now=AS_OF
+        services(graph, policy=POLICY, actor="t"),
+        name="fr-buyers",
+        definition=definition,
+        now=AS_OF,
     )
-    first = segments.refresh_segment(graph, POLICY, seg.id, now=at)
+    first = segments.refresh_segment(services(graph, policy=POLICY), seg.id, now=at)
     assert (first.entered, first.left, first.size) == (1, 0, 1)
     assert set(_members(graph, seg.id)) == {ann}
     reachable = {"all": [{"has_identifier": "email"}, {"consent": "marketing"}]}
-    assert segments.preview(graph, POLICY, reachable, now=at).sample == [
+    assert segments.preview(services(graph, policy=POLICY), reachable, now=at).sample == [
         (ann, {"consent_marketing": True, "country": "FR"})
     ]
 
@@ -475,12 +502,12 @@ def test_end_to_end_on_resolved_profiles(db: Graph, tmp_path: Path) -> None:
     )
     run(graph, tmp_path)
     later = at + timedelta(days=1)
-    second = segments.refresh_segment(graph, POLICY, seg.id, now=later)
+    second = segments.refresh_segment(services(graph, policy=POLICY), seg.id, now=later)
     assert (second.entered, second.left, second.size) == (1, 1, 1)
     assert set(_members(graph, seg.id)) == {bob}
-    assert [(c.identity, c.change) for c in segments.changes(graph, seg.id, since=at)] == sorted(
-        [(ann, "left"), (bob, "entered")], key=lambda c: c[0]
-    )
+    assert [
+        (c.identity, c.change) for c in segments.changes(services(graph), seg.id, since=at)
+    ] == sorted([(ann, "left"), (bob, "entered")], key=lambda c: c[0])
 
 
 def test_the_cli_round(db: Graph, neo4j_settings: Settings, tmp_path: Path) -> None:

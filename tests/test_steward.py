@@ -30,9 +30,9 @@ from tests.resolving import (
     load_events,
     recomputed,
     run,
-    settings,
     stored,
 )
+from tests.services import services
 from tests.test_cli import idgraph
 from tests.test_resolve_cli import _env, _ok
 
@@ -48,9 +48,9 @@ def _now() -> datetime:
 
 def _act(graph: Graph, tmp_path: Path, action: str, *keys: str, **kw: Any) -> StewardResult:
     kw.setdefault("reason", f"{action} because the customer called")
-    kw.setdefault("actor", ACTOR)
+    actor = kw.pop("actor", ACTOR)
     function = getattr(steward, action)
-    result: StewardResult = function(graph, settings(tmp_path), Policy(), *keys, **kw)
+    result: StewardResult = function(services(graph, tmp_path, actor=actor), *keys, **kw)
     return result
 
 
@@ -62,7 +62,7 @@ def _consistent(graph: Graph, tmp_path: Path, result: StewardResult) -> None:
 
 
 def _why(graph: Graph, tmp_path: Path, a: str, b: str) -> Any:
-    return explain(graph, settings(tmp_path), Policy(), a, b, as_of=_now())
+    return explain(services(graph, tmp_path, Policy()), a, b, as_of=_now())
 
 
 def _resolved(graph: Graph, tmp_path: Path, *events: dict[str, Any]) -> None:

@@ -36,17 +36,14 @@ from identity.api.limits import RateLimiter
 from identity.api.observability import Metrics, RequestContext, configure_logging, request_id
 from identity.api.privacy import purge_schedule
 from identity.config import Settings, load_settings
+from identity.context import ServiceContext
 from identity.errors import IdgraphError
-from identity.normalize import Normalizer, make_normalizer
 from identity.policy import Policy, load_policy
 from identity.store.driver import AsyncGraph, Graph, open_async_driver, open_driver
 
 
 class State(TypedDict):
-    settings: Settings
-    policy: Policy
-    normalizer: Normalizer
-    graph: Graph  # sync: services
+    services: ServiceContext  # sync: what services work with (graph, settings, policy)
     reads: AsyncGraph  # async: GraphQL reads
     api_keys: ApiKeys
     write_keys: WriteKeys
@@ -191,18 +188,17 @@ def create_app(
             retry_time=max(5.0, settings.api_neo4j_timeout),
         )
         async_driver = open_async_driver(settings, timeout=settings.api_neo4j_timeout)
-        graph = Graph(sync, settings.neo4j_database)
-        resolver = BackgroundResolver(graph, settings, active_policy)
+        services = ServiceContext.create(
+            Graph(sync, settings.neo4j_database), settings, active_policy
+        )
+        resolver = BackgroundResolver(services)
         resolver.start()
         purger = None
         if settings.purge_interval_hours > 0:
-            purger = asyncio.create_task(purge_schedule(graph, settings, active_policy))
+            purger = asyncio.create_task(purge_schedule(services))
         try:
             yield State(
-                settings=settings,
-                policy=active_policy,
-                normalizer=make_normalizer(settings, active_policy),
-                graph=graph,
+                services=services,
                 reads=AsyncGraph(async_driver, settings.neo4j_database, metrics.observe_query),
                 api_keys=api_keys,
                 write_keys=write_keys,

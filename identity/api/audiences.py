@@ -183,7 +183,7 @@ class AudienceMutation:
         delta: bool = False,
     ) -> AudienceExport:
         context = info.context
-        context.require("marketer")
+        services = context.acting("marketer")
         request = audiences.export_request(
             context.policy,
             str(segment_id),
@@ -195,8 +195,7 @@ class AudienceMutation:
         )
         report = await run_in_threadpool(
             audiences.export_to_directory,
-            context.graph,
-            context.policy,
+            services,
             request,
             context.settings.exports_path,
         )

@@ -13,11 +13,9 @@ import logging
 import threading
 import time
 
-from identity.config import Settings
+from identity.context import ServiceContext
 from identity.errors import IdgraphError
-from identity.policy import Policy
 from identity.resolve.service import ResolveReport, resolve_identities
-from identity.store.driver import Graph
 
 log = logging.getLogger("idgraph.resolver")
 
@@ -27,10 +25,8 @@ _RETRY_SECONDS = 2.0
 class BackgroundResolver:
     """One worker thread resolving incrementally after each burst of :meth:`request`."""
 
-    def __init__(self, graph: Graph, settings: Settings, policy: Policy) -> None:
-        self._graph = graph
-        self._settings = settings
-        self._policy = policy
+    def __init__(self, services: ServiceContext) -> None:
+        self._services = services
         self._wanted = threading.Event()
         self._stopping = threading.Event()
         self._idle = threading.Condition()
@@ -74,9 +70,7 @@ class BackgroundResolver:
                 self._running = True
                 self._wanted.clear()
             try:
-                self.last_report = resolve_identities(
-                    self._graph, self._settings, self._policy, wait=30.0
-                )
+                self.last_report = resolve_identities(self._services, wait=30.0)
                 self.runs += 1
                 self.last_error = None
             except IdgraphError as e:  # Neo4j down, the lock held by a CLI resolve

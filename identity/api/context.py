@@ -19,6 +19,7 @@ from identity.api.auth import Permission, Principal
 from identity.api.errors import ApiError
 from identity.api.traits import ProfileView
 from identity.config import Settings
+from identity.context import ServiceContext
 from identity.normalize import Normalizer
 from identity.policy import Policy
 from identity.store import reads
@@ -109,12 +110,30 @@ class Context:
 
     request: Request
     principal: Principal | None
-    settings: Settings
-    policy: Policy
-    normalizer: Normalizer
+    services: ServiceContext  # the app's, for no one in particular: see acting()
     reads: AsyncGraph
-    graph: Graph
     loaders: Loaders
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def policy(self) -> Policy:
+        return self.services.policy
+
+    @property
+    def normalizer(self) -> Normalizer:
+        return self.services.normalizer
+
+    @property
+    def graph(self) -> Graph:
+        return self.services.graph
+
+    def acting(self, permission: Permission) -> ServiceContext:
+        """The services on the caller's behalf (recorded as the key's name), once the caller
+        is allowed ``permission``."""
+        return self.services.acting_as(self.require(permission).name)
 
     def require(self, permission: Permission) -> Principal:
         """The caller, if allowed ``permission``; else UNAUTHENTICATED or FORBIDDEN."""

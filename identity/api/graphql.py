@@ -29,10 +29,7 @@ class GraphQLApp(GraphQL[Context, None]):
         return Context(
             request=request,  # type: ignore[arg-type]
             principal=request.scope["state"].get("caller"),
-            settings=state.settings,
-            policy=state.policy,
-            normalizer=state.normalizer,
+            services=state.services,
             reads=state.reads,
-            graph=state.graph,
             loaders=Loaders.fresh(state.reads),
         )

@@ -39,12 +39,10 @@ from starlette.routing import Route
 from identity.api.auth import WriteKey, WriteKeys, basic_user
 from identity.api.background_resolve import BackgroundResolver
 from identity.api.observability import Metrics, request_id
-from identity.config import Settings
+from identity.context import ServiceContext
 from identity.errors import IdgraphError, StoreUnavailableError
 from identity.ingest.service import Input, LoadReport, load_segment_file
 from identity.model import Rejection
-from identity.policy import Policy
-from identity.store.driver import Graph
 from identity.store.rows import DUPLICATE, FORGOTTEN
 
 log = logging.getLogger("idgraph.ingestion")
@@ -287,15 +285,11 @@ def _record(report: LoadReport, key: WriteKey, metrics: Metrics) -> None:
     log.info("ingested %s", report.batch_id, extra={"fields": fields})
 
 
-def _load(
-    graph: Graph, data: bytes, name: str, settings: Settings, policy: Policy, key: WriteKey
-) -> LoadReport:
-    graph.ping()  # not retried: a request answers 503 at once while Neo4j is down
+def _load(services: ServiceContext, data: bytes, name: str, key: WriteKey) -> LoadReport:
+    services.graph.ping()  # not retried: a request answers 503 at once while Neo4j is down
     return load_segment_file(
-        graph,
+        services,
         Input.of_bytes(data, name),
-        settings,
-        policy,
         source=key.source,
         keep_rejections=True,
     )
@@ -316,9 +310,7 @@ async def _ingest(request: Request, kind: str | None) -> Response:
         events = _single_event(body, kind) if kind else _batch_events(body)
         data = _ndjson(events)
         name = f"POST {request.url.path} (request {request_id.get()})"
-        report = await run_in_threadpool(
-            _load, state.graph, data, name, state.settings, state.policy, key
-        )
+        report = await run_in_threadpool(_load, state.services, data, name, key)
     except _Refused as e:
         return _error(e)
     except StoreUnavailableError as e:  # the detail (Neo4j's address) is for the logs only

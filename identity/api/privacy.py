@@ -18,12 +18,10 @@ from strawberry.types import Info
 from identity.api.context import Context
 from identity.api.errors import ApiError
 from identity.api.types import IdentifierInput
-from identity.config import Settings
+from identity.context import ServiceContext
 from identity.errors import IdgraphError
-from identity.policy import Policy
-from identity.privacy import forget as privacy
+from identity.privacy import access, forget
 from identity.privacy.retention import purge
-from identity.store.driver import Graph
 
 log = logging.getLogger("idgraph.purge")
 
@@ -72,12 +70,9 @@ class PrivacyQuery:
         id: strawberry.ID | None = None,
         identifier: IdentifierInput | None = None,
     ) -> JSON:
-        context = info.context
-        context.require("admin")
+        services = info.context.acting("admin")
         named = _named(id, identifier)
-        document = await run_in_threadpool(
-            lambda: privacy.export_profile(context.graph, context.settings, context.policy, **named)
-        )
+        document = await run_in_threadpool(lambda: access.export_profile(services, **named))
         return JSON(document)
 
 
@@ -95,18 +90,10 @@ class PrivacyMutation:
         id: strawberry.ID | None = None,
         identifier: IdentifierInput | None = None,
     ) -> ForgetResult:
-        context = info.context
-        principal = context.require("admin")
+        services = info.context.acting("admin")
         named = _named(id, identifier)
         done = await run_in_threadpool(
-            lambda: privacy.forget_profile(
-                context.graph,
-                context.settings,
-                context.policy,
-                reason=reason,
-                actor=principal.name,
-                **named,
-            )
+            lambda: forget.forget_profile(services, reason=reason, **named)
         )
         return ForgetResult(
             identity_id=strawberry.ID(done.identity),
@@ -120,15 +107,15 @@ class PrivacyMutation:
         )
 
 
-async def purge_schedule(graph: Graph, settings: Settings, policy: Policy) -> None:
-    """Run the retention purge every ``settings.purge_interval_hours``, the first time one
+async def purge_schedule(services: ServiceContext) -> None:
+    """Run the retention purge every ``purge_interval_hours`` (a setting), the first time one
     interval after start-up, logging its counts; a failed run is logged and retried at the
     next interval. Runs until cancelled (the app's lifespan does at shutdown)."""
-    interval = settings.purge_interval_hours * 3600
+    interval = services.settings.purge_interval_hours * 3600
     while True:
         await asyncio.sleep(interval)
         try:
-            report = await run_in_threadpool(purge, graph, settings, policy)
+            report = await run_in_threadpool(purge, services)
         except IdgraphError as e:
             log.warning("retention purge failed: %s", e)
             continue

@@ -61,6 +61,7 @@ from identity.config import Settings
 from identity.normalize import NormalizationError
 from identity.resolve.explain import explain as explain_service
 from identity.steward import actions as steward
+from identity.steward.audit import MAX_REASON
 from identity.store import reads
 from identity.store.reads import when
 
@@ -106,8 +107,8 @@ def _reason(reason: str) -> str:
     text = reason.strip()
     if not text:
         raise ApiError("BAD_USER_INPUT", "a reason is required: say why, for the audit trail")
-    if len(text) > steward.MAX_REASON:
-        raise ApiError("BAD_USER_INPUT", f"reason over {steward.MAX_REASON} characters")
+    if len(text) > MAX_REASON:
+        raise ApiError("BAD_USER_INPUT", f"reason over {MAX_REASON} characters")
     return text
 
 
@@ -185,11 +186,8 @@ class Query:
     async def explain(
         self, info: Info[Context, None], a: IdentifierInput, b: IdentifierInput
     ) -> Explanation:
-        context = info.context
-        context.require("steward")
-        result = await run_in_threadpool(
-            explain_service, context.graph, context.settings, context.policy, _typed(a), _typed(b)
-        )
+        services = info.context.acting("steward")
+        result = await run_in_threadpool(explain_service, services, _typed(a), _typed(b))
         return Explanation(
             a=result.a,
             b=result.b,
@@ -324,19 +322,9 @@ async def _act(
     keys: list[IdentifierInput],
     reason: str,
 ) -> StewardResult:
-    context = info.context
-    principal = context.require("steward")
+    services = info.context.acting("steward")
     given = [_typed(k) for k in keys]
-    done = await run_in_threadpool(
-        lambda: action(
-            context.graph,
-            context.settings,
-            context.policy,
-            *given,
-            reason=_reason(reason),
-            actor=principal.name,
-        )
-    )
+    done = await run_in_threadpool(lambda: action(services, *given, reason=_reason(reason)))
     return StewardResult(
         action=done.action,
         keys=done.keys,

@@ -179,7 +179,7 @@ class Segment:
         if after_id is not None and not isinstance(after_id, str):
             raise ApiError("BAD_USER_INPUT", f"invalid cursor {after!r}")
         rows = await run_in_threadpool(
-            service.members, context.graph, str(self.id), after_id, limit + 1
+            service.members, context.services, str(self.id), after_id, limit + 1
         )
         edges = [
             SegmentMemberEdge(
@@ -210,7 +210,7 @@ class Segment:
         limit = context.page_size(first)
         found = await run_in_threadpool(
             service.changes,
-            context.graph,
+            context.services,
             str(self.id),
             since,
             _changes_cursor(after),
@@ -231,7 +231,7 @@ class Segment:
     async def refreshes(self, info: Info[Context, None], last: int = 10) -> list[SegmentRefresh]:
         context = info.context
         done = await run_in_threadpool(
-            service.refreshes, context.graph, str(self.id), context.page_size(last)
+            service.refreshes, context.services, str(self.id), context.page_size(last)
         )
         return [SegmentRefresh.of(r) for r in done]
 
@@ -260,16 +260,14 @@ class SegmentRefreshResult:
 class SegmentQuery:
     @strawberry.field(description="All segments, by name. Role: marketer.")
     async def segments(self, info: Info[Context, None]) -> list[Segment]:
-        context = info.context
-        context.require("marketer")
-        found = await run_in_threadpool(service.list_segments, context.graph)
+        services = info.context.acting("marketer")
+        found = await run_in_threadpool(service.list_segments, services)
         return [Segment.of(s) for s in found]
 
     @strawberry.field(description="A segment by id or name. Role: marketer.")
     async def segment(self, info: Info[Context, None], id: strawberry.ID) -> Segment:
-        context = info.context
-        context.require("marketer")
-        return Segment.of(await run_in_threadpool(service.get_segment, context.graph, str(id)))
+        services = info.context.acting("marketer")
+        return Segment.of(await run_in_threadpool(service.get_segment, services, str(id)))
 
 
 @strawberry.type
@@ -284,16 +282,13 @@ class SegmentMutation:
         definition: SegmentConditionInput,
         description: str = "",
     ) -> Segment:
-        context = info.context
-        principal = context.require("marketer")
+        services = info.context.acting("marketer")
         made = await run_in_threadpool(
             lambda: service.create_segment(
-                context.graph,
-                context.policy,
+                services,
                 name=name,
                 definition=definition_of(definition),
                 description=description,
-                actor=principal.name,
             )
         )
         return Segment.of(made)
@@ -310,12 +305,10 @@ class SegmentMutation:
         description: str | None = None,
         definition: SegmentConditionInput | None = None,
     ) -> Segment:
-        context = info.context
-        context.require("marketer")
+        services = info.context.acting("marketer")
         changed = await run_in_threadpool(
             lambda: service.update_segment(
-                context.graph,
-                context.policy,
+                services,
                 str(id),
                 name=name,
                 description=description,
@@ -328,9 +321,8 @@ class SegmentMutation:
         description="Delete a segment and its memberships; its id. Role: marketer."
     )
     async def delete_segment(self, info: Info[Context, None], id: strawberry.ID) -> strawberry.ID:
-        context = info.context
-        context.require("marketer")
-        gone = await run_in_threadpool(service.delete_segment, context.graph, str(id))
+        services = info.context.acting("marketer")
+        gone = await run_in_threadpool(service.delete_segment, services, str(id))
         return strawberry.ID(gone.id)
 
     @strawberry.mutation(
@@ -340,12 +332,11 @@ class SegmentMutation:
     async def refresh_segment(
         self, info: Info[Context, None], id: strawberry.ID
     ) -> SegmentRefreshResult:
-        context = info.context
-        context.require("marketer")
+        services = info.context.acting("marketer")
 
         def refresh() -> tuple[service.RefreshResult, service.Segment]:
-            done = service.refresh_segment(context.graph, context.policy, str(id))
-            return done, service.get_segment(context.graph, done.segment)
+            done = service.refresh_segment(services, str(id))
+            return done, service.get_segment(services, done.segment)
 
         done, segment = await run_in_threadpool(refresh)
         return SegmentRefreshResult(segment=Segment.of(segment), refresh=SegmentRefresh.of(done))
@@ -358,11 +349,9 @@ class SegmentMutation:
         self, info: Info[Context, None], definition: SegmentConditionInput, sample: int = 10
     ) -> SegmentPreview:
         context = info.context
-        context.require("marketer")
+        services = context.acting("marketer")
         size = context.page_size(sample)
-        found = await run_in_threadpool(
-            service.preview, context.graph, context.policy, definition_of(definition), size
-        )
+        found = await run_in_threadpool(service.preview, services, definition_of(definition), size)
         return SegmentPreview(
             size=found.size,
             sample=[

@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TextIO, get_args
 
+from identity.context import ServiceContext
 from identity.errors import ConflictError, InputError, NotFoundError
 from identity.normalize import sha256_hex
 from identity.policy import Policy
@@ -199,8 +200,7 @@ def _value(request: ExportRequest, type_: str, value: str, stored_hashed: bool) 
 
 
 def export_audience(
-    graph: Graph,
-    policy: Policy,
+    ctx: ServiceContext,
     request: ExportRequest,
     out: TextIO,
     *,
@@ -215,6 +215,7 @@ def export_audience(
     Raises NotFoundError for an unknown segment, InputError for a segment never refreshed or a
     delta after an export that did not complete (run a full export to reset the state),
     ConflictError while another export of the same audience runs."""
+    graph = ctx.graph
     segment = store.segment_state(graph, request.segment)
     if segment is None:
         raise NotFoundError(f"no segment {request.segment!r}: list segments to find its id")
@@ -240,7 +241,7 @@ def export_audience(
     _claim(graph, request, report)
     try:
         store.start_export(graph, _record(report))
-        _run(graph, policy, request, report, out, page_size, progress, segment)
+        _run(graph, ctx.policy, request, report, out, page_size, progress, segment)
         store.finish_export(graph, report.id, _counts(report), datetime.now(UTC))
     except BaseException as e:
         store.fail_export(graph, report.id, f"{type(e).__name__}: {e}", datetime.now(UTC))
@@ -404,24 +405,24 @@ def _counts(report: ExportReport) -> dict[str, object]:
 
 
 def export_to_directory(
-    graph: Graph, policy: Policy, request: ExportRequest, directory: Path, **options: Any
+    ctx: ServiceContext, request: ExportRequest, directory: Path, **options: Any
 ) -> ExportReport:
     """Export into ``directory/<export id>.<format>`` (see :func:`export_to_file`)."""
     directory.mkdir(parents=True, exist_ok=True)
     export_id = new_export_id()
     path = directory / f"{export_id}.{request.format}"
-    return export_to_file(graph, policy, request, path, export_id=export_id, **options)
+    return export_to_file(ctx, request, path, export_id=export_id, **options)
 
 
 def export_to_file(
-    graph: Graph, policy: Policy, request: ExportRequest, path: Path, **options: Any
+    ctx: ServiceContext, request: ExportRequest, path: Path, **options: Any
 ) -> ExportReport:
     """Export into ``path``, written as ``<path>.part`` and renamed once complete, so that a
     download never sees half a file. ``options``: those of :func:`export_audience`."""
     part = path.with_name(path.name + ".part")
     try:
         with part.open("w", encoding="utf-8", newline="") as out:
-            report = export_audience(graph, policy, request, out, file=path.name, **options)
+            report = export_audience(ctx, request, out, file=path.name, **options)
     except BaseException:
         part.unlink(missing_ok=True)
         raise

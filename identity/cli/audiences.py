@@ -22,7 +22,7 @@ from identity.audiences.export import (
     export_request,
     export_to_file,
 )
-from identity.cli.common import cli_settings, err, graph_session, out, progress_bar
+from identity.cli.common import cli_settings, err, graph_session, out, progress_bar, services
 from identity.policy import load_policy
 from identity.store import audiences as store
 
@@ -56,9 +56,8 @@ def export(
 ) -> None:
     """Export a segment's identifiers for the consent their type needs."""
     settings = cli_settings()
-    policy = load_policy(settings.policy)
     request = export_request(
-        policy,
+        load_policy(settings.policy),
         segment_id,
         types.split(","),
         format=format,
@@ -69,7 +68,7 @@ def export(
     bar = progress_bar(
         TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
     )
-    with graph_session(settings) as graph, bar:
+    with services() as ctx, bar:
         task = bar.add_task("export", total=None)
 
         def progress(done: int, total: int) -> None:
@@ -77,12 +76,10 @@ def export(
 
         if out_file is None:
             report = export_audience(
-                graph, policy, request, sys.stdout, page_size=page_size, progress=progress
+                ctx, request, sys.stdout, page_size=page_size, progress=progress
             )
         else:
-            report = export_to_file(
-                graph, policy, request, out_file, page_size=page_size, progress=progress
-            )
+            report = export_to_file(ctx, request, out_file, page_size=page_size, progress=progress)
     _summary(report, out_file)
 
 

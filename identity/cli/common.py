@@ -1,7 +1,9 @@
-"""What every ``idgraph`` command shares: the consoles, the settings, the graph session."""
+"""What every ``idgraph`` command shares: the consoles, the settings, the services."""
 
 from __future__ import annotations
 
+import getpass
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -9,7 +11,10 @@ from rich.console import Console
 from rich.progress import Progress, ProgressColumn
 
 from identity.config import Settings, load_settings
+from identity.context import ServiceContext
+from identity.policy import load_policy
 from identity.store.driver import Graph, open_driver
+from identity.store.schema import init_schema
 
 out = Console()
 err = Console(stderr=True)
@@ -26,6 +31,27 @@ def graph_session(settings: Settings) -> Iterator[Graph]:
         yield Graph(driver, settings.neo4j_database)
     finally:
         driver.close()
+
+
+@contextmanager
+def services(*, actor: str | None = None, schema: bool = False) -> Iterator[ServiceContext]:
+    """The services of one command: settings and policy read, the driver open for its
+    duration; ``schema`` applies pending migrations first; ``actor`` as in ServiceContext."""
+    settings = cli_settings()
+    policy = load_policy(settings.policy)
+    with graph_session(settings) as graph:
+        if schema:
+            init_schema(graph)
+        yield ServiceContext.create(graph, settings, policy, actor=actor)
+
+
+def cli_actor() -> str:
+    """Who acts from a terminal, as recorded: ``cli:<os user>``."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name in the environment nor the password database
+        user = str(os.getuid())
+    return f"cli:{user}"
 
 
 def progress_bar(*columns: ProgressColumn) -> Progress:

@@ -1,5 +1,5 @@
 """``idgraph forget``, ``idgraph export-profile`` and ``idgraph purge``: erasure, access and
-retention (see :mod:`identity.privacy.forget` and :mod:`identity.privacy.retention`)."""
+retention (see :mod:`identity.privacy`)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ import typer
 from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from identity.cli.common import cli_settings, graph_session, out, progress_bar
-from identity.cli.steward import _os_user
+from identity.cli.common import cli_actor, out, progress_bar, services
 from identity.errors import InputError
-from identity.policy import load_policy
-from identity.privacy.forget import export_profile, forget_profile
+from identity.privacy.access import export_profile
+from identity.privacy.forget import forget_profile
 from identity.privacy.retention import purge as purge_service
 
 commands = typer.Typer()
@@ -33,13 +32,8 @@ def forget(
     wait: float = _WAIT,
 ) -> None:
     """Erase a person: identity, identifiers, links, traits, segments; tombstones stay."""
-    settings = cli_settings()
-    policy = load_policy(settings.policy)
-    with graph_session(settings) as graph:
-        done = forget_profile(
-            graph, settings, policy, id=id, identifier=key, reason=reason,
-            actor=f"cli:{_os_user()}", wait=wait,
-        )  # fmt: skip
+    with services(actor=cli_actor()) as ctx:
+        done = forget_profile(ctx, id=id, identifier=key, reason=reason, wait=wait)
     out.print(
         f"forgot identity {done.identity}: {done.identifiers} identifiers (tombstoned), "
         f"{done.links} links, {done.merged_ids} merged ids; {done.scrubbed} texts scrubbed; "
@@ -66,10 +60,8 @@ def export_profile_command(
     ),
 ) -> None:
     """Everything held about a person, as one JSON document (right of access)."""
-    settings = cli_settings()
-    policy = load_policy(settings.policy)
-    with graph_session(settings) as graph:
-        document = export_profile(graph, settings, policy, id=id, identifier=key)
+    with services() as ctx:
+        document = export_profile(ctx, id=id, identifier=key)
     text = json.dumps(document, indent=2, ensure_ascii=False)
     if output is None:
         print(text)
@@ -91,15 +83,13 @@ def purge(
             now = datetime.fromisoformat(as_of)
         except ValueError as e:
             raise InputError(f"--as-of {as_of!r}: not an ISO time ({e})") from e
-    settings = cli_settings()
-    policy = load_policy(settings.policy)
     with (
-        graph_session(settings) as graph,
+        services() as ctx,
         progress_bar(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as bar,
     ):
         task = bar.add_task("purge", total=None)
         report = purge_service(
-            graph, settings, policy, now=now, dry_run=dry_run, wait=wait,
+            ctx, now=now, dry_run=dry_run, wait=wait,
             progress=lambda step: bar.update(task, description=f"purge {step}"),
         )  # fmt: skip
     verb = "would purge (dry run)" if dry_run else "purged"

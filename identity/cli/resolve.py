@@ -11,14 +11,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from identity.cli.common import cli_settings, err, graph_session, out, progress_bar
+from identity.cli.common import cli_settings, err, graph_session, out, progress_bar, services
 from identity.errors import InputError
-from identity.policy import load_policy
 from identity.resolve.evaluate import Scores, evaluate
 from identity.resolve.explain import explain
 from identity.resolve.service import ResolveReport, resolve_identities
 from identity.store.identities import read_review, stream_identities
-from identity.store.schema import init_schema
 from loaders.records import parse_timestamp
 
 commands = typer.Typer()
@@ -49,26 +47,23 @@ def resolve(
     ),
 ) -> None:
     """Form identities from the links loaded so far (incremental unless --full)."""
-    settings = cli_settings()
-    policy = load_policy(settings.policy)
-    with graph_session(settings) as graph:
-        init_schema(graph)
-        with progress_bar(
+    with (
+        services(schema=True) as ctx,
+        progress_bar(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
-        ) as bar:
-            task = bar.add_task("resolve", total=None)
-            report = resolve_identities(
-                graph,
-                settings,
-                policy,
-                full=full,
-                dry_run=dry_run,
-                as_of=_as_of(as_of),
-                wait=wait,
-                progress=lambda step, done, total: bar.update(
-                    task, description=step, completed=done, total=total
-                ),
-            )
+        ) as bar,
+    ):
+        task = bar.add_task("resolve", total=None)
+        report = resolve_identities(
+            ctx,
+            full=full,
+            dry_run=dry_run,
+            as_of=_as_of(as_of),
+            wait=wait,
+            progress=lambda step, done, total: bar.update(
+                task, description=step, completed=done, total=total
+            ),
+        )
     print_resolve(report)
 
 
@@ -113,10 +108,8 @@ def explain_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Why two identifiers are in the same identity, or what keeps them apart."""
-    settings = cli_settings()
-    policy = load_policy(settings.policy)
-    with graph_session(settings) as graph:
-        result = explain(graph, settings, policy, a, b, as_of=_as_of(as_of))
+    with services() as ctx:
+        result = explain(ctx, a, b, as_of=_as_of(as_of))
     if as_json:
         out.print_json(json.dumps(result, default=_json_default))
         return
@@ -175,10 +168,8 @@ def evaluate_command(
     truth: Path = typer.Option(..., "--truth", help="truth.csv from `idgraph synth`."),
 ) -> None:
     """Score the identities against ground truth: pairwise precision, recall, F1."""
-    settings = cli_settings()
-    policy = load_policy(settings.policy)
-    with graph_session(settings) as graph:
-        result = evaluate(graph, settings, policy, truth)
+    with services() as ctx:
+        result = evaluate(ctx, truth)
     out.print(f"{result.people:,} people, {result.identifiers:,} identifiers scored")
     table = Table(box=None, pad_edge=False)
     for column in ("", "precision", "recall", "F1", "identities", "over-merged", "largest"):

@@ -16,10 +16,9 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from identity.cli.common import cli_settings, err, graph_session, out
-from identity.cli.steward import _os_user
+from identity.cli.common import cli_actor, err, out, services
+from identity.context import ServiceContext
 from identity.errors import InputError
-from identity.policy import load_policy
 from identity.segments import service as segments
 
 commands = typer.Typer(
@@ -74,15 +73,9 @@ def create(
     description: str = typer.Option("", help="What the segment is for."),
 ) -> None:
     """Create a segment (no members until its first refresh)."""
-    settings = cli_settings()
-    with graph_session(settings) as graph:
+    with services(actor=cli_actor()) as ctx:
         segment = segments.create_segment(
-            graph,
-            load_policy(settings.policy),
-            name=name,
-            definition=_definition(definition),
-            description=description,
-            actor=f"cli:{_os_user()}",
+            ctx, name=name, definition=_definition(definition), description=description
         )
     _show(segment)
 
@@ -90,8 +83,8 @@ def create(
 @commands.command("list")
 def list_command() -> None:
     """All segments with their size and last refresh."""
-    with graph_session(cli_settings()) as graph:
-        found = segments.list_segments(graph)
+    with services() as ctx:
+        found = segments.list_segments(ctx)
     table = Table("id", "name", "size", "refreshed", "stale")
     for s in found:
         refreshed = s.refreshed_at.isoformat(timespec="seconds") if s.refreshed_at else "never"
@@ -102,9 +95,9 @@ def list_command() -> None:
 @commands.command()
 def show(segment: str = _SEGMENT) -> None:
     """A segment, its definition and its last refreshes."""
-    with graph_session(cli_settings()) as graph:
-        found = segments.get_segment(graph, segment)
-        history = segments.refreshes(graph, found.id, last=5)
+    with services() as ctx:
+        found = segments.get_segment(ctx, segment)
+        history = segments.refreshes(ctx, found.id, last=5)
     _show(found)
     for r in history:
         out.print(
@@ -122,11 +115,9 @@ def update(
     definition: str | None = _DEFINITION,
 ) -> None:
     """Change a segment; a new definition applies at the next refresh."""
-    settings = cli_settings()
-    with graph_session(settings) as graph:
+    with services() as ctx:
         changed = segments.update_segment(
-            graph,
-            load_policy(settings.policy),
+            ctx,
             segment,
             name=name,
             description=description,
@@ -138,17 +129,16 @@ def update(
 @commands.command()
 def delete(segment: str = _SEGMENT) -> None:
     """Delete a segment and its memberships."""
-    with graph_session(cli_settings()) as graph:
-        gone = segments.delete_segment(graph, segment)
+    with services() as ctx:
+        gone = segments.delete_segment(ctx, segment)
     out.print(f"deleted {gone.id} ({gone.name}, {gone.size} members)", highlight=False)
 
 
 @commands.command()
 def refresh(segment: str = _SEGMENT) -> None:
     """Recompute the members now: who entered, who left."""
-    settings = cli_settings()
-    with graph_session(settings) as graph, err.status(f"Refreshing {segment}..."):
-        done = segments.refresh_segment(graph, load_policy(settings.policy), segment)
+    with services() as ctx, err.status(f"Refreshing {segment}..."):
+        done = segments.refresh_segment(ctx, segment)
     out.print(
         f"{done.segment}: {done.entered} entered, {done.left} left, size {done.size} "
         f"({done.ms} ms, refresh {done.refresh} at {done.at.isoformat()})",
@@ -157,11 +147,11 @@ def refresh(segment: str = _SEGMENT) -> None:
     )
 
 
-def _given(graph: Any, text: str) -> Any:
+def _given(ctx: ServiceContext, text: str) -> Any:
     """A definition as typed, or the stored definition of a segment."""
     if text in ("-",) or text.lstrip().startswith(("{", "@")):
         return _definition(text)
-    return segments.get_segment(graph, text).definition
+    return segments.get_segment(ctx, text).definition
 
 
 _GIVEN = typer.Argument(..., help="A definition (JSON, @file, -) or a segment id or name.")
@@ -170,9 +160,8 @@ _GIVEN = typer.Argument(..., help="A definition (JSON, @file, -) or a segment id
 @commands.command()
 def estimate(definition: str = _GIVEN) -> None:
     """How many active identities match now (nothing is stored)."""
-    settings = cli_settings()
-    with graph_session(settings) as graph:
-        count = segments.estimate(graph, load_policy(settings.policy), _given(graph, definition))
+    with services() as ctx:
+        count = segments.estimate(ctx, _given(ctx, definition))
     out.print(count)
 
 
@@ -182,11 +171,8 @@ def preview(
     sample: int = typer.Option(10, min=0, max=1000, help="How many members to show."),
 ) -> None:
     """The size and a sample of members with a few traits (nothing is stored)."""
-    settings = cli_settings()
-    with graph_session(settings) as graph:
-        found = segments.preview(
-            graph, load_policy(settings.policy), _given(graph, definition), sample
-        )
+    with services() as ctx:
+        found = segments.preview(ctx, _given(ctx, definition), sample)
     out.print(f"size {found.size}", highlight=False)
     for identity, traits in found.sample:
         out.print(
@@ -201,8 +187,8 @@ def members(
     after: str | None = typer.Option(None, help="The last identity id of the previous page."),
 ) -> None:
     """Member identity ids as of the last refresh, by id."""
-    with graph_session(cli_settings()) as graph:
-        for row, since in segments.members(graph, segment, after, limit):
+    with services() as ctx:
+        for row, since in segments.members(ctx, segment, after, limit):
             out.print(f"{row[0]}  since {since.isoformat()}", highlight=False)
 
 
@@ -217,7 +203,7 @@ def changes(
         after = datetime.fromisoformat(since)
     except ValueError as e:
         raise InputError(f"--since {since!r} is not an ISO time: {e}") from e
-    with graph_session(cli_settings()) as graph:
-        for c in segments.changes(graph, segment, after, limit=limit):
+    with services() as ctx:
+        for c in segments.changes(ctx, segment, after, limit=limit):
             sign = "+" if c.change == "entered" else "-"
             out.print(f"{sign} {c.identity}  {c.at.isoformat()}", highlight=False)

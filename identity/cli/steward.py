@@ -6,14 +6,11 @@ resolve and prints the identities that hold the identifiers before and after.
 
 from __future__ import annotations
 
-import getpass
-import os
 from collections.abc import Callable
 
 import typer
 
-from identity.cli.common import cli_settings, graph_session, out
-from identity.policy import load_policy
+from identity.cli.common import cli_actor, out, services
 from identity.steward.actions import (
     StewardResult,
     block_identifier,
@@ -34,19 +31,9 @@ _REASON = typer.Option(..., "--reason", help="Why (kept in the audit trail; 500 
 _WAIT = typer.Option(30.0, min=0.0, help="Seconds to wait for a resolve already running.")
 
 
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):  # no login name in the environment nor the password database
-        return str(os.getuid())
-
-
 def _act(action: Callable[..., StewardResult], *keys: str, reason: str, wait: float) -> None:
-    settings = cli_settings()
-    policy = load_policy(settings.policy)
-    actor = f"cli:{_os_user()}"
-    with graph_session(settings) as graph:
-        result = action(graph, settings, policy, *keys, reason=reason, actor=actor, wait=wait)
+    with services(actor=cli_actor()) as ctx:
+        result = action(ctx, *keys, reason=reason, wait=wait)
     out.print(
         f"{result.action} {' - '.join(result.keys)} by {result.actor}: event {result.event_id}, "
         f"applied by {result.report.mode} resolve {result.report.run}",

@@ -28,11 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from identity.config import Settings
+from identity.context import ServiceContext
 from identity.errors import IdgraphError, InputError
 from identity.model import Observation, Party, Rejection
-from identity.normalize import make_normalizer
-from identity.policy import Policy
 from identity.store.driver import Graph
 from identity.store.rows import DUPLICATE, Counts
 from identity.store.writer import BatchInfo, BatchWriter
@@ -339,10 +337,8 @@ class _ChunkPipeline:
 
 
 def load_segment_file(
-    graph: Graph,
+    ctx: ServiceContext,
     path: Path | Input,
-    settings: Settings,
-    policy: Policy,
     *,
     source: str = "segment",
     party: Party = "first",
@@ -351,7 +347,7 @@ def load_segment_file(
 ) -> LoadReport:
     """Load a file of Segment-spec events as one batch of ``source``; ``path`` may be an
     :class:`Input` held in memory (an HTTP request body), loaded exactly as a file would be."""
-    normalizer = make_normalizer(settings, policy)
+    settings, policy, normalizer = ctx.settings, ctx.policy, ctx.normalizer
     options = SegmentOptions(
         source=source,
         party=party,
@@ -361,7 +357,7 @@ def load_segment_file(
         max_record_bytes=settings.max_record_bytes,
     )
     return load_file(
-        graph,
+        ctx.graph,
         path,
         lambda stream, now: read_segment(stream, normalizer, options, now=now),
         kind="segment",
@@ -376,19 +372,17 @@ def load_segment_file(
 
 
 def load_table_file(
-    graph: Graph,
+    ctx: ServiceContext,
     path: Path,
     mapping: TableMapping,
-    settings: Settings,
-    policy: Policy,
     *,
     progress: Progress | None = None,
 ) -> LoadReport:
     """Load a CSV table through its mapping; the header is checked before anything is written."""
     check_header(path, mapping)
-    normalizer = make_normalizer(settings, policy)
+    settings, normalizer = ctx.settings, ctx.normalizer
     return load_file(
-        graph,
+        ctx.graph,
         path,
         lambda stream, now: read_table(stream, mapping, normalizer, now=now),
         kind="csv",

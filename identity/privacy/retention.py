@@ -33,13 +33,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from identity.config import Settings
+from identity.context import ServiceContext
 from identity.errors import InputError, ResolveBusyError
 from identity.policy import Policy
 from identity.resolve.graph import DAY_MS
 from identity.resolve.service import ResolveReport, resolve_identities
 from identity.store import retention as store
-from identity.store.driver import Graph
 from identity.store.runs import ResolveLock
 
 STEPS = (
@@ -78,9 +77,7 @@ def cutoffs(policy: Policy, now: datetime) -> tuple[dict[str, int], dict[str, in
 
 
 def purge(
-    graph: Graph,
-    settings: Settings,
-    policy: Policy,
+    ctx: ServiceContext,
     *,
     now: datetime | None = None,
     dry_run: bool = False,
@@ -93,7 +90,8 @@ def purge(
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
         raise InputError("purge needs a time with a time zone, e.g. 2026-11-01T00:00:00Z")
-    ttl, kept = cutoffs(policy, now)
+    graph = ctx.graph
+    ttl, kept = cutoffs(ctx.policy, now)
     now_ms = int(now.timestamp() * 1000)
     batch = f"purge-{uuid.uuid4()}"
     params: dict[str, Any] = {
@@ -141,7 +139,7 @@ def purge(
     if not dry_run and any(report.counts.values()):
         try:
             report.resolve = resolve_identities(
-                graph, settings, policy, as_of=now, wait=wait, actor="idgraph purge"
+                ctx.acting_as("idgraph purge"), as_of=now, wait=wait
             )
         except ResolveBusyError:
             report.resolve = None

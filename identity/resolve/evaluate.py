@@ -33,14 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from identity.config import Settings
+from identity.context import ServiceContext
 from identity.errors import InputError
-from identity.normalize import make_normalizer, sha256_hex
-from identity.policy import Policy
+from identity.normalize import sha256_hex
 from identity.resolve.components import connected_components
 from identity.resolve.engine import LIMIT, MERGED, QUARANTINED, SHARED, resolve
 from identity.resolve.snapshot import read_full
-from identity.store.driver import Graph
 from identity.store.identities import stream_identities
 from identity.store.runs import last_completed_run
 
@@ -133,13 +131,14 @@ def score(groups: Iterable[Iterable[str]], truth: Mapping[str, str]) -> Scores:
     )
 
 
-def evaluate(graph: Graph, settings: Settings, policy: Policy, truth_path: Path) -> Evaluation:
+def evaluate(ctx: ServiceContext, truth_path: Path) -> Evaluation:
     """Score the stored identities, plain components and the ceiling against the truth."""
-    truth = read_truth(truth_path, hash_pii=settings.hash_pii)
+    graph, policy = ctx.graph, ctx.policy
+    truth = read_truth(truth_path, hash_pii=ctx.settings.hash_pii)
     identities = [
         [f"{type_}:{value}" for type_, value in members] for _, members in stream_identities(graph)
     ]
-    snapshot = read_full(graph, policy, make_normalizer(settings, policy))
+    snapshot = read_full(graph, policy, ctx.normalizer)
     g = snapshot.graph
     keys = g.keys
     pairs = zip(g.a.tolist(), g.b.tolist(), strict=True)

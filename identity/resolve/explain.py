@@ -23,10 +23,9 @@ from typing import Any
 
 import networkx as nx
 
-from identity.config import Settings
+from identity.context import ServiceContext
 from identity.errors import NotFoundError
-from identity.normalize import make_normalizer, parse_key
-from identity.policy import Policy
+from identity.normalize import parse_key
 from identity.resolve.engine import (
     BLOCKED,
     CUT,
@@ -72,17 +71,9 @@ class Explanation:
     path: list[Hop] = field(default_factory=list)
 
 
-def explain(
-    graph: Graph,
-    settings: Settings,
-    policy: Policy,
-    a: str,
-    b: str,
-    *,
-    as_of: datetime | None = None,
-) -> Explanation:
+def explain(ctx: ServiceContext, a: str, b: str, *, as_of: datetime | None = None) -> Explanation:
     """Explain ``a`` and ``b`` (identifier keys ``type:value``, normalized as on load)."""
-    normalizer = make_normalizer(settings, policy)
+    graph, policy, normalizer = ctx.graph, ctx.policy, ctx.normalizer
     key_a, key_b = (parse_key(normalizer, k) for k in (a, b))
     as_of_ms = int((as_of.timestamp() if as_of else time.time()) * 1000)
     # the identifiers on a shortest raw path too, so that a path through links that do not

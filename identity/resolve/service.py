@@ -18,16 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from identity.config import Settings
+from identity.context import ServiceContext
 from identity.model import Event, split_key
-from identity.normalize import make_normalizer
-from identity.policy import Policy
 from identity.profiles.service import profiles_outdated, refresh_profiles
 from identity.resolve.engine import Resolution, resolve
 from identity.resolve.graph import DAY_MS, SHARED_KINDS
 from identity.resolve.lineage import Plan, plan
 from identity.resolve.snapshot import Snapshot, read_full, read_region
-from identity.store.driver import Graph
 from identity.store.identities import identities_of, write_flags, write_units
 from identity.store.runs import (
     ResolveLock,
@@ -72,48 +69,38 @@ class ResolveReport:
 
 
 def resolve_identities(
-    graph: Graph,
-    settings: Settings,
-    policy: Policy,
+    ctx: ServiceContext,
     *,
     full: bool = False,
     dry_run: bool = False,
     as_of: datetime | None = None,
     wait: float = 0.0,
     progress: Progress | None = None,
-    actor: str | None = None,
 ) -> ResolveReport:
     """Resolve identities (see the module docstring); ``dry_run`` computes and writes nothing.
 
-    ``actor`` names who the events of this run are recorded for (a steward whose action the
-    run applies); by default ``idgraph resolve (full|incremental)``.
+    The events of the run are recorded for ``ctx.actor`` (a steward whose action the run
+    applies), by default ``idgraph resolve (full|incremental)``.
     """
     run = str(uuid.uuid4())
-    lock = ResolveLock(graph, run)
+    lock = ResolveLock(ctx.graph, run)
     if not dry_run:
         lock.acquire(wait)
     try:
-        return _Run(graph, settings, policy, run, progress).go(full, dry_run, as_of, actor)
+        return _Run(ctx, run, progress).go(full, dry_run, as_of, ctx.actor)
     finally:
         if not dry_run:
             lock.release()
 
 
 class _Run:
-    def __init__(
-        self,
-        graph: Graph,
-        settings: Settings,
-        policy: Policy,
-        run: str,
-        progress: Progress | None,
-    ) -> None:
-        self.graph = graph
-        self.settings = settings
-        self.policy = policy
+    def __init__(self, ctx: ServiceContext, run: str, progress: Progress | None) -> None:
+        self.graph = ctx.graph
+        self.settings = ctx.settings
+        self.policy = ctx.policy
         self.run = run
         self.progress = progress or (lambda step, done, total: None)
-        self.normalizer = make_normalizer(settings, policy)
+        self.normalizer = ctx.normalizer
         self.clock = time.perf_counter()
         self.seconds: dict[str, float] = {}
         self.previous_as_of = 0  # as_of of the last completed run (incremental runs)

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from identity.context import ServiceContext
 from identity.errors import InputError, NotFoundError
 from identity.policy import Policy
 from identity.segments.language import Condition, parse, to_json, traits_of
 from identity.store import segments as store
-from identity.store.driver import Graph
 from identity.store.reads import when
 from identity.store.segment_query import compile_condition
 
@@ -119,45 +119,43 @@ def validate(policy: Policy, definition: Any) -> Condition:
 
 
 def create_segment(
-    graph: Graph,
-    policy: Policy,
+    ctx: ServiceContext,
     *,
     name: str,
     definition: Any,
     description: str = "",
-    actor: str,
     now: datetime | None = None,
 ) -> Segment:
-    """Create a segment (no members until its first refresh); ConflictError on a taken name."""
-    tree = validate(policy, definition)
+    """Create a segment (no members until its first refresh), recorded as created by
+    ``ctx.actor``; ConflictError on a taken name."""
+    tree = validate(ctx.policy, definition)
     row = store.create(
-        graph,
+        ctx.graph,
         id=f"seg-{secrets.token_hex(6)}",
         name=_name(name),
         description=_description(description),
         definition=json.dumps(to_json(tree)),
-        actor=actor,
+        actor=ctx.actor or "idgraph",
         now=_now(now),
     )
     return Segment.of(row)
 
 
-def get_segment(graph: Graph, id_or_name: str) -> Segment:
+def get_segment(ctx: ServiceContext, id_or_name: str) -> Segment:
     """A segment by id or name; NotFoundError otherwise."""
-    row = store.find(graph, id_or_name)
+    row = store.find(ctx.graph, id_or_name)
     if row is None:
         raise NotFoundError(f"no segment {id_or_name[:120]!r}: `idgraph segment list` lists them")
     return Segment.of(row)
 
 
-def list_segments(graph: Any) -> list[Segment]:
+def list_segments(ctx: ServiceContext) -> list[Segment]:
     """All segments by name."""
-    return [Segment.of(r) for r in store.list_all(graph)]
+    return [Segment.of(r) for r in store.list_all(ctx.graph)]
 
 
 def update_segment(
-    graph: Graph,
-    policy: Policy,
+    ctx: ServiceContext,
     id_or_name: str,
     *,
     name: str | None = None,
@@ -166,10 +164,10 @@ def update_segment(
     now: datetime | None = None,
 ) -> Segment:
     """Change the name, description or definition; members stay until the next refresh."""
-    current = get_segment(graph, id_or_name)
-    text = json.dumps(to_json(validate(policy, definition))) if definition is not None else None
+    current = get_segment(ctx, id_or_name)
+    text = json.dumps(to_json(validate(ctx.policy, definition))) if definition is not None else None
     row = store.update(
-        graph,
+        ctx.graph,
         current.id,
         name=_name(name) if name is not None else None,
         description=_description(description) if description is not None else None,
@@ -181,38 +179,39 @@ def update_segment(
     return Segment.of(row)
 
 
-def delete_segment(graph: Graph, id_or_name: str) -> Segment:
+def delete_segment(ctx: ServiceContext, id_or_name: str) -> Segment:
     """Delete a segment with its memberships and refresh records; the segment as it was."""
-    current = get_segment(graph, id_or_name)
-    store.delete(graph, current.id)
+    current = get_segment(ctx, id_or_name)
+    store.delete(ctx.graph, current.id)
     return current
 
 
-def estimate(graph: Graph, policy: Policy, definition: Any, now: datetime | None = None) -> int:
+def estimate(ctx: ServiceContext, definition: Any, now: datetime | None = None) -> int:
     """How many active identities match a definition now, without storing anything."""
-    where, params = compile_condition(validate(policy, definition), _now(now))
-    return store.count_matching(graph, where, params)
+    where, params = compile_condition(validate(ctx.policy, definition), _now(now))
+    return store.count_matching(ctx.graph, where, params)
 
 
 def preview(
-    graph: Graph, policy: Policy, definition: Any, sample: int = 10, now: datetime | None = None
+    ctx: ServiceContext, definition: Any, sample: int = 10, now: datetime | None = None
 ) -> Preview:
     """The size and up to ``sample`` members (by identity id), each with up to five traits,
     those the definition looks at first."""
-    tree = validate(policy, definition)
+    tree = validate(ctx.policy, definition)
     where, params = compile_condition(tree, _now(now))
-    size = store.count_matching(graph, where, params)
+    size = store.count_matching(ctx.graph, where, params)
     wanted = traits_of(tree)
     found = []
-    for identity, traits in store.sample_matching(graph, where, params, sample) if sample else []:
+    for identity, traits in (
+        store.sample_matching(ctx.graph, where, params, sample) if sample else []
+    ):
         order = [t for t in wanted if t in traits] + sorted(t for t in traits if t not in wanted)
         found.append((identity, {t: traits[t] for t in order[:5]}))
     return Preview(size=size, sample=found)
 
 
 def refresh_segment(
-    graph: Graph,
-    policy: Policy,
+    ctx: ServiceContext,
     id_or_name: str,
     *,
     now: datetime | None = None,
@@ -222,36 +221,36 @@ def refresh_segment(
     merged away) leave, matching active identities enter; unchanged members are not touched.
     ConflictError while another refresh of the segment runs (one silent for ``stale_after``
     is taken over)."""
-    segment = get_segment(graph, id_or_name)
+    segment = get_segment(ctx, id_or_name)
     at = _now(now)
-    where, params = compile_condition(validate(policy, segment.definition), at)
+    where, params = compile_condition(validate(ctx.policy, segment.definition), at)
     token = uuid.uuid4().hex
-    store.lock(graph, segment.id, token, datetime.now(UTC), datetime.now(UTC) - stale_after)
+    store.lock(ctx.graph, segment.id, token, datetime.now(UTC), datetime.now(UTC) - stale_after)
     started = time.perf_counter()
     try:
-        left = store.remove_left(graph, segment.id, where, params, at)
-        entered = store.add_entered(graph, segment.id, where, params, at)
+        left = store.remove_left(ctx.graph, segment.id, where, params, at)
+        entered = store.add_entered(ctx.graph, segment.id, where, params, at)
         ms = int((time.perf_counter() - started) * 1000)
         refresh = f"ref-{secrets.token_hex(6)}"
         size = store.record_refresh(
-            graph, segment.id, refresh=refresh, entered=entered, left=left, ms=ms, now=at
+            ctx.graph, segment.id, refresh=refresh, entered=entered, left=left, ms=ms, now=at
         )
     finally:
-        store.unlock(graph, segment.id, token)
+        store.unlock(ctx.graph, segment.id, token)
     return RefreshResult(segment.id, refresh, at, entered, left, size, ms)
 
 
 def members(
-    graph: Graph, id_or_name: str, after: str | None, limit: int
+    ctx: ServiceContext, id_or_name: str, after: str | None, limit: int
 ) -> list[tuple[list[Any], datetime]]:
     """A page of members by identity id: (identity row, member since)."""
-    segment = get_segment(graph, id_or_name)
-    rows = store.members(graph, segment.id, after, limit)
+    segment = get_segment(ctx, id_or_name)
+    rows = store.members(ctx.graph, segment.id, after, limit)
     return [(r["identity"], when(r["since"]) or segment.created_at) for r in rows]
 
 
 def changes(
-    graph: Graph,
+    ctx: ServiceContext,
     id_or_name: str,
     since: datetime,
     after: tuple[int, str] | None = None,
@@ -260,16 +259,16 @@ def changes(
     """Entered and left after ``since``, by time then identity id (keyset ``after``)."""
     if since.tzinfo is None:
         raise InputError("since needs a time zone, e.g. 2026-11-01T00:00:00Z")
-    segment = get_segment(graph, id_or_name)
+    segment = get_segment(ctx, id_or_name)
     return [
         Change(r["identity"], when(r["at"]) or since, r["change"])
-        for r in store.changes(graph, segment.id, since, after, limit)
+        for r in store.changes(ctx.graph, segment.id, since, after, limit)
     ]
 
 
-def refreshes(graph: Graph, id_or_name: str, last: int = 10) -> list[RefreshResult]:
+def refreshes(ctx: ServiceContext, id_or_name: str, last: int = 10) -> list[RefreshResult]:
     """The last refreshes of a segment, newest first."""
-    segment = get_segment(graph, id_or_name)
+    segment = get_segment(ctx, id_or_name)
     return [
         RefreshResult(
             segment.id,
@@ -280,5 +279,5 @@ def refreshes(graph: Graph, id_or_name: str, last: int = 10) -> list[RefreshResu
             int(r["size"]),
             int(r["ms"]),
         )
-        for r in store.refreshes(graph, segment.id, last)
+        for r in store.refreshes(ctx.graph, segment.id, last)
     ]

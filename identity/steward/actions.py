@@ -36,13 +36,12 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from identity.config import Settings
+from identity.context import ServiceContext
 from identity.errors import InputError, NotFoundError, ResolveBusyError
 from identity.model import new_id
-from identity.normalize import make_normalizer, parse_key
-from identity.policy import Policy
+from identity.normalize import parse_key
 from identity.resolve.service import ResolveReport, resolve_identities
-from identity.store.driver import Graph
+from identity.steward.audit import MAX_ACTOR, MAX_REASON, audit_text
 from identity.store.identities import identities_of
 from identity.store.steward import (
     Held,
@@ -51,9 +50,6 @@ from identity.store.steward import (
     record_action,
     record_after,
 )
-
-MAX_REASON = 500
-MAX_ACTOR = 200
 
 
 @dataclass
@@ -69,39 +65,23 @@ class StewardResult:
 
 
 def cut_link(
-    graph: Graph,
-    settings: Settings,
-    policy: Policy,
-    a: str,
-    b: str,
-    *,
-    reason: str,
-    actor: str,
-    wait: float = 30.0,
+    ctx: ServiceContext, a: str, b: str, *, reason: str, wait: float = 30.0
 ) -> StewardResult:
     """Cut the link between ``a`` and ``b`` (see the module docstring)."""
-    request = _Request(graph, settings, policy, reason, actor, wait)
+    request = _Request(ctx, reason, wait)
     a_, b_ = request.pair(a, b)
-    if read_link(graph, a_.key, b_.key) is None:
+    if read_link(ctx.graph, a_.key, b_.key) is None:
         raise NotFoundError(f"no link between {a_.key} and {b_.key}: nothing to cut")
     return request.apply("cut_link", [a_, b_])
 
 
 def restore_link(
-    graph: Graph,
-    settings: Settings,
-    policy: Policy,
-    a: str,
-    b: str,
-    *,
-    reason: str,
-    actor: str,
-    wait: float = 30.0,
+    ctx: ServiceContext, a: str, b: str, *, reason: str, wait: float = 30.0
 ) -> StewardResult:
     """Remove the cut of the link between ``a`` and ``b``."""
-    request = _Request(graph, settings, policy, reason, actor, wait)
+    request = _Request(ctx, reason, wait)
     a_, b_ = request.pair(a, b)
-    link = read_link(graph, a_.key, b_.key)
+    link = read_link(ctx.graph, a_.key, b_.key)
     if link is None:
         raise NotFoundError(f"no link between {a_.key} and {b_.key}: nothing to restore")
     if not link.cut:
@@ -110,18 +90,10 @@ def restore_link(
 
 
 def force_merge(
-    graph: Graph,
-    settings: Settings,
-    policy: Policy,
-    a: str,
-    b: str,
-    *,
-    reason: str,
-    actor: str,
-    wait: float = 30.0,
+    ctx: ServiceContext, a: str, b: str, *, reason: str, wait: float = 30.0
 ) -> StewardResult:
     """Assert ``a`` and ``b`` are the same customer: force (or create) the link between them."""
-    request = _Request(graph, settings, policy, reason, actor, wait)
+    request = _Request(ctx, reason, wait)
     ends = request.pair(a, b)
     for end in ends:
         if end.blocked:
@@ -133,47 +105,22 @@ def force_merge(
 
 
 def block_identifier(
-    graph: Graph,
-    settings: Settings,
-    policy: Policy,
-    key: str,
-    *,
-    reason: str,
-    actor: str,
-    wait: float = 30.0,
+    ctx: ServiceContext, key: str, *, reason: str, wait: float = 30.0
 ) -> StewardResult:
     """Block ``key``: none of its links merges, it stands alone."""
-    request = _Request(graph, settings, policy, reason, actor, wait)
+    request = _Request(ctx, reason, wait)
     return request.apply("block_identifier", request.known([key]))
 
 
 def unblock_identifier(
-    graph: Graph,
-    settings: Settings,
-    policy: Policy,
-    key: str,
-    *,
-    reason: str,
-    actor: str,
-    wait: float = 30.0,
+    ctx: ServiceContext, key: str, *, reason: str, wait: float = 30.0
 ) -> StewardResult:
     """Lift a steward's block of ``key``; its links merge again if the rules allow."""
-    request = _Request(graph, settings, policy, reason, actor, wait)
+    request = _Request(ctx, reason, wait)
     held = request.known([key])
     if not held[0].blocked:
         raise NotFoundError(f"{held[0].key} is not blocked: nothing to unblock")
     return request.apply("unblock_identifier", held)
-
-
-def audit_text(name: str, value: str, limit: int, *, needed_by: str, kept_in: str) -> str:
-    """``value`` stripped, when not empty and at most ``limit`` characters long: a reason or an
-    actor recorded with an action (steward action, erasure); InputError otherwise."""
-    text = value.strip()
-    if not text:
-        raise InputError(f"{needed_by} needs a non-empty {name} (kept in {kept_in})")
-    if len(text) > limit:
-        raise InputError(f"{name} is {len(text)} characters long: at most {limit}")
-    return text
 
 
 def _text(name: str, value: str, limit: int) -> str:
@@ -183,26 +130,16 @@ def _text(name: str, value: str, limit: int) -> str:
 class _Request:
     """One steward action on its way: who asks and why (checked first), and where."""
 
-    def __init__(
-        self,
-        graph: Graph,
-        settings: Settings,
-        policy: Policy,
-        reason: str,
-        actor: str,
-        wait: float,
-    ) -> None:
+    def __init__(self, ctx: ServiceContext, reason: str, wait: float) -> None:
         self.reason = _text("reason", reason, MAX_REASON)
-        self.actor = _text("actor", actor, MAX_ACTOR)
-        self.graph = graph
-        self.settings = settings
-        self.policy = policy
+        self.actor = _text("actor", ctx.actor or "", MAX_ACTOR)
+        self.ctx = ctx.acting_as(self.actor)
+        self.graph = ctx.graph
         self.wait = wait
 
     def known(self, given: list[str]) -> list[Held]:
         """The identifiers ``given`` names (normalized as loads do), each in the graph."""
-        normalizer = make_normalizer(self.settings, self.policy)
-        keys = [parse_key(normalizer, g) for g in given]
+        keys = [parse_key(self.ctx.normalizer, g) for g in given]
         held = read_identifiers(self.graph, keys)
         for key, typed in zip(keys, given, strict=True):
             if key not in held:
@@ -234,9 +171,7 @@ class _Request:
         if not done:  # another steward changed it between the check and the write
             raise NotFoundError(f"{action} {' - '.join(keys)}: changed meanwhile, nothing done")
         try:
-            report = resolve_identities(
-                graph, self.settings, self.policy, wait=self.wait, actor=self.actor
-            )
+            report = resolve_identities(self.ctx, wait=self.wait)
         except ResolveBusyError as e:
             raise ResolveBusyError(
                 f"{action} recorded (event {event}); it takes effect at the next resolve: {e}"
