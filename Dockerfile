@@ -7,10 +7,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+# the exact versions of uv.lock, then idgraph itself without resolving anything again
+COPY pyproject.toml uv.lock README.md ./
+RUN pip install uv==0.13.9 \
+    && uv export --frozen --no-dev --no-emit-project -o /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt && pip uninstall -y uv
 COPY identity ./identity
 COPY loaders ./loaders
-RUN pip install . && useradd --create-home --uid 10001 idgraph
+RUN pip install --no-deps . && useradd --create-home --uid 10001 idgraph
 
 USER idgraph
 EXPOSE 8000

@@ -4,8 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# uv installs the exact versions of uv.lock into the venv (`make lock` refreshes the lock).
+UV_VERSION := 0.13.9
+UV := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(BIN)/uv
 
-.PHONY: setup system venv neo4j-jars run stop test lint typecheck check format clean
+.PHONY: setup system venv neo4j-jars run stop test lint typecheck docs check format lock clean
 
 setup: system venv neo4j-jars
 
@@ -14,11 +17,16 @@ system:
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# --inexact keeps uv itself, which lives in the same venv; --frozen installs the lock as it is
+$(STAMP): pyproject.toml uv.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) sync --quiet --frozen --inexact --extra dev --python $(BIN)/python
 	@touch $(STAMP)
+
+# Resolve the dependencies again within pyproject.toml's bounds and write uv.lock.
+lock: venv
+	$(UV) lock --upgrade
 
 neo4j-jars: venv
 	@$(BIN)/idgraph neo4j fetch
@@ -57,11 +65,15 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-check: lint typecheck test
+# The documentation site (docs/, mkdocs.yml) into site/; a broken link or anchor fails it.
+docs: venv
+	$(BIN)/mkdocs build --strict --quiet
+
+check: lint typecheck docs test
 
 format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache .hypothesis

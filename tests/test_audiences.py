@@ -8,7 +8,8 @@ import hashlib
 
 import pytest
 
-from identity.audiences.export import ExportRequest, export_request, hashed_for, normalized_for
+from identity.audiences.export import ExportRequest, export_request
+from identity.audiences.hashing import hashed_for, normalized_for
 from identity.errors import InputError
 from identity.policy import Policy
 

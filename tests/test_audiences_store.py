@@ -18,8 +18,8 @@ from identity.audiences.export import (
     export_audience,
     export_request,
     export_to_directory,
-    hashed_for,
 )
+from identity.audiences.hashing import hashed_for
 from identity.config import Settings
 from identity.errors import ConflictError, InputError, NotFoundError
 from identity.normalize import sha256_hex

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from identity.policy import Policy, ProfileRules, parse_policy
-from identity.profiles.service import Member, build_profile, consent_value
+from identity.profiles.precedence import Member, build_profile, consent_value
 from identity.steward.actions import cut_link
 from identity.store.driver import Graph
 from tests.loading import load_csv

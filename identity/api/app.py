@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
-from neo4j import Driver
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -39,7 +38,7 @@ from identity.config import Settings, load_settings
 from identity.context import ServiceContext
 from identity.errors import IdgraphError
 from identity.policy import Policy, load_policy
-from identity.store.driver import AsyncGraph, Graph, open_async_driver, open_driver
+from identity.store.driver import AsyncGraph, Driver, Graph, open_async_driver, open_driver
 
 
 class State(TypedDict):

@@ -22,7 +22,7 @@ from identity.api.auth import ApiKeys, bearer_token
 from identity.api.context import Context
 from identity.api.reports import TypeCount
 from identity.audiences import export as audiences
-from identity.config import Settings
+from identity.context import ServiceContext
 from identity.store import audiences as store
 from identity.store.reads import native
 
@@ -222,8 +222,8 @@ async def download(request: Request) -> Response:
             403, "FORBIDDEN", f"key {principal.name!r} has role {principal.role}: needs marketer"
         )
     name = request.path_params["name"]
-    settings: Settings = request.state.settings
-    path = settings.exports_path / name
+    services: ServiceContext = request.state.services
+    path = services.settings.exports_path / name
     if not _FILE.match(name) or not path.is_file():
         return _refuse(404, "NOT_FOUND", f"no export file {name[:100]!r}: see audienceExports")
     # read and sent 64 KiB at a time (FileResponse.chunk_size): memory stays flat

@@ -1,7 +1,7 @@
 """What a profile says about a customer: traits, events, consents, computed traits.
 
 The chosen traits and the computed ones are read from the profile materialized on the
-identity (:mod:`identity.profiles.service`); ``traitObservations`` lists every source's value as
+identity (:mod:`identity.profiles.precedence`); ``traitObservations`` lists every source's value as
 loaded on each identifier, which is what the precedence rules chose from.
 """
 

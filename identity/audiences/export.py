@@ -7,16 +7,7 @@ identifiers of the asked types that are not blocked and whose consent purpose
 (``policy.consent_purpose``) the identity grants (``consent.<purpose> = true``; absent is not
 granted), and counts those left out.
 
-Hashing: SHA-256, lower-case hex, of the value normalized as the destination asks.
-Google Customer Match (Google Ads API "Customer Match"; DV360 "Prepare user data"): email
-trimmed and lower-cased (removing gmail.com dots is *not required* there, only for Enhanced
-Conversions / CM360, so they are kept); phone in E.164 *with* ``+``. Meta Custom Audiences
-(Marketing API, customer information parameters): email trimmed and lower-cased; phone digits
-with country code, no ``+``, no leading zeros. Other types go as stored (both platforms take raw
-mobile advertising ids; cookies and partner ids go to DMPs and ad servers as they are).
-Identifiers stored hashed (``IDGRAPH_HASH_PII``: SHA-256 of the Google form) go as they are
-where that is the destination's form (emails; phones for Google), else they are skipped and
-counted (``skipped_hashed``).
+Hashing per destination is :mod:`identity.audiences.hashing`.
 
 Deltas: ``(:Audience)-[:EXPORTED {run}]->(:Identifier)`` holds what the audience has exported.
 Each export marks what it writes with its run, page by page (the unmarked before are the adds),
@@ -30,7 +21,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -39,39 +29,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TextIO, get_args
 
+from identity.audiences.hashing import (
+    DESTINATIONS,
+    HASHED_TYPES,
+    Destination,
+    hashed_for,
+)
 from identity.context import ServiceContext
 from identity.errors import ConflictError, InputError, NotFoundError
-from identity.normalize import sha256_hex
 from identity.policy import Policy
 from identity.store import audiences as store
 from identity.store.audiences import MemberIdentifier
 from identity.store.driver import Graph
 
 Format = Literal["csv", "ndjson"]
-Destination = Literal["google", "meta"]
 FORMATS: tuple[Format, ...] = get_args(Format)
-DESTINATIONS: tuple[Destination, ...] = get_args(Destination)
 PAGE_SIZE = 5000
 STALE_AFTER = timedelta(hours=6)  # an export running longer than this is taken as dead
-HASHED_TYPES = frozenset({"email", "phone"})  # what the platforms want hashed
-_NOT_DIGITS = re.compile(r"\D")
 
 Progress = Callable[[int, int], None]  # (member identities done, total)
-
-
-def normalized_for(destination: Destination, type_: str, value: str) -> str:
-    """``value`` (as idgraph stores it) in the form ``destination`` hashes."""
-    if type_ == "email":
-        return value.strip().lower()
-    if type_ == "phone":
-        digits = _NOT_DIGITS.sub("", value).lstrip("0")
-        return "+" + digits if destination == "google" else digits
-    return value
-
-
-def hashed_for(destination: Destination, type_: str, value: str) -> str:
-    """SHA-256 (lower-case hex) of ``value`` normalized for ``destination``."""
-    return sha256_hex(normalized_for(destination, type_, value))
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 from rich.table import Table
 
 from identity.audiences.export import (
-    DESTINATIONS,
     FORMATS,
     ExportReport,
     export_audience,
     export_request,
     export_to_file,
 )
+from identity.audiences.hashing import DESTINATIONS
 from identity.cli.common import cli_settings, err, graph_session, out, progress_bar, services
 from identity.policy import load_policy
 from identity.store import audiences as store

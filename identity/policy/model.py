@@ -84,7 +84,7 @@ DEFAULT_CONSENT: Mapping[str, str] = {
 @dataclass(frozen=True)
 class ProfileRules:
     """How a profile's traits are chosen among its identifiers'
-    (see :mod:`identity.profiles.service`).
+    (see :mod:`identity.profiles.precedence`).
 
     A trait's rule is the first of ``traits`` whose pattern (``fnmatch``) matches its name,
     else ``source_priority``: ``"latest"`` (the most recent observation wins, whatever the

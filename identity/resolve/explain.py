@@ -41,7 +41,7 @@ from identity.resolve.engine import (
 )
 from identity.resolve.snapshot import read_region
 from identity.store.driver import Graph
-from identity.store.linkgraph import shortest_raw_path
+from identity.store.linkgraph import link_details, shortest_raw_path
 
 _MAX_HOPS = 8
 
@@ -161,20 +161,7 @@ def _hop(resolution: Resolution, link: int, a: str, b: str) -> Hop:
 
 
 def _add_details(graph: Graph, hops: list[Hop]) -> None:
-    rows = graph.read(
-        "read link details",
-        """
-        UNWIND $pairs AS pair
-        MATCH (x:Identifier {key: pair[0]})-[r:LINKED]-(y:Identifier {key: pair[1]})
-        RETURN pair[0] AS a, pair[1] AS b, r.sources AS sources, r.party AS party,
-               r.first_seen AS first_seen, r.last_seen AS last_seen, r.count AS count,
-               r.evidence AS evidence, r.cut_by AS cut_by, r.cut_reason AS cut_reason,
-               r.forced AS forced, r.forced_by AS forced_by, r.forced_reason AS forced_reason,
-               [end IN [x, y] WHERE end.blocked | [end.key, end.blocked_by, end.blocked_reason]]
-                 AS blocked
-        """,
-        {"pairs": [[h.a, h.b] for h in hops]},
-    )
+    rows = link_details(graph, [(h.a, h.b) for h in hops])
     details = {(row["a"], row["b"]): row for row in rows}
     for hop in hops:
         row = details.get((hop.a, hop.b))

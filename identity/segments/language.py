@@ -1,6 +1,6 @@
 """Segments: a small JSON language for "which customers", parsed, validated and evaluated.
 
-A definition is a tree of conditions on the profile properties that ``identity.profiles.service``
+A definition is a tree of conditions on the profile properties that ``identity.profiles``
 materializes on each active ``(:Identity)``:
 
 - ``{"all": [c, ...]}``, ``{"any": [c, ...]}`` (non-empty lists), ``{"not": c}``;
@@ -23,7 +23,8 @@ materializes on each active ``(:Identity)``:
 Every problem of a definition is reported at once, each with the JSON path of its node
 (``$.all[1].trait``) and the reason. Trees are capped at depth 16 and 200 conditions.
 :func:`matches` is the reference semantics, in Python; the store compiles the same tree to
-parameterized Cypher (``identity.store.segment_query``) and tests hold the two together.
+parameterized Cypher (``identity.store.segment_query``); the tree itself is
+:mod:`identity.segments.conditions` and tests hold the two together.
 """
 
 from __future__ import annotations
@@ -31,11 +32,23 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from identity.errors import InputError
+from identity.segments.conditions import (
+    All,
+    AnyOf,
+    Condition,
+    Consent,
+    DmpSegment,
+    Event,
+    HasIdentifier,
+    LastSeen,
+    Not,
+    Trait,
+    trait_key,
+)
 
 MAX_DEPTH = 16
 MAX_NODES = 200
@@ -65,63 +78,6 @@ class SegmentDefinitionError(InputError):
         self.problems = problems
         listed = "; ".join(f"{path}: {reason}" for path, reason in problems)
         super().__init__(f"invalid segment definition ({len(problems)} problems): {listed}")
-
-
-@dataclass(frozen=True)
-class All:
-    parts: tuple[Condition, ...]
-
-
-@dataclass(frozen=True)
-class AnyOf:
-    parts: tuple[Condition, ...]
-
-
-@dataclass(frozen=True)
-class Not:
-    part: Condition
-
-
-@dataclass(frozen=True)
-class Trait:
-    name: str
-    op: str
-    value: Any  # a scalar, a tuple of scalars (in) or a bool (exists)
-
-
-@dataclass(frozen=True)
-class HasIdentifier:
-    type: str
-    count_gte: int
-
-
-@dataclass(frozen=True)
-class Event:
-    name: str
-    count_gte: int
-    within_days: int | None
-
-
-@dataclass(frozen=True)
-class DmpSegment:
-    name: str
-
-
-@dataclass(frozen=True)
-class Consent:
-    purpose: str
-
-
-@dataclass(frozen=True)
-class LastSeen:
-    days: int
-
-
-Condition = All | AnyOf | Not | Trait | HasIdentifier | Event | DmpSegment | Consent | LastSeen
-
-
-def trait_key(name: str) -> str:
-    return f"trait.{name}"
 
 
 def _is_scalar(value: Any) -> bool:

@@ -22,7 +22,8 @@ from typing import Any
 from identity.context import ServiceContext
 from identity.errors import InputError, NotFoundError
 from identity.policy import Policy
-from identity.segments.language import Condition, parse, to_json, traits_of
+from identity.segments.conditions import Condition
+from identity.segments.language import parse, to_json, traits_of
 from identity.store import segments as store
 from identity.store.reads import when
 from identity.store.segment_query import compile_condition

@@ -18,12 +18,12 @@ from neo4j import (
     READ_ACCESS,
     AsyncDriver,
     AsyncGraphDatabase,
-    Driver,
     GraphDatabase,
     ManagedTransaction,
     Record,
     RoutingControl,
 )
+from neo4j import Driver as Driver  # re-exported: the API takes one from tests
 from neo4j.exceptions import AuthError, DriverError, Neo4jError, ServiceUnavailable, SessionExpired
 
 from identity.config import Settings

@@ -173,6 +173,25 @@ def read_first_seen(graph: Graph, pairs: list[tuple[str, str]]) -> list[int]:
     return [found.get(pair, 0) for pair in pairs]
 
 
+def link_details(graph: Graph, pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """What explain shows of each link between ``pairs`` of keys: sources, party, times,
+    count, evidence, the steward's cut or forcing, and the blocks of its ends."""
+    return graph.read(
+        "read link details",
+        """
+        UNWIND $pairs AS pair
+        MATCH (x:Identifier {key: pair[0]})-[r:LINKED]-(y:Identifier {key: pair[1]})
+        RETURN pair[0] AS a, pair[1] AS b, r.sources AS sources, r.party AS party,
+               r.first_seen AS first_seen, r.last_seen AS last_seen, r.count AS count,
+               r.evidence AS evidence, r.cut_by AS cut_by, r.cut_reason AS cut_reason,
+               r.forced AS forced, r.forced_by AS forced_by, r.forced_reason AS forced_reason,
+               [end IN [x, y] WHERE end.blocked | [end.key, end.blocked_by, end.blocked_reason]]
+                 AS blocked
+        """,
+        {"pairs": [list(pair) for pair in pairs]},
+    )
+
+
 def shortest_raw_path(graph: Graph, a: str, b: str, max_hops: int) -> list[str]:
     """Keys on one shortest path of any links between ``a`` and ``b`` (empty: none)."""
     rows = graph.read(

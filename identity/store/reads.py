@@ -121,7 +121,7 @@ async def attributes(reads: AsyncGraph, ids: Sequence[str]) -> dict[str, list[An
 
 
 async def profiles(reads: AsyncGraph, ids: Sequence[str]) -> dict[str, list[Any]]:
-    """Each identity's materialized profile (see :mod:`identity.profiles.service`) as
+    """Each identity's materialized profile (see :mod:`identity.profiles.precedence`) as
     ``[[property, value]]``, times in epoch milliseconds."""
     return await _by_item(
         reads,

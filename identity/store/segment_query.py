@@ -4,7 +4,7 @@ The text is assembled from the fixed fragments below only: every name (trait, ev
 segment, purpose, identifier type) goes in as a property key *parameter* (``p[$s0]``) and
 every value, cutoff and "now" as a value parameter, so nothing of a definition ever reaches
 the query text. Each leaf is a never-null boolean (``coalesce(..., false)``), so that ``NOT``
-of a condition on a missing property is true, as :func:`identity.segments.matches` says.
+of a condition on a missing property is true, as :func:`identity.segments.language.matches` says.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from identity.segments.language import (
+from identity.segments.conditions import (
     All,
     AnyOf,
     Condition,
