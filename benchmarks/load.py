@@ -42,7 +42,7 @@ from identity.policy import Policy
 from identity.store.driver import Graph
 from identity.store.schema import init_schema
 from loaders.records import open_input
-from loaders.segment_events import SegmentOptions, read_segment
+from loaders.segment_events import SegmentEventOptions, read_segment_events
 from loaders.synth import SynthConfig, generate
 
 console = Console()
@@ -55,9 +55,9 @@ def breakdown(graph: Graph, path: Path, limit: int, chunk: int) -> dict[str, flo
     from identity.store import writer
 
     normalizer = make_normalizer(load_settings(), Policy())
-    options = SegmentOptions(source="bench")
+    options = SegmentEventOptions(source="bench")
     with open_input(path) as (_, stream):
-        parsed = read_segment(stream, normalizer, options, now=datetime.now(UTC))
+        parsed = read_segment_events(stream, normalizer, options, now=datetime.now(UTC))
         observations = [o for o in itertools.islice(parsed, limit) if isinstance(o, Observation)]
     graph.wipe()
     seconds: dict[str, float] = {"aggregate (Python)": 0.0}
@@ -115,13 +115,15 @@ def _naive_write(tx: ManagedTransaction, obs: Observation) -> None:
         ).consume()
 
 
-def naive_load(graph: Graph, path: Path, limit: int, options: SegmentOptions) -> dict[str, Any]:
+def naive_load(
+    graph: Graph, path: Path, limit: int, options: SegmentEventOptions
+) -> dict[str, Any]:
     normalizer = make_normalizer(load_settings(), Policy())
     started = time.perf_counter()
     events = 0
     with open_input(path) as (_, stream), graph.driver.session(database=graph.database) as s:
         for item in itertools.islice(
-            read_segment(stream, normalizer, options, now=datetime.now(UTC)), limit
+            read_segment_events(stream, normalizer, options, now=datetime.now(UTC)), limit
         ):
             events += 1
             if isinstance(item, Observation):
@@ -148,11 +150,13 @@ def idgraph_load(graph: Graph, path: Path, chunk: int) -> dict[str, Any]:
     }
 
 
-def parse_only(path: Path, options: SegmentOptions) -> dict[str, Any]:
+def parse_only(path: Path, options: SegmentEventOptions) -> dict[str, Any]:
     normalizer = make_normalizer(load_settings(), Policy())
     started = time.perf_counter()
     with open_input(path) as (_, stream):
-        events = sum(1 for _ in read_segment(stream, normalizer, options, now=datetime.now(UTC)))
+        events = sum(
+            1 for _ in read_segment_events(stream, normalizer, options, now=datetime.now(UTC))
+        )
     seconds = time.perf_counter() - started
     return {"events": events, "seconds": seconds, "events_per_s": events / seconds}
 
@@ -167,7 +171,7 @@ def main() -> int:
     parser.add_argument("--breakdown-events", type=int, default=50_000)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "load.json")
     args = parser.parse_args()
-    options = SegmentOptions(source="bench")
+    options = SegmentEventOptions(source="bench")
 
     with tempfile.TemporaryDirectory(prefix="idgraph-bench-") as tmp:
         workdir = Path(tmp)

@@ -52,7 +52,7 @@ class Rejection:
 
 
 @dataclass(frozen=True, slots=True)
-class SegmentMembership:
+class DmpMembership:
     """A third-party segment seen on the record's identifiers, valid until ``expires_at``."""
 
     name: str
@@ -79,7 +79,7 @@ class Observation:
     message_id: str | None = None
     traits: dict[str, TraitValue] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
-    segments: list[SegmentMembership] = field(default_factory=list)
+    dmp_segments: list[DmpMembership] = field(default_factory=list)
     rejected_values: list[Rejection] = field(default_factory=list)
 
     @property

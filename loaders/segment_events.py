@@ -49,7 +49,7 @@ MAX_DOCUMENT_BYTES = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)
-class SegmentOptions:
+class SegmentEventOptions:
     """How Segment fields map to identifier types, and the source the events count under."""
 
     source: str = "segment"
@@ -62,8 +62,8 @@ class SegmentOptions:
     max_record_bytes: int = 4 * 1024 * 1024
 
 
-def read_segment(
-    stream: IO[bytes], normalizer: Normalizer, options: SegmentOptions, *, now: datetime
+def read_segment_events(
+    stream: IO[bytes], normalizer: Normalizer, options: SegmentEventOptions, *, now: datetime
 ) -> Iterator[Parsed]:
     """Yield one observation or rejection per event found in the stream, in file order."""
     lines = iter_lines(stream, options.max_record_bytes)
@@ -108,7 +108,7 @@ def _read_document(
     head: bytes,
     stream: IO[bytes],
     normalizer: Normalizer,
-    options: SegmentOptions,
+    options: SegmentEventOptions,
     now: datetime,
 ) -> Iterator[Parsed]:
     """A pretty-printed JSON array or batch payload: the whole file is one document."""
@@ -141,7 +141,7 @@ def _events_of(
     document: object,
     ref: str,
     normalizer: Normalizer,
-    options: SegmentOptions,
+    options: SegmentEventOptions,
     now: datetime,
     raw: bytes | None,
 ) -> Iterator[Parsed]:
@@ -162,7 +162,7 @@ def _events_of(
 
 
 def event_to_parsed(
-    event: object, ref: str, normalizer: Normalizer, options: SegmentOptions, now: datetime
+    event: object, ref: str, normalizer: Normalizer, options: SegmentEventOptions, now: datetime
 ) -> Parsed:
     """One Segment event as an observation, or the reason it cannot be one."""
     if not isinstance(event, dict):
@@ -288,7 +288,7 @@ def event_to_parsed(
 def _external_ids(
     context: Mapping[str, Any],
     ref: str,
-    options: SegmentOptions,
+    options: SegmentEventOptions,
     rejections: list[Rejection],
 ) -> Iterator[tuple[str, str, object]]:
     external = context.get("externalIds")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from identity.errors import InputError
-from identity.model import PARTIES, Observation, Party, Rejection, SegmentMembership, TraitValue
+from identity.model import PARTIES, DmpMembership, Observation, Party, Rejection, TraitValue
 from identity.normalize import Normalizer
 from loaders.records import (
     Parsed,
@@ -45,7 +45,7 @@ _FALSE = {"false", "no", "n", "0", "opt-out", "opted out", "off"}
 
 
 @dataclass(frozen=True)
-class SegmentColumn:
+class DmpSegmentColumn:
     column: str
     separator: str = "|"
     ttl_days: float | None = None
@@ -59,7 +59,7 @@ class TableMapping:
     identifiers: Mapping[str, str]
     traits: Mapping[str, str] = field(default_factory=dict)
     timestamp: str | None = None
-    segments: SegmentColumn | None = None
+    dmp_segments: DmpSegmentColumn | None = None
     delimiter: str = ","
 
     @property
@@ -68,10 +68,10 @@ class TableMapping:
         named = [*self.identifiers, *self.traits]
         if self.timestamp:
             named.append(self.timestamp)
-        if self.segments:
-            named.append(self.segments.column)
-            if self.segments.ttl_column:
-                named.append(self.segments.ttl_column)
+        if self.dmp_segments:
+            named.append(self.dmp_segments.column)
+            if self.dmp_segments.ttl_column:
+                named.append(self.dmp_segments.ttl_column)
         return named
 
 
@@ -129,12 +129,12 @@ def parse_mapping(
         identifiers=dict(identifiers),
         traits=dict(traits),
         timestamp=timestamp,
-        segments=_segments(data.get("segments"), fail),
+        dmp_segments=_dmp_segments(data.get("segments"), fail),
         delimiter=delimiter,
     )
 
 
-def _segments(section: object, fail: Any) -> SegmentColumn | None:
+def _dmp_segments(section: object, fail: Any) -> DmpSegmentColumn | None:
     if section is None:
         return None
     if not isinstance(section, dict) or not isinstance(section.get("column"), str):
@@ -147,7 +147,7 @@ def _segments(section: object, fail: Any) -> SegmentColumn | None:
     separator = section.get("separator", "|")
     if not isinstance(separator, str) or not separator:
         raise fail("[segments] separator must be a non-empty string")
-    return SegmentColumn(section["column"], separator, ttl_days, ttl_column)
+    return DmpSegmentColumn(section["column"], separator, ttl_days, ttl_column)
 
 
 def read_table(
@@ -238,8 +238,8 @@ def _row_to_parsed(
         raw=raw,
         traits=traits,
     )
-    if isinstance(parsed, Observation) and mapping.segments:
-        _add_segments(parsed, row, mapping.segments, ref)
+    if isinstance(parsed, Observation) and mapping.dmp_segments:
+        _add_dmp_segments(parsed, row, mapping.dmp_segments, ref)
     return parsed
 
 
@@ -254,8 +254,8 @@ def _cell_value(cell: str, name: str) -> TraitValue | None:
     return trait_value(cell)
 
 
-def _add_segments(
-    observation: Observation, row: Mapping[str, str], spec: SegmentColumn, ref: str
+def _add_dmp_segments(
+    observation: Observation, row: Mapping[str, str], spec: DmpSegmentColumn, ref: str
 ) -> None:
     names = [s.strip() for s in row[spec.column].split(spec.separator) if s.strip()]
     if not names:
@@ -280,7 +280,7 @@ def _add_segments(
             return
     assert ttl is not None
     expires = observation.at + timedelta(days=ttl)
-    observation.segments.extend(SegmentMembership(name, expires) for name in dict.fromkeys(names))
+    observation.dmp_segments.extend(DmpMembership(name, expires) for name in dict.fromkeys(names))
 
 
 def check_header(path: Path, mapping: TableMapping) -> None:

@@ -24,6 +24,7 @@ from identity.normalize import Normalizer
 from identity.policy import Policy
 from identity.store import reads
 from identity.store.driver import AsyncGraph, Graph
+from identity.store.reads import EventRow, IdentifierRow, IdentityRow, Page
 
 V = TypeVar("V")
 
@@ -59,15 +60,15 @@ def _paged_loader(
 
 @dataclass
 class Loaders:
-    identity_by_key: DataLoader[str, list[Any] | None]
-    identity_by_id: DataLoader[str, list[Any] | None]
-    identifier: DataLoader[str, list[Any] | None]
-    members: DataLoader[PageKey, tuple[list[list[Any]], int] | None]
-    profile_by_key: DataLoader[PageKey, tuple[list[Any], tuple[list[list[Any]], int]] | None]
+    identity_by_key: DataLoader[str, IdentityRow | None]
+    identity_by_id: DataLoader[str, IdentityRow | None]
+    identifier: DataLoader[str, IdentifierRow | None]
+    members: DataLoader[PageKey, Page | None]
+    profile_by_key: DataLoader[PageKey, tuple[IdentityRow, Page] | None]
     attributes: DataLoader[str, list[list[Any]] | None]
     profile: DataLoader[str, ProfileView | None]
-    history: DataLoader[PageKey, list[list[Any]] | None]
-    links: DataLoader[PageKey, tuple[list[list[Any]], int] | None]
+    history: DataLoader[PageKey, list[EventRow] | None]
+    links: DataLoader[PageKey, Page | None]
 
     @classmethod
     def fresh(cls, store: AsyncGraph) -> Loaders:

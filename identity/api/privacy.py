@@ -17,7 +17,7 @@ from strawberry.types import Info
 
 from identity.api.context import Context
 from identity.api.errors import ApiError
-from identity.api.types import IdentifierInput
+from identity.api.types import IdentifierInput, converted
 from identity.context import ServiceContext
 from identity.errors import IdgraphError
 from identity.privacy import access, forget
@@ -95,13 +95,10 @@ class PrivacyMutation:
         done = await run_in_threadpool(
             lambda: forget.forget_profile(services, reason=reason, **named)
         )
-        return ForgetResult(
+        return converted(
+            ForgetResult,
+            done,
             identity_id=strawberry.ID(done.identity),
-            identifiers=done.identifiers,
-            links=done.links,
-            merged_ids=done.merged_ids,
-            neighbours=done.neighbours,
-            scrubbed=done.scrubbed,
             event_id=strawberry.ID(done.event_id),
             resolved=done.report is not None,
         )

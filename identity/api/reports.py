@@ -132,4 +132,4 @@ class StewardResult:
         rows = await info.context.loaders.identity_by_id.load_many(
             [str(i) for i in self.identity_ids]
         )
-        return [Profile.from_row(r, r[0]) for r in rows if r is not None]
+        return [Profile.from_row(r) for r in rows if r is not None]

@@ -51,6 +51,7 @@ from identity.api.types import (
     IdentityEventConnection,
     IdentityEventKind,
     Profile,
+    converted,
     encode_cursor,
     event_cursor,
     key_cursor,
@@ -142,10 +143,10 @@ class Query:
             found = await context.loaders.profile_by_key.load((args, key))
             row = found[0] if found else None
             if found:
-                context.loaders.members.prime((args, found[0][0]), found[1])
+                context.loaders.members.prime((args, found[0].id), found[1])
         if row is None:
             raise ApiError("NOT_FOUND", f"no identity holds {key[:120]!r}")
-        return Profile.from_row(row, row[0])
+        return Profile.from_row(row)
 
     @strawberry.field(
         description="Many customers at once, by ids or by identifiers (not both), in the order "
@@ -168,7 +169,7 @@ class Query:
             rows = await context.loaders.identity_by_id.load_many(asked)
             return [Profile.from_row(r, a) if r else None for r, a in zip(rows, asked, strict=True)]
         rows = await context.loaders.identity_by_key.load_many(keys)
-        return [Profile.from_row(r, r[0]) if r else None for r in rows]
+        return [Profile.from_row(r) if r else None for r in rows]
 
     @strawberry.field(description="One identifier, its links and its identity. Role: reader.")
     async def identifier(self, info: Info[Context, None], type: str, value: str) -> Identifier:
@@ -188,28 +189,12 @@ class Query:
     ) -> Explanation:
         services = info.context.acting("steward")
         result = await run_in_threadpool(explain_service, services, _typed(a), _typed(b))
-        return Explanation(
-            a=result.a,
-            b=result.b,
-            same=result.same,
-            summary=result.summary,
+        return converted(
+            Explanation,
+            result,
             identity_a=strawberry.ID(result.identity_a) if result.identity_a else None,
             identity_b=strawberry.ID(result.identity_b) if result.identity_b else None,
-            path=[
-                Hop(
-                    a=h.a,
-                    b=h.b,
-                    verdict=h.verdict,
-                    why=h.why,
-                    sources=h.sources,
-                    party=h.party,
-                    first_seen=h.first_seen,
-                    last_seen=h.last_seen,
-                    count=h.count,
-                    evidence=h.evidence,
-                )
-                for h in result.path
-            ],
+            path=[converted(Hop, h) for h in result.path],
         )
 
     @strawberry.field(
@@ -251,8 +236,8 @@ class Query:
         limit = context.page_size(first)
         rows, total = await reads.shared_page(context.reads, key_cursor(after), limit + 1)
         items = [
-            SharedIdentifier(identifier=Identifier.from_row(r[:12]), links=int(r[12]))
-            for r in rows[:limit]
+            SharedIdentifier(identifier=Identifier.from_row(row), links=links)
+            for row, links in rows[:limit]
         ]
         edges = [
             SharedIdentifierEdge(cursor=encode_cursor(s.identifier.key), node=s) for s in items
@@ -265,12 +250,7 @@ class Query:
                 total_count=total,
             ),
             quarantines=[
-                Quarantine(
-                    id=strawberry.ID(q[0]),
-                    size=int(q[1]),
-                    sample=list(q[2] or []),
-                    detected_at=when(q[3]),
-                )
+                converted(Quarantine, q, id=strawberry.ID(q.id), detected_at=when(q.detected_at))
                 for q in held
             ],
         )
@@ -283,33 +263,29 @@ class Query:
         context = info.context
         context.require("read")
         found = await reads.stats(context.reads, sorted(context.policy.types))
-        sizes = [SizeCount(size=s, identities=n) for s, n in found["sizes"]]
-        load, run = found["last_load"], found["last_resolve"]
+        sizes = [SizeCount(size=s, identities=n) for s, n in found.sizes]
+        load, run = found.last_load, found.last_resolve
         return Stats(
-            identifiers=[TypeCount(type=t, count=n) for t, n in found["types"].items()],
-            identifiers_total=sum(found["types"].values()),
+            identifiers=[TypeCount(type=t, count=n) for t, n in found.types.items()],
+            identifiers_total=sum(found.types.values()),
             identities=sum(s.identities for s in sizes),
-            links=found["links"],
+            links=found.links,
             sizes=sizes,
             largest_identity=max((s.size for s in sizes), default=0),
-            last_load=LoadInfo(
-                batch=load[0],
-                source=load[1],
-                status=load[2] or "unknown",
-                started_at=when(load[3]),
-                finished_at=when(load[4]),
-                read=int(load[5]),
-                accepted=int(load[6]),
-                rejected=int(load[7]),
+            last_load=converted(
+                LoadInfo,
+                load,
+                status=load.status or "unknown",
+                started_at=when(load.started_at),
+                finished_at=when(load.finished_at),
             )
             if load
             else None,
-            last_resolve=ResolveInfo(
-                run=run[0],
-                mode=run[1],
-                status=run[2],
-                started_at=when(run[3]),
-                finished_at=when(run[4]),
+            last_resolve=converted(
+                ResolveInfo,
+                run,
+                started_at=when(run.started_at),
+                finished_at=when(run.finished_at),
             )
             if run
             else None,
@@ -325,11 +301,9 @@ async def _act(
     services = info.context.acting("steward")
     given = [_typed(k) for k in keys]
     done = await run_in_threadpool(lambda: action(services, *given, reason=_reason(reason)))
-    return StewardResult(
-        action=done.action,
-        keys=done.keys,
-        reason=done.reason,
-        actor=done.actor,
+    return converted(
+        StewardResult,
+        done,
         event_id=strawberry.ID(done.event_id),
         before=[strawberry.ID(i) for i in done.before],
         identity_ids=[strawberry.ID(i) for i in done.identities],

@@ -21,7 +21,14 @@ from strawberry.types import Info
 
 from identity.api.context import Context
 from identity.api.errors import ApiError
-from identity.api.types import DEFAULT_PAGE, PageInfo, Profile, decode_cursor, encode_cursor
+from identity.api.types import (
+    DEFAULT_PAGE,
+    PageInfo,
+    Profile,
+    converted,
+    decode_cursor,
+    encode_cursor,
+)
 from identity.api.types import page_info as page_info_of
 from identity.segments import service as service
 
@@ -85,15 +92,7 @@ class SegmentRefresh:
 
     @classmethod
     def of(cls, r: service.RefreshResult) -> SegmentRefresh:
-        return cls(
-            id=strawberry.ID(r.refresh),
-            segment_id=strawberry.ID(r.segment),
-            at=r.at,
-            entered=r.entered,
-            left=r.left,
-            size=r.size,
-            ms=r.ms,
-        )
+        return converted(cls, r, id=strawberry.ID(r.refresh), segment_id=strawberry.ID(r.segment))
 
 
 @strawberry.type
@@ -156,17 +155,8 @@ class Segment:
 
     @classmethod
     def of(cls, s: service.Segment) -> Segment:
-        return cls(
-            id=strawberry.ID(s.id),
-            name=s.name,
-            description=s.description,
-            definition=cast(JSON, s.definition),
-            size=s.size,
-            refreshed_at=s.refreshed_at,
-            stale=s.stale,
-            created_at=s.created_at,
-            updated_at=s.updated_at,
-            created_by=s.created_by,
+        return converted(
+            cls, s, id=strawberry.ID(s.id), definition=cast(JSON, s.definition), stale=s.stale
         )
 
     @strawberry.field(description="Members as of the last refresh, by identity id.")
@@ -182,9 +172,7 @@ class Segment:
             service.members, context.services, str(self.id), after_id, limit + 1
         )
         edges = [
-            SegmentMemberEdge(
-                cursor=encode_cursor(row[0]), since=since, node=Profile.from_row(row, row[0])
-            )
+            SegmentMemberEdge(cursor=encode_cursor(row.id), since=since, node=Profile.from_row(row))
             for row, since in rows[:limit]
         ]
         return SegmentMemberConnection(

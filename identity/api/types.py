@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 from strawberry.types import Info
@@ -28,9 +29,35 @@ from identity.api.traits import (
     Trait,
     observed_traits,
 )
-from identity.store.reads import instant, when
+from identity.store.reads import (
+    EventRow,
+    IdentifierRow,
+    IdentityRow,
+    LinkRow,
+    Page,
+    instant,
+    when,
+)
 
 DEFAULT_PAGE = 50
+T = TypeVar("T")
+
+
+def converted(cls: type[T], source: Any, **fields: Any) -> T:
+    """The GraphQL type ``cls`` filled from ``source`` (a store row or a service's result)
+    field by field where the names match; ``fields`` give the others (ids, epoch-ms times).
+    One conversion for every type, rather than a copy of each field at each call site."""
+    if isinstance(source, tuple):
+        values: dict[str, Any] = source._asdict()  # type: ignore[attr-defined]
+    else:
+        values = {f.name: getattr(source, f.name) for f in dataclasses.fields(source)}
+    settable = {
+        f.name
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if getattr(f, "base_resolver", None) is None
+    }
+    copied = {k: v for k, v in values.items() if k in settable and k not in fields}
+    return cls(**copied, **fields)
 
 
 def encode_cursor(value: Any) -> str:
@@ -116,17 +143,13 @@ class IdentityEvent:
     identities: list[AffectedIdentity]
 
     @classmethod
-    def from_row(cls, row: list[Any]) -> IdentityEvent:
-        id_, kind, reason, actor, at, action, keys, affected = row
-        return cls(
-            id=strawberry.ID(id_),
-            kind=kind,
-            reason=reason,
-            actor=actor,
-            at=instant(at),
-            action=action,
-            keys=list(keys),
-            identities=[AffectedIdentity(id=strawberry.ID(i), role=r) for i, r in affected],
+    def from_row(cls, row: EventRow) -> IdentityEvent:
+        return converted(
+            cls,
+            row,
+            id=strawberry.ID(row.id),
+            at=instant(row.at),
+            identities=[AffectedIdentity(id=strawberry.ID(i), role=r) for i, r in row.identities],
         )
 
     @property
@@ -146,7 +169,7 @@ class IdentityEventConnection:
     page_info: PageInfo
 
     @classmethod
-    def of(cls, rows: list[list[Any]], first: int) -> IdentityEventConnection:
+    def of(cls, rows: list[EventRow], first: int) -> IdentityEventConnection:
         events = [IdentityEvent.from_row(r) for r in rows[:first]]
         edges = [IdentityEventEdge(cursor=e.cursor, node=e) for e in events]
         return cls(edges=edges, page_info=page_info(len(rows), first, edges))
@@ -182,23 +205,10 @@ class Link:
         return Identifier.from_row(row)
 
     @classmethod
-    def from_row(cls, row: list[Any]) -> Link:
-        other, first, last, count, sources, party, evidence, cut, cut_reason, cut_by = row[:10]
-        forced, forced_reason, forced_by = row[10:]
-        return cls(
-            other_key=other,
-            first_seen=when(first),
-            last_seen=when(last),
-            count=int(count or 0),
-            sources=list(sources or []),
-            party=party,
-            evidence=list(evidence),
-            cut=bool(cut),
-            cut_reason=cut_reason,
-            cut_by=cut_by,
-            forced=bool(forced),
-            forced_reason=forced_reason,
-            forced_by=forced_by,
+    def from_row(cls, row: LinkRow) -> Link:
+        first, last = when(row.first_seen), when(row.last_seen)
+        return converted(
+            cls, row, other_key=row.other, first_seen=first, last_seen=last, count=row.times_seen
         )
 
 
@@ -230,27 +240,19 @@ class Identifier:
     blocked_reason: str | None
 
     @classmethod
-    def from_row(cls, row: list[Any]) -> Identifier:
-        key, type_, value, hashed, first, last, seen, sources = row[:8]
-        shared, shared_reason, blocked, blocked_reason = row[8:12]
-        return cls(
-            key=key,
-            type=type_,
-            value=value,
-            hashed=bool(hashed),
-            first_seen=when(first),
-            last_seen=when(last),
-            seen=int(seen),
-            sources=list(sources),
-            shared=SharedInfo(kind=shared, reason=shared_reason) if shared else None,
-            blocked=bool(blocked),
-            blocked_reason=blocked_reason,
+    def from_row(cls, row: IdentifierRow) -> Identifier:
+        return converted(
+            cls,
+            row,
+            first_seen=when(row.first_seen),
+            last_seen=when(row.last_seen),
+            shared=SharedInfo(kind=row.shared, reason=row.shared_reason) if row.shared else None,
         )
 
     @strawberry.field(description="The identity (profile) this identifier belongs to.")
     async def identity(self, info: Info[Context, None]) -> Profile | None:
         row = await info.context.loaders.identity_by_key.load(self.key)
-        return Profile.from_row(row, row[0]) if row else None
+        return Profile.from_row(row) if row else None
 
     @strawberry.field(description="Its links, by the other end's key.")
     async def links(
@@ -258,7 +260,7 @@ class Identifier:
     ) -> LinkConnection:
         limit = info.context.page_size(first)
         page = await info.context.loaders.links.load(((key_cursor(after), limit + 1), self.key))
-        rows, total = page or ([], 0)
+        rows, total = page or Page([], 0)
         links = [Link.from_row(r) for r in rows[:limit]]
         edges = [LinkEdge(cursor=encode_cursor(link.other_key), node=link) for link in links]
         return LinkConnection(
@@ -302,15 +304,16 @@ class Profile:
         return self.requested_id is not None
 
     @classmethod
-    def from_row(cls, row: list[Any], asked: str) -> Profile:
-        id_, status, created, updated, size = row
-        return cls(
-            id=strawberry.ID(id_),
-            requested_id=strawberry.ID(asked) if asked != id_ else None,
-            status=status,
-            created_at=instant(created),
-            updated_at=instant(updated),
-            size=int(size or 0),
+    def from_row(cls, row: IdentityRow, asked: str | None = None) -> Profile:
+        """The profile of ``row``; ``asked``, the id asked for when it may be a merged one."""
+        return converted(
+            cls,
+            row,
+            id=strawberry.ID(row.id),
+            requested_id=strawberry.ID(asked) if asked is not None and asked != row.id else None,
+            created_at=instant(row.created_at),
+            updated_at=instant(row.updated_at),
+            size=int(row.size or 0),
         )
 
     @strawberry.field(description="Its identifiers by key, optionally of some types only.")
@@ -325,7 +328,7 @@ class Profile:
         page = await info.context.loaders.members.load(
             (members_args(types, after, limit), str(self.id))
         )
-        rows, total = page or ([], 0)
+        rows, total = page or Page([], 0)
         nodes = [Identifier.from_row(r) for r in rows[:limit]]
         edges = [IdentifierEdge(cursor=encode_cursor(n.key), node=n) for n in nodes]
         return IdentifierConnection(

@@ -35,7 +35,7 @@ from identity.store.driver import Graph
 from identity.store.rows import DUPLICATE, Counts
 from identity.store.writer import BatchInfo, BatchWriter
 from loaders.records import open_input
-from loaders.segment_events import SegmentOptions, read_segment
+from loaders.segment_events import SegmentEventOptions, read_segment_events
 from loaders.table import TableMapping, check_header, read_table
 
 Progress = Callable[[int, int], None]
@@ -348,7 +348,7 @@ def load_segment_file(
     """Load a file of Segment-spec events as one batch of ``source``; ``path`` may be an
     :class:`Input` held in memory (an HTTP request body), loaded exactly as a file would be."""
     settings, policy, normalizer = ctx.settings, ctx.policy, ctx.normalizer
-    options = SegmentOptions(
+    options = SegmentEventOptions(
         source=source,
         party=party,
         user_id_type=policy.user_id_type,
@@ -359,7 +359,7 @@ def load_segment_file(
     return load_file(
         ctx.graph,
         path,
-        lambda stream, now: read_segment(stream, normalizer, options, now=now),
+        lambda stream, now: read_segment_events(stream, normalizer, options, now=now),
         kind="segment",
         source=source,
         party=party,

@@ -61,7 +61,7 @@ class Member:
     first_seen: int | None
     last_seen: int | None
     properties: dict[str, Any] = field(default_factory=dict)  # trait.*, trait_at.*, event_*
-    segments: list[tuple[str, int]] = field(default_factory=list)  # (DMP segment, expires ms)
+    dmp_segments: list[tuple[str, int]] = field(default_factory=list)  # (name, expires ms)
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,7 @@ def build_profile(
                     entry[1] = first
                 if last is not None and last > entry[2]:
                     entry[2] = last
-        for segment, expires in member.segments:
+        for segment, expires in member.dmp_segments:
             expiry[segment] = max(expiry.get(segment, expires), expires)
     for name, (n, first, last) in events.items():
         props[f"event_count.{name}"] = n

@@ -25,7 +25,7 @@ from identity.policy import Policy
 from identity.segments.conditions import Condition
 from identity.segments.language import parse, to_json, traits_of
 from identity.store import segments as store
-from identity.store.reads import when
+from identity.store.reads import IdentityRow, when
 from identity.store.segment_query import compile_condition
 
 MAX_NAME = 200
@@ -243,11 +243,13 @@ def refresh_segment(
 
 def members(
     ctx: ServiceContext, id_or_name: str, after: str | None, limit: int
-) -> list[tuple[list[Any], datetime]]:
+) -> list[tuple[IdentityRow, datetime]]:
     """A page of members by identity id: (identity row, member since)."""
     segment = get_segment(ctx, id_or_name)
     rows = store.members(ctx.graph, segment.id, after, limit)
-    return [(r["identity"], when(r["since"]) or segment.created_at) for r in rows]
+    return [
+        (IdentityRow._make(r["identity"]), when(r["since"]) or segment.created_at) for r in rows
+    ]
 
 
 def changes(

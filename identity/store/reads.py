@@ -1,45 +1,181 @@
 """What the API reads, each query taking a whole batch of keys (the DataLoaders call these).
 
 Every function takes many ids or keys and answers them with one query, so a page of 50
-profiles costs the same few queries as one profile. Rows come back as lists in a fixed column
-order (cheaper than maps for the driver); :mod:`identity.api.types` turns them into objects.
-Pages are keyset-paginated: ``after`` is the last key (or ``[at, id]``) of the previous page.
+profiles costs the same few queries as one profile. Rows come back as typed rows
+(:class:`IdentityRow`, :class:`IdentifierRow`, ...): Cypher returns each as a list in the
+row's field order (cheaper than maps for the driver), written once here from the row's
+fields. Times are epoch milliseconds. :mod:`identity.api.types` turns them into GraphQL
+objects. Pages are keyset-paginated: ``after`` is the last key (or ``[at, id]``) of the
+previous page.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, LiteralString
+from typing import Any, LiteralString, NamedTuple, TypeVar
 
 from neo4j.time import DateTime
 
 from identity.store.driver import AsyncGraph
 from identity.store.rows import label_for
 
-# Identity columns: id, status, created_at, updated_at, size
-_IDENTITY = "[p.id, p.status, p.created_at.epochMillis, p.updated_at.epochMillis, p.size]"
-# Identifier columns: key, type, value, hashed, first_seen, last_seen, seen, sources,
-# shared, shared_reason, blocked, blocked_reason
-_IDENTIFIER = (
-    "[i.key, i.type, i.value, coalesce(i.hashed, false), i.first_seen.epochMillis, "
-    "i.last_seen.epochMillis, "
-    "coalesce(i.seen, 0), coalesce(i.sources, []), i.shared, i.shared_reason, "
-    "coalesce(i.blocked, false), i.blocked_reason]"
+R = TypeVar("R")
+
+
+class IdentityRow(NamedTuple):
+    id: str
+    status: str
+    created_at: int
+    updated_at: int
+    size: int
+
+
+class IdentifierRow(NamedTuple):
+    key: str
+    type: str
+    value: str
+    hashed: bool
+    first_seen: int | None
+    last_seen: int | None
+    seen: int
+    sources: list[str]
+    shared: str | None
+    shared_reason: str | None
+    blocked: bool
+    blocked_reason: str | None
+
+
+class LinkRow(NamedTuple):
+    """A link as seen from one of its ends: ``other`` is the key at the other end."""
+
+    other: str
+    first_seen: int | None
+    last_seen: int | None
+    times_seen: int  # the link's count (a tuple's own ``count`` is a method)
+    sources: list[str]
+    party: str | None
+    evidence: list[str]
+    cut: bool
+    cut_reason: str | None
+    cut_by: str | None
+    forced: bool
+    forced_reason: str | None
+    forced_by: str | None
+
+
+class EventRow(NamedTuple):
+    id: str
+    kind: str
+    reason: str | None
+    actor: str | None
+    at: int
+    action: str | None
+    keys: list[str]
+    identities: list[list[str]]  # [identity id, role]
+
+
+class QuarantineRow(NamedTuple):
+    id: str
+    size: int
+    sample: list[str]
+    detected_at: int | None
+
+
+class LoadRow(NamedTuple):
+    batch: str
+    source: str
+    status: str | None
+    started_at: int | None
+    finished_at: int | None
+    read: int
+    accepted: int
+    rejected: int
+
+
+class RunRow(NamedTuple):
+    run: str
+    mode: str
+    status: str
+    started_at: int | None
+    finished_at: int | None
+
+
+class Page(NamedTuple):
+    rows: list[Any]
+    total: int
+
+
+class Stats(NamedTuple):
+    types: dict[str, int]
+    links: int
+    sizes: list[tuple[int, int]]  # (identity size, identities of that size)
+    last_load: LoadRow | None
+    last_resolve: RunRow | None
+
+
+def _columns(row: type[tuple[Any, ...]], **cypher: str) -> str:
+    """The Cypher list of ``row``'s columns, in its field order: one expression per field."""
+    fields: tuple[str, ...] = row._fields  # type: ignore[attr-defined]
+    assert set(fields) == set(cypher), (row, sorted(set(fields) ^ set(cypher)))
+    return "[" + ", ".join(cypher[f] for f in fields) + "]"
+
+
+_IDENTITY = _columns(
+    IdentityRow,
+    id="p.id",
+    status="p.status",
+    created_at="p.created_at.epochMillis",
+    updated_at="p.updated_at.epochMillis",
+    size="p.size",
 )
-# Event columns: id, kind, reason, actor, at, action, keys, [[identity id, role]]
-_EVENT = (
-    "[e.id, e.kind, e.reason, e.actor, e.at.epochMillis, e.action, coalesce(e.keys, []), "
-    "COLLECT { MATCH (e)-[a:AFFECTED]->(x:Identity) RETURN [x.id, a.role] ORDER BY x.id }]"
+_IDENTIFIER = _columns(
+    IdentifierRow,
+    key="i.key",
+    type="i.type",
+    value="i.value",
+    hashed="coalesce(i.hashed, false)",
+    first_seen="i.first_seen.epochMillis",
+    last_seen="i.last_seen.epochMillis",
+    seen="coalesce(i.seen, 0)",
+    sources="coalesce(i.sources, [])",
+    shared="i.shared",
+    shared_reason="i.shared_reason",
+    blocked="coalesce(i.blocked, false)",
+    blocked_reason="i.blocked_reason",
 )
-# Link columns: other key, first_seen, last_seen, count, sources, party, evidence, cut,
-# cut_reason, cut_by, forced, forced_reason, forced_by
-_LINK = (
-    "[o.key, r.first_seen.epochMillis, r.last_seen.epochMillis, r.count, r.sources, r.party, "
-    "coalesce(r.evidence, []), "
-    "coalesce(r.cut, false), r.cut_reason, r.cut_by, coalesce(r.forced, false), "
-    "r.forced_reason, r.forced_by]"
+_EVENT = _columns(
+    EventRow,
+    id="e.id",
+    kind="e.kind",
+    reason="e.reason",
+    actor="e.actor",
+    at="e.at.epochMillis",
+    action="e.action",
+    keys="coalesce(e.keys, [])",
+    identities="COLLECT { MATCH (e)-[a:AFFECTED]->(x:Identity) RETURN [x.id, a.role] "
+    "ORDER BY x.id }",
 )
+_LINK = _columns(
+    LinkRow,
+    other="o.key",
+    first_seen="r.first_seen.epochMillis",
+    last_seen="r.last_seen.epochMillis",
+    times_seen="coalesce(r.count, 0)",
+    sources="coalesce(r.sources, [])",
+    party="r.party",
+    evidence="coalesce(r.evidence, [])",
+    cut="coalesce(r.cut, false)",
+    cut_reason="r.cut_reason",
+    cut_by="r.cut_by",
+    forced="coalesce(r.forced, false)",
+    forced_reason="r.forced_reason",
+    forced_by="r.forced_by",
+)
+
+
+def _identifiers(rows: list[list[Any]]) -> list[IdentifierRow]:
+    return [IdentifierRow._make(r) for r in rows]
 
 
 # Times come back as epoch milliseconds: the driver's own temporal types cost a tenth of a
@@ -62,16 +198,21 @@ def native(value: Any) -> Any:
 
 
 async def _by_item(
-    reads: AsyncGraph, operation: str, query: LiteralString, items: Sequence[str]
-) -> dict[str, list[Any]]:
-    """``query`` over ``$items`` returning ``[item, row]`` records, as a map."""
+    row: Callable[[list[Any]], R],
+    reads: AsyncGraph,
+    operation: str,
+    query: LiteralString,
+    items: Sequence[str],
+) -> dict[str, R]:
+    """``query`` over ``$items`` returning ``[item, row]`` records, as a map to ``row(...)``."""
     records = await reads.read(operation, query, {"items": list(items)})
-    return {r[0]: r[1] for r in records}
+    return {r[0]: row(r[1]) for r in records}
 
 
-async def identities_by_key(reads: AsyncGraph, keys: Sequence[str]) -> dict[str, list[Any]]:
+async def identities_by_key(reads: AsyncGraph, keys: Sequence[str]) -> dict[str, IdentityRow]:
     """The identity holding each identifier key (keys without one are absent)."""
     return await _by_item(
+        IdentityRow._make,
         reads,
         "identity by identifier",
         "UNWIND $items AS k MATCH (:Identifier {key: k})-[:MEMBER_OF]->(p:Identity) "
@@ -80,9 +221,10 @@ async def identities_by_key(reads: AsyncGraph, keys: Sequence[str]) -> dict[str,
     )
 
 
-async def identities_by_id(reads: AsyncGraph, ids: Sequence[str]) -> dict[str, list[Any]]:
+async def identities_by_id(reads: AsyncGraph, ids: Sequence[str]) -> dict[str, IdentityRow]:
     """Each identity by id; a merged id gives its surviving identity (follow MERGED_INTO)."""
     return await _by_item(
+        IdentityRow._make,
         reads,
         "identity by id",
         "UNWIND $items AS id MATCH (m:Identity {id: id}) "
@@ -94,8 +236,9 @@ async def identities_by_id(reads: AsyncGraph, ids: Sequence[str]) -> dict[str, l
     )
 
 
-async def identifiers_by_key(reads: AsyncGraph, keys: Sequence[str]) -> dict[str, list[Any]]:
+async def identifiers_by_key(reads: AsyncGraph, keys: Sequence[str]) -> dict[str, IdentifierRow]:
     return await _by_item(
+        IdentifierRow._make,
         reads,
         "identifiers by key",
         f"UNWIND $items AS k MATCH (i:Identifier {{key: k}}) RETURN k, {_IDENTIFIER}",
@@ -107,6 +250,7 @@ async def attributes(reads: AsyncGraph, ids: Sequence[str]) -> dict[str, list[An
     """Per identity, each member's traits and event aggregates:
     ``[key, [[property name, value], ...]]`` for ``trait.*``, ``trait_at.*``, ``event_*``."""
     return await _by_item(
+        list,
         reads,
         "identity attributes",
         "UNWIND $items AS id MATCH (p:Identity {id: id}) "
@@ -124,6 +268,7 @@ async def profiles(reads: AsyncGraph, ids: Sequence[str]) -> dict[str, list[Any]
     """Each identity's materialized profile (see :mod:`identity.profiles.precedence`) as
     ``[[property, value]]``, times in epoch milliseconds."""
     return await _by_item(
+        list,
         reads,
         "identity profile",
         "UNWIND $items AS id MATCH (p:Identity {id: id}) "
@@ -160,14 +305,14 @@ async def members_pages(
     types: Sequence[str] | None,
     after: str | None,
     limit: int,
-) -> dict[str, tuple[list[list[Any]], int]]:
+) -> dict[str, Page]:
     """A page of each identity's identifiers (by key, after ``after``) and how many in all."""
     records = await reads.read(
         "identity members",
         f"UNWIND $items AS id MATCH (p:Identity {{id: id}}) RETURN id, {_MEMBERS}",
         _page_parameters(ids, types, after, limit),
     )
-    return {r[0]: (r[1], r[2]) for r in records}
+    return {r[0]: Page(_identifiers(r[1]), r[2]) for r in records}
 
 
 async def profiles_by_key(
@@ -176,7 +321,7 @@ async def profiles_by_key(
     types: Sequence[str] | None,
     after: str | None,
     limit: int,
-) -> dict[str, tuple[list[Any], tuple[list[list[Any]], int]]]:
+) -> dict[str, tuple[IdentityRow, Page]]:
     """The identity holding each key *and* a page of its identifiers, in one query: what a
     profile lookup by identifier that lists identifiers needs (one round trip, not two)."""
     records = await reads.read(
@@ -185,12 +330,12 @@ async def profiles_by_key(
         f"RETURN k, {_IDENTITY}, {_MEMBERS}",
         _page_parameters(keys, types, after, limit),
     )
-    return {r[0]: (r[1], (r[2], r[3])) for r in records}
+    return {r[0]: (IdentityRow._make(r[1]), Page(_identifiers(r[2]), r[3])) for r in records}
 
 
 async def history_pages(
     reads: AsyncGraph, ids: Sequence[str], after: tuple[datetime, str] | None, limit: int
-) -> dict[str, list[list[Any]]]:
+) -> dict[str, list[EventRow]]:
     """Newest first, the events of each identity and of the identities merged into it."""
     at, event = after if after else (None, None)
     records = await reads.read(
@@ -203,12 +348,12 @@ async def history_pages(
         f"  RETURN {_EVENT} ORDER BY e.at DESC, e.id DESC LIMIT $limit }}",
         {"ids": list(ids), "at": at, "event": event, "limit": limit},
     )
-    return {r[0]: r[1] for r in records}
+    return {r[0]: [EventRow._make(e) for e in r[1]] for r in records}
 
 
 async def links_pages(
     reads: AsyncGraph, keys: Sequence[str], after: str | None, limit: int
-) -> dict[str, tuple[list[list[Any]], int]]:
+) -> dict[str, Page]:
     """A page of each identifier's links (by the other end's key) and how many in all."""
     records = await reads.read(
         "identifier links",
@@ -219,7 +364,7 @@ async def links_pages(
         "COUNT { (i)-[:LINKED]-() }",
         {"keys": list(keys), "after": after, "limit": limit},
     )
-    return {r[0]: (r[1], r[2]) for r in records}
+    return {r[0]: Page([LinkRow._make(link) for link in r[1]], r[2]) for r in records}
 
 
 async def event_feed(
@@ -228,7 +373,7 @@ async def event_feed(
     kinds: Sequence[str] | None,
     after: tuple[datetime, str] | None,
     limit: int,
-) -> list[list[Any]]:
+) -> list[EventRow]:
     """Identity events oldest first, from ``since``, of ``kinds``. Events of a resolve still
     running are held back, so a consumer following the feed never skips part of a run."""
     at, event = after if after else (None, None)
@@ -247,12 +392,12 @@ async def event_feed(
             "limit": limit,
         },
     )
-    return [r[0] for r in records]
+    return [EventRow._make(r[0]) for r in records]
 
 
 async def shared_page(
     reads: AsyncGraph, after: str | None, limit: int
-) -> tuple[list[list[Any]], int]:
+) -> tuple[list[tuple[IdentifierRow, int]], int]:
     """Identifiers flagged shared, by key, with the number of their links."""
     records = await reads.read(
         "review shared",
@@ -263,22 +408,22 @@ async def shared_page(
     total = await reads.read(
         "review shared count", "MATCH (i:Identifier) WHERE i.shared IS NOT NULL RETURN count(i)"
     )
-    return [[*r[0], r[1]] for r in records], int(total[0][0])
+    return [(IdentifierRow._make(r[0]), int(r[1])) for r in records], int(total[0][0])
 
 
-async def quarantines(reads: AsyncGraph, limit: int) -> list[list[Any]]:
+async def quarantines(reads: AsyncGraph, limit: int) -> list[QuarantineRow]:
     """Open quarantines, largest first: id, size, sample keys, since."""
     records = await reads.read(
         "review quarantines",
         "MATCH (q:Quarantine) WHERE q.status = 'open' "
-        "RETURN [q.id, q.size, q.sample, q.detected_at.epochMillis] "
+        "RETURN [q.id, q.size, coalesce(q.sample, []), q.detected_at.epochMillis] "
         "ORDER BY q.size DESC, q.id LIMIT $limit",
         {"limit": limit},
     )
-    return [r[0] for r in records]
+    return [QuarantineRow._make(r[0]) for r in records]
 
 
-async def stats(reads: AsyncGraph, types: Sequence[str]) -> dict[str, Any]:
+async def stats(reads: AsyncGraph, types: Sequence[str]) -> Stats:
     """Counts from Neo4j's count store where it has them (identifiers per type label, links),
     the identity size distribution through the status index, the last load and resolve."""
     per_type: dict[str, int] = {}
@@ -308,10 +453,10 @@ async def stats(reads: AsyncGraph, types: Sequence[str]) -> dict[str, Any]:
         "r.finished_at.epochMillis] "
         "ORDER BY r.started_at DESC LIMIT 1",
     )
-    return {
-        "types": per_type,
-        "links": int(links[0][0]),
-        "sizes": [(int(r[0] or 0), int(r[1])) for r in sizes],
-        "last_load": last_load[0][0] if last_load else None,
-        "last_resolve": last_resolve[0][0] if last_resolve else None,
-    }
+    return Stats(
+        types=per_type,
+        links=int(links[0][0]),
+        sizes=[(int(r[0] or 0), int(r[1])) for r in sizes],
+        last_load=LoadRow._make(last_load[0][0]) if last_load else None,
+        last_resolve=RunRow._make(last_resolve[0][0]) if last_resolve else None,
+    )

@@ -67,7 +67,7 @@ class ChunkRows:
 
     identifiers: list[dict[str, Any]]
     links: list[dict[str, Any]]
-    segments: list[dict[str, Any]]
+    dmp_segments: list[dict[str, Any]]
 
 
 def _millis(at: datetime) -> int:
@@ -97,7 +97,7 @@ def aggregate(observations: Iterable[Observation], batch_id: str) -> ChunkRows:
     """Fold a chunk into one row per identifier, per unordered pair and per segment."""
     identifiers: dict[str, dict[str, Any]] = {}
     links: dict[tuple[str, str], dict[str, Any]] = {}
-    segments: dict[tuple[str, str], dict[str, Any]] = {}
+    dmp_segments: dict[tuple[str, str], dict[str, Any]] = {}
     for obs in observations:
         at = _millis(obs.at)
         for ident in obs.identifiers:
@@ -145,12 +145,12 @@ def aggregate(observations: Iterable[Observation], batch_id: str) -> ChunkRows:
             else:
                 stat["count"] += 1
                 _span(stat, at)
-        for membership in obs.segments:
+        for membership in obs.dmp_segments:
             expires = _millis(membership.expires_at)
             for ident in obs.identifiers:
-                seg = segments.get((ident.key, membership.name))
+                seg = dmp_segments.get((ident.key, membership.name))
                 if seg is None:
-                    segments[(ident.key, membership.name)] = {
+                    dmp_segments[(ident.key, membership.name)] = {
                         "key": ident.key, "name": membership.name, "first": at, "last": at,
                         "expires": expires,
                     }  # fmt: skip
@@ -164,7 +164,7 @@ def aggregate(observations: Iterable[Observation], batch_id: str) -> ChunkRows:
     return ChunkRows(
         [identifiers[k] for k in sorted(identifiers)],
         [links[k] for k in sorted(links)],
-        [segments[k] for k in sorted(segments)],
+        [dmp_segments[k] for k in sorted(dmp_segments)],
     )
 
 

@@ -131,7 +131,7 @@ FOREACH (_ IN CASE WHEN r.count > row.count
   })
 """
 
-_WRITE_SEGMENTS = """
+_WRITE_DMP_SEGMENTS = """
 UNWIND $rows AS row
 WITH row, datetime({epochMillis: row.first}) AS first, datetime({epochMillis: row.last}) AS last,
      datetime({epochMillis: row.expires}) AS expires
@@ -240,7 +240,7 @@ class BatchWriter:
             (_WRITE_IDENTIFIERS_PLAIN, plain),
             (_WRITE_IDENTIFIERS, stated),
             (_WRITE_LINKS, rows.links),
-            (_WRITE_SEGMENTS, rows.segments),
+            (_WRITE_DMP_SEGMENTS, rows.dmp_segments),
         ):
             if data:
                 tx.run(query, {"rows": data, "cap": EVIDENCE_CAP, **common}).consume()
