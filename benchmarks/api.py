@@ -46,7 +46,6 @@ import contextlib
 import json
 import logging
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -55,14 +54,14 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
-from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-from bench_server import PASSWORD, benchmark_server, commit_measured
+from _report import commit_measured, header, write
+from bench_server import PASSWORD, benchmark_server
 from person_graph import PersonGraph, check_keys, write_graph
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
@@ -428,9 +427,7 @@ def main() -> int:
                 api["server_ms"] = _server_side(before, _metrics(base))
     report = _report(args, revision, load_before, setup, api, driver)
     _print(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    console.print(f"written: {args.out}")
+    write(args.out, report, console)
     return 0 if api["errors"] == driver["errors"] == 0 else 1
 
 
@@ -459,16 +456,8 @@ def _report(
         "p50_vs_driver": ratios["p50_api_vs_driver"],
     }
     return {
-        "benchmark": "api",
-        "at": datetime.now(UTC).isoformat(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            # other work on the machine (test suites, their Neo4j servers) skews the measures
-            "load_average": {"before": load_before, "after": os.getloadavg()},
-        },
-        "revision": revision,
+        **header("api", revision),
+        "load_average_before": load_before,
         "settings": {
             k: vars(args)[k]
             for k in ("concurrency", "workers", "seconds", "warmup", "neo4j_warmup")

@@ -1,14 +1,10 @@
 """The Neo4j a benchmark measures: ``IDGRAPH_NEO4J_URI`` when set (its database is wiped),
-otherwise a throwaway local server in a temporary directory, stopped at the end; and what
-every benchmark report records: the commit measured and the peak memory."""
+otherwise a throwaway local server in a temporary directory, stopped at the end."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import resource
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,29 +52,3 @@ def benchmark_server(
             driver.close()
     finally:
         server.stop()
-
-
-def commit_measured() -> str:
-    """The commit measured, ``+dirty`` when the working tree differs from it."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--", "identity", "loaders"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
-
-
-def peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10

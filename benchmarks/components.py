@@ -30,17 +30,15 @@ import gc
 import hashlib
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import numpy as np
-from bench_server import peak_rss_mb
+from _report import commit_measured, header, peak_rss_mb, write
 from rich.console import Console
 from rich.table import Table
 
@@ -193,32 +191,23 @@ def main() -> int:
         )
     console.print(table)
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "benchmark": "components",
-                "at": datetime.now(UTC).isoformat(),
-                "machine": {
-                    "cpus": os.cpu_count(),
-                    "python": sys.version.split()[0],
-                    "platform": platform.platform(),
-                },
-                "nodes": len(keys),
-                "edges": len(edges),
-                "people": people,
-                "seed": args.seed,
-                "cross_share": args.cross_share,
-                "repeat": args.repeat,
-                "components": reference["components"],
-                "largest_component": reference["largest"],
-                "methods": results,
-                "agree": agree,
-            },
-            indent=2,
-        )
+    write(
+        args.out,
+        {
+            **header("components", commit_measured()),
+            "nodes": len(keys),
+            "edges": len(edges),
+            "people": people,
+            "seed": args.seed,
+            "cross_share": args.cross_share,
+            "repeat": args.repeat,
+            "components": reference["components"],
+            "largest_component": reference["largest"],
+            "methods": results,
+            "agree": agree,
+        },
+        console,
     )
-    console.print(f"written: {args.out}")
     if not agree:
         console.print("[red]the three methods disagree: see sha256 in the JSON[/red]")
         return 1

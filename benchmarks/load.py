@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import logging
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -28,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from _report import commit_measured, header, write
 from bench_server import benchmark_server
 from neo4j import ManagedTransaction
 from rich.console import Console
@@ -241,30 +239,21 @@ def main() -> int:
     for name, value in parts.items():
         where.add_row(name, f"{value:.2f}", f"{value / total:.0%}")
     console.print(where)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "benchmark": "load",
-                "at": datetime.now(UTC).isoformat(),
-                "machine": {
-                    "cpus": os.cpu_count(),
-                    "python": sys.version.split()[0],
-                    "platform": platform.platform(),
-                },
-                "people": args.people,
-                "chunk_size": args.chunk_size,
-                "parse_only": parsing,
-                "naive": naive,
-                "idgraph": ours,
-                "breakdown_seconds": parts,
-                "ratio": ratio,
-                "graph": counts[0],
-            },
-            indent=2,
-        )
+    write(
+        args.out,
+        {
+            **header("load", commit_measured()),
+            "people": args.people,
+            "chunk_size": args.chunk_size,
+            "parse_only": parsing,
+            "naive": naive,
+            "idgraph": ours,
+            "breakdown_seconds": parts,
+            "ratio": ratio,
+            "graph": counts[0],
+        },
+        console,
     )
-    console.print(f"written: {args.out}")
     return 0
 
 

@@ -45,20 +45,18 @@ import argparse
 import gc
 import json
 import logging
-import os
-import platform
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import numpy as np
 import numpy.typing as npt
-from bench_server import benchmark_server, commit_measured, peak_rss_mb
+from _report import commit_measured, header, peak_rss_mb, write
+from bench_server import benchmark_server
 from person_graph import (
     PersonGraph,
     batch_events,
@@ -291,9 +289,7 @@ def main() -> int:
         args, settings, revision, g, generated, setup_seconds, first, again, compute, batches
     )
     _print(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    console.print(f"written: {args.out}")
+    write(args.out, report, console)
     return 0 if compute["components_agree"] else 1
 
 
@@ -335,15 +331,7 @@ def _report(
         "incremental_p95_seconds": steps["seconds"]["p95"],
     }
     return {
-        "benchmark": "resolve",
-        "at": datetime.now(UTC).isoformat(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "load_average_at_end": os.getloadavg(),  # other work on the machine skews times
-        },
-        "revision": revision,
+        **header("resolve", revision),
         "settings": {"writers": settings.writers, "chunk_size": settings.chunk_size},
         "seed": args.seed,
         "graph": {

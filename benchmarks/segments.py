@@ -26,7 +26,6 @@ server in a temporary directory. Writes JSON to benchmarks/results/segments.json
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import tempfile
@@ -36,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_server import benchmark_server, commit_measured, peak_rss_mb
+from _report import commit_measured, header, peak_rss_mb, write
+from bench_server import benchmark_server
 from rich.console import Console
 from rich.table import Table
 
@@ -279,7 +279,7 @@ def main() -> int:
         measured = measure(graph, args, Path(tmp))
     first = measured["refresh"]["first"]["seconds"]
     report = {
-        "revision": revision,
+        **header("segments", revision),
         "identities": args.identities,
         "definition": DEFINITION,
         **measured,
@@ -292,9 +292,7 @@ def main() -> int:
         "peak_rss_mb": peak_rss_mb(),
     }
     _print(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, default=str))
-    console.print(f"written: {args.out}")
+    write(args.out, report, console)
     return 0 if report["agree"] else 1
 
 

@@ -271,9 +271,9 @@ class Normalizer:
         if self.config.phone_check == "valid" and not phonenumbers.is_valid_number(number):
             raise NormalizationError(
                 "invalid_phone",
-                f"{_show(value)} is not a valid phone number (read with default region "
-                f'{self.config.default_region}; [types.phone] check = "possible" in the '
-                "policy keeps numbers outside allocated ranges)",
+                f"{_show(value)} is not a valid phone number: not in an allocated range "
+                f"(read with default region {self.config.default_region}; the policy's "
+                '[types.phone] check = "possible" keeps such numbers)',
             )
         national = phonenumbers.national_significant_number(number)
         e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -16,7 +16,7 @@ import httpx
 
 from identity.config import Settings
 from identity.store.host import free_port
-from tests.test_cli import _server_env
+from tests import cli
 
 KEYS = {
     "reader-key-0001": "reader",
@@ -37,7 +37,7 @@ WRITE_KEY = "write-key-web-0001"
 def server_env(settings: Settings) -> dict[str, str]:
     """The environment that points a server at the test session's Neo4j, with test keys."""
     return {
-        **_server_env(settings),
+        **cli.server_env(settings),
         "IDGRAPH_API_KEYS": json.dumps(KEYS),
         "IDGRAPH_WRITE_KEYS": json.dumps(WRITE_KEYS),
         "IDGRAPH_LOG_JSON": "true",

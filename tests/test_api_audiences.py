@@ -18,7 +18,7 @@ from identity.normalize import sha256_hex
 from identity.store.driver import Graph
 from identity.store.schema import init_schema
 from tests.api_server import MARKETER, READER, gql, serve, server_env
-from tests.test_audiences_store import leave, person, segment
+from tests.marketing import leave, person, segment
 
 pytestmark = pytest.mark.neo4j
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ import pytest
 
 from identity.config import Settings
 from identity.store.host import free_port
-from tests.test_cli import _server_env
+from tests.cli import server_env
 
 
 def _serve(env: dict[str, str]) -> Iterator[str]:
@@ -42,7 +42,7 @@ def _serve(env: dict[str, str]) -> Iterator[str]:
 
 @pytest.fixture
 def api(neo4j_settings: Settings) -> Iterator[str]:
-    yield from _serve(_server_env(neo4j_settings))
+    yield from _serve(server_env(neo4j_settings))
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 from identity.store.driver import Graph
 from identity.store.schema import init_schema
 from tests.api_server import ADMIN, MARKETER, READER, STEWARD, gql
+from tests.marketing import shoppers
 from tests.resolving import identity_of, load_events, run
-from tests.test_segments_store import shoppers
 
 pytestmark = pytest.mark.neo4j
 

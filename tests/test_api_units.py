@@ -14,7 +14,7 @@ from identity.api.auth import ApiKeys, Principal, WriteKeys, basic_user, bearer_
 from identity.api.limits import RateLimiter, operation_cost
 from identity.api.schema import schema
 from identity.errors import ConfigError
-from tests.test_cli import idgraph
+from tests.cli import idgraph
 
 
 def test_api_keys_from_json_or_a_file(tmp_path: Path) -> None:

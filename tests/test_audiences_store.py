@@ -28,75 +28,13 @@ from identity.segments import service as segments
 from identity.store import audiences as store
 from identity.store.driver import Graph
 from identity.store.schema import init_schema
+from tests.cli import idgraph, server_env
+from tests.marketing import leave, person, segment
 from tests.resolving import identify, load_events, run
 from tests.services import services
-from tests.test_cli import _server_env, idgraph
 
 pytestmark = pytest.mark.neo4j
 POLICY = Policy()
-
-
-def person(
-    graph: Graph,
-    pid: str,
-    ids: list[tuple[str, str]],
-    *,
-    consent: dict[str, bool] | None = None,
-    segment: str | None = "seg-1",
-    status: str = "active",
-    blocked: tuple[str, ...] = (),
-    hashed: tuple[str, ...] = (),
-) -> None:
-    """An identity with identifiers (TYPE, VALUE) and consents, a member of ``segment``."""
-    graph.run(
-        "test person",
-        """
-        MERGE (p:Identity {id: $pid})
-        SET p.status = $status, p += $consent
-        WITH p
-        UNWIND $ids AS row
-        MERGE (i:Identifier {key: row[0] + ':' + row[1]})
-        SET i.type = row[0], i.value = row[1]
-        FOREACH (_ IN CASE WHEN i.key IN $blocked THEN [1] ELSE [] END | SET i.blocked = true)
-        FOREACH (_ IN CASE WHEN i.key IN $hashed THEN [1] ELSE [] END | SET i.hashed = true)
-        MERGE (i)-[:MEMBER_OF]->(p)
-        """,
-        {
-            "pid": pid,
-            "status": status,
-            "consent": {f"consent.{k}": v for k, v in (consent or {}).items()},
-            "ids": [list(i) for i in ids],
-            "blocked": list(blocked),
-            "hashed": list(hashed),
-        },
-    )
-    if segment is not None:
-        include(graph, segment, pid)
-
-
-def segment(graph: Graph, sid: str = "seg-1", refreshed: bool = True) -> None:
-    graph.run(
-        "test segment",
-        "MERGE (s:Segment {id: $sid}) SET s.name = $sid, "
-        "s.refreshed_at = CASE WHEN $refreshed THEN datetime() ELSE null END",
-        {"sid": sid, "refreshed": refreshed},
-    )
-
-
-def include(graph: Graph, sid: str, pid: str) -> None:
-    graph.run(
-        "test include",
-        "MATCH (s:Segment {id: $sid}), (p:Identity {id: $pid}) MERGE (s)-[:INCLUDES]->(p)",
-        {"sid": sid, "pid": pid},
-    )
-
-
-def leave(graph: Graph, sid: str, pid: str) -> None:
-    graph.run(
-        "test leave",
-        "MATCH (:Segment {id: $sid})-[r:INCLUDES]->(:Identity {id: $pid}) DELETE r",
-        {"sid": sid, "pid": pid},
-    )
 
 
 def export(
@@ -378,7 +316,7 @@ def test_export_to_directory_and_listing(world: Graph, tmp_path: Path) -> None:
 def test_cli_export_to_stdout_and_file(
     world: Graph, neo4j_settings: Settings, tmp_path: Path
 ) -> None:
-    env = _server_env(neo4j_settings)
+    env = server_env(neo4j_settings)
     result = idgraph(
         "audience",
         "export",

@@ -14,7 +14,7 @@ import pytest
 from identity.config import Settings
 from identity.policy import Policy
 from identity.store.driver import Graph
-from tests.test_cli import _server_env
+from tests.cli import server_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,7 +40,7 @@ def test_load_benchmark_smoke(graph: Graph, neo4j_settings: Settings, tmp_path: 
         tmp_path / "load.json",
         *("--people", "40", "--naive-events", "60", "--chunk-size", "100"),
         *("--breakdown-events", "200"),
-        env=_server_env(neo4j_settings),
+        env=server_env(neo4j_settings),
     )
     assert report["naive"]["events"] == 60
     assert report["idgraph"]["events"] == report["parse_only"]["events"] > 60
@@ -60,7 +60,7 @@ def test_resolve_benchmark_smoke(graph: Graph, neo4j_settings: Settings, tmp_pat
         "resolve.py",
         tmp_path / "resolve.json",
         *("--identifiers", "3000", "--batches", "3", "--batch-events", "50", "--repeat", "1"),
-        env=_server_env(neo4j_settings),
+        env=server_env(neo4j_settings),
     )
     shape = report["graph"]
     assert shape["identifiers"] == 3000
@@ -91,7 +91,7 @@ def test_api_benchmark_smoke(graph: Graph, neo4j_settings: Settings, tmp_path: P
         tmp_path / "api.json",
         *("--identities", "300", "--sample", "100", "--concurrency", "4"),
         *("--seconds", "2", "--warmup", "1", "--neo4j-warmup", "1"),
-        env=_server_env(neo4j_settings),
+        env=server_env(neo4j_settings),
     )
     assert report["setup"]["identities"] > 0 and report["setup"]["emails_sampled"] > 0
     for row in (report["api"], report["driver"]):
@@ -106,7 +106,7 @@ def test_segments_benchmark_smoke(graph: Graph, neo4j_settings: Settings, tmp_pa
         "segments.py",
         tmp_path / "segments.json",
         *("--identities", "2000", "--changed", "0.05"),
-        env=_server_env(neo4j_settings),
+        env=server_env(neo4j_settings),
     )
     assert report["agree"] is True
     size = report["naive"]["size"]

@@ -2,34 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from identity.config import Settings
-
-
-def idgraph(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "identity", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {}), "COLUMNS": "200"},
-        timeout=120,
-        check=False,
-    )
-
-
-def _server_env(settings: Settings) -> dict[str, str]:
-    return {
-        "IDGRAPH_NEO4J_URI": settings.neo4j_uri or "",
-        "IDGRAPH_NEO4J_USER": settings.neo4j_user,
-        "IDGRAPH_NEO4J_PASSWORD": settings.neo4j_password.get_secret_value(),
-        "IDGRAPH_NEO4J_DATABASE": settings.neo4j_database,
-    }
+from tests.cli import idgraph, server_env
 
 
 def test_bad_setting_is_one_line_naming_it() -> None:
@@ -61,7 +39,7 @@ def test_db_commands_without_any_server(tmp_path: Path) -> None:
 
 @pytest.mark.neo4j
 def test_db_init_and_status(neo4j_settings: Settings, graph: object) -> None:
-    env = _server_env(neo4j_settings)
+    env = server_env(neo4j_settings)
     first = idgraph("db", "init", env=env)
     assert first.returncode == 0, first.stderr
     assert "applied migration 1" in first.stdout

@@ -15,14 +15,14 @@ import pytest
 
 from identity.config import Settings
 from identity.store.driver import Graph
+from tests.cli import idgraph, server_env
 from tests.loading import fingerprint
-from tests.test_cli import _server_env, idgraph
 
 pytestmark = pytest.mark.neo4j
 
 
-def _env(settings: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {**_server_env(settings), "IDGRAPH_REJECTS_DIR": str(tmp_path / "rejects"), **extra}
+def cli_env(settings: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {**server_env(settings), "IDGRAPH_REJECTS_DIR": str(tmp_path / "rejects"), **extra}
 
 
 def test_synth_data_loads_end_to_end(
@@ -31,7 +31,7 @@ def test_synth_data_loads_end_to_end(
     data = tmp_path / "synth"
     made = idgraph("synth", "--people", "150", "--out", str(data))
     assert made.returncode == 0, made.stderr
-    env = _env(neo4j_settings, tmp_path)
+    env = cli_env(neo4j_settings, tmp_path)
     for args in (
         ("load", "segment", str(data / "events.ndjson")),
         ("load", "csv", str(data / "crm.csv"), "--mapping", str(data / "crm.mapping.toml")),
@@ -73,7 +73,7 @@ def test_killed_load_resumes_to_the_state_of_one_clean_load(
     data = tmp_path / "synth"
     assert idgraph("synth", "--people", "400", "--out", str(data)).returncode == 0
     events = data / "events.ndjson"
-    env = {**os.environ, **_env(neo4j_settings, tmp_path, IDGRAPH_CHUNK_SIZE="40")}
+    env = {**os.environ, **cli_env(neo4j_settings, tmp_path, IDGRAPH_CHUNK_SIZE="40")}
     command = [sys.executable, "-m", "identity", "load", "segment", str(events)]
 
     process = subprocess.Popen(
@@ -94,7 +94,10 @@ def test_killed_load_resumes_to_the_state_of_one_clean_load(
     assert state[0]["s"] == "running" and state[0]["c"] >= 5
 
     resumed = idgraph(
-        "load", "segment", str(events), env=_env(neo4j_settings, tmp_path, IDGRAPH_CHUNK_SIZE="40")
+        "load",
+        "segment",
+        str(events),
+        env=cli_env(neo4j_settings, tmp_path, IDGRAPH_CHUNK_SIZE="40"),
     )
     assert resumed.returncode == 0, resumed.stderr
     assert "chunks were already written" in resumed.stdout
@@ -102,7 +105,10 @@ def test_killed_load_resumes_to_the_state_of_one_clean_load(
 
     graph.wipe()
     clean = idgraph(
-        "load", "segment", str(events), env=_env(neo4j_settings, tmp_path, IDGRAPH_CHUNK_SIZE="40")
+        "load",
+        "segment",
+        str(events),
+        env=cli_env(neo4j_settings, tmp_path, IDGRAPH_CHUNK_SIZE="40"),
     )
     assert clean.returncode == 0, clean.stderr
     assert fingerprint(graph) == after_resume
@@ -116,13 +122,13 @@ def test_mapping_errors_stop_before_loading(
     mapping = tmp_path / "crm.toml"
     mapping.write_text('source = "crm"\n[identifiers]\nid = "crm_id"\nemail = "email"\n')
     result = idgraph(
-        "load", "csv", str(table), "--mapping", str(mapping), env=_env(neo4j_settings, tmp_path)
+        "load", "csv", str(table), "--mapping", str(mapping), env=cli_env(neo4j_settings, tmp_path)
     )
     assert result.returncode == 1
     assert "column(s) 'email' named in the mapping are not in the file" in result.stderr
     mapping.write_text('source = "crm"\n[identifiers]\nid = "customer_no"\n')
     result = idgraph(
-        "load", "csv", str(table), "--mapping", str(mapping), env=_env(neo4j_settings, tmp_path)
+        "load", "csv", str(table), "--mapping", str(mapping), env=cli_env(neo4j_settings, tmp_path)
     )
     assert result.returncode == 1
     assert "unknown identifier type 'customer_no'" in result.stderr
@@ -132,16 +138,47 @@ def test_mapping_errors_stop_before_loading(
 def test_empty_file_and_missing_file(neo4j_settings: Settings, tmp_path: Path) -> None:
     empty = tmp_path / "empty.ndjson"
     empty.write_bytes(b"")
-    result = idgraph("load", "segment", str(empty), env=_env(neo4j_settings, tmp_path))
+    result = idgraph("load", "segment", str(empty), env=cli_env(neo4j_settings, tmp_path))
     assert result.returncode == 1 and "is empty: nothing to load" in result.stderr
     result = idgraph(
-        "load", "segment", str(tmp_path / "nope.ndjson"), env=_env(neo4j_settings, tmp_path)
+        "load", "segment", str(tmp_path / "nope.ndjson"), env=cli_env(neo4j_settings, tmp_path)
     )
     assert result.returncode == 1 and "no such file" in result.stderr
 
 
+def test_a_load_that_accepts_nothing_fails(
+    graph: Graph, neo4j_settings: Settings, tmp_path: Path
+) -> None:
+    noise = tmp_path / "noise.ndjson"
+    noise.write_bytes(bytes(range(256)) * 3 + b"\n" + b"\x00\xff not json\n" * 14)
+    result = idgraph("load", "segment", str(noise), env=cli_env(neo4j_settings, tmp_path))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "read" in result.stdout and "rejected" in result.stdout  # the counts are printed
+    assert "nothing accepted from" in result.stderr and "every record was rejected" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_driver_logs_go_through_idgraph_only_when_debugging(tmp_path: Path) -> None:
+    """A record the driver logs (as when Neo4j dies under a load) is not printed raw before
+    idgraph's own message; with IDGRAPH_LOG_LEVEL=DEBUG it is, in idgraph's words."""
+    script = (
+        "import logging; from identity.cli.common import route_driver_logs; "
+        "import sys; route_driver_logs(sys.argv[1] == 'debug'); "
+        "logging.getLogger('neo4j.io').error("
+        "'[#99FC] _: <CONNECTION> error: Failed to read from defunct connection')"
+    )
+    quiet = subprocess.run(
+        [sys.executable, "-c", script, "quiet"], capture_output=True, text=True, check=True
+    )
+    assert quiet.stderr == "" and quiet.stdout == ""
+    loud = subprocess.run(
+        [sys.executable, "-c", script, "debug"], capture_output=True, text=True, check=True
+    )
+    assert "debug: neo4j driver: [#99FC]" in loud.stderr
+
+
 def test_demo_loads_once(graph: Graph, neo4j_settings: Settings, tmp_path: Path) -> None:
-    env = _env(neo4j_settings, tmp_path, IDGRAPH_STATE_DIR=str(tmp_path / "state"))
+    env = cli_env(neo4j_settings, tmp_path, IDGRAPH_STATE_DIR=str(tmp_path / "state"))
     first = idgraph("demo", "--people", "60", env=env)
     assert first.returncode == 0, first.stderr
     assert "full resolve" in first.stdout

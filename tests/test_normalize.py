@@ -163,6 +163,26 @@ def test_invalid_phones(raw: str) -> None:
     assert "is not a valid phone number" in error.message
 
 
+POSSIBLE = Normalizer(NormalizerConfig(phone_check="possible"))
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [("+33 6 39 48 03 55", "+33639480355"), ("+33 7 00 12 34 56", "+33700123456")],
+)
+def test_the_possible_check_keeps_numbers_outside_allocated_ranges(raw: str, e164: str) -> None:
+    error = reject("phone", raw, UNBLOCKED)  # valid, the default, refuses them
+    assert error.code == "invalid_phone" and "not in an allocated range" in error.message
+    assert 'check = "possible"' in error.message
+    assert POSSIBLE.normalize("phone", raw).value == e164
+
+
+@pytest.mark.parametrize("raw", ["06 12 34", "06 12 34 56 78 90 12", "not a phone", "+"])
+def test_the_possible_check_still_refuses_impossible_numbers(raw: str) -> None:
+    error = reject("phone", raw, POSSIBLE)
+    assert error.code == "invalid_phone" and "is not a valid phone number" in error.message
+
+
 @pytest.mark.parametrize("raw", ["06 66 66 66 66", "+33 7 77 77 77 77", "+33 1 11 11 11 11"])
 def test_phone_of_one_repeated_digit_is_blocked(raw: str) -> None:
     error = reject("phone", raw, UNBLOCKED)

@@ -312,6 +312,18 @@ ERRORS = [
         id="inline-table",
     ),
     pytest.param(
+        '[types.phone]\ncheck = "strict"\n',
+        2,
+        ['types.phone.check must be "valid"', "'strict'"],
+        id="phone-check-unknown",
+    ),
+    pytest.param(
+        '[types.email]\ncheck = "possible"\n',
+        2,
+        ["types.email.check is not a setting", "check for phone"],
+        id="check-is-for-phones-only",
+    ),
+    pytest.param(
         "[segment]\nexternal_ids = 3\n",
         2,
         ["segment.external_ids"],
@@ -334,6 +346,13 @@ def test_errors_name_the_file_the_line_and_the_reason(
     for reason in reasons:
         assert reason in message, message
     assert isinstance(caught.value, IdgraphError)
+
+
+def test_the_phone_check_is_valid_unless_the_policy_says_possible(tmp_path: Path) -> None:
+    assert Policy().phone_check == "valid"
+    policy = load_policy(_write(tmp_path, '[types.phone]\ncheck = "possible"\nlimit = 2\n'))
+    assert policy.phone_check == "possible" and policy.rule("phone").limit == 2
+    assert policy.fingerprint() == Policy(rules=policy.rules).fingerprint()  # loading only
 
 
 def test_a_misspelt_type_is_never_taken_for_a_new_one(tmp_path: Path) -> None:

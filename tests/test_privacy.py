@@ -21,6 +21,7 @@ from identity.steward import actions as steward
 from identity.store import privacy as privacy_store
 from identity.store.driver import Graph
 from identity.store.schema import init_schema
+from tests.cli import cli_env, idgraph, ok
 from tests.loading import keys, load_csv, load_segment
 from tests.resolving import (
     check_invariants,
@@ -32,8 +33,6 @@ from tests.resolving import (
     stored,
 )
 from tests.services import services
-from tests.test_cli import idgraph
-from tests.test_resolve_cli import _env, _ok
 
 pytestmark = pytest.mark.neo4j
 
@@ -335,14 +334,14 @@ def test_scrub_replaces_whole_keys_only() -> None:
 def test_forget_and_export_cli(
     graph: Graph, tmp_path: Path, world: dict[str, str], neo4j_settings: Settings
 ) -> None:
-    env = _env(neo4j_settings, tmp_path)
+    env = cli_env(neo4j_settings, tmp_path)
     out = tmp_path / "ann.json"
-    text = _ok("export-profile", "email:annabelle.forget@example.org", "--out", str(out), env=env)
+    text = ok("export-profile", "email:annabelle.forget@example.org", "--out", str(out), env=env)
     assert "4 identifiers" in text
     assert json.loads(out.read_text())["identity"]["id"] == world["ann"]
-    printed = json.loads(_ok("export-profile", "--id", world["bob"], env=env))
+    printed = json.loads(ok("export-profile", "--id", world["bob"], env=env))
     assert printed["identity"]["id"] == world["bob"]
-    text = _ok("forget", "--id", world["loser"], "--reason", "GDPR request 78", env=env)
+    text = ok("forget", "--id", world["loser"], "--reason", "GDPR request 78", env=env)
     assert f"forgot identity {world['ann']}: 4 identifiers" in text
     assert "recomputed by incremental resolve" in text
     refused = idgraph("forget", "cookie:ck-ann-7f3e", "--reason", "again", env=env)

@@ -16,6 +16,7 @@ from identity.policy import Policy
 from identity.privacy.retention import purge
 from identity.store.driver import Graph
 from identity.store.schema import init_schema
+from tests.cli import cli_env, ok
 from tests.loading import keys, load_csv, props
 from tests.resolving import (
     AS_OF,
@@ -27,7 +28,6 @@ from tests.resolving import (
     stored,
 )
 from tests.services import services
-from tests.test_resolve_cli import _env, _ok
 
 pytestmark = pytest.mark.neo4j
 
@@ -159,10 +159,10 @@ def test_purge_needs_an_aware_time(aged: Graph, tmp_path: Path) -> None:
 def test_purge_cli(aged: Graph, neo4j_settings: Settings, tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text("[sources.web]\nretention_days = 30\n")
-    env = _env(neo4j_settings, tmp_path, IDGRAPH_POLICY=str(policy))
-    text = _ok("purge", "--dry-run", "--as-of", "2026-11-01T00:00:00Z", env=env)
+    env = cli_env(neo4j_settings, tmp_path, IDGRAPH_POLICY=str(policy))
+    text = ok("purge", "--dry-run", "--as-of", "2026-11-01T00:00:00Z", env=env)
     assert "dry run" in text and "retention_identifiers" in text
     assert _census(aged)["identifiers"] == 8
-    text = _ok("purge", "--as-of", "2026-11-01T00:00:00Z", env=env)
+    text = ok("purge", "--as-of", "2026-11-01T00:00:00Z", env=env)
     assert "purged" in text and "emptied identities" in text
     assert _census(aged)["identifiers"] == 5

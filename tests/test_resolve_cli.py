@@ -11,47 +11,37 @@ import pytest
 
 from identity.config import Settings
 from identity.store.driver import Graph
-from tests.test_cli import _server_env, idgraph
+from tests.cli import cli_env, idgraph, ok
 
 pytestmark = pytest.mark.neo4j
-
-
-def _env(settings: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {**_server_env(settings), "IDGRAPH_REJECTS_DIR": str(tmp_path / "rejects"), **extra}
-
-
-def _ok(*args: str, env: dict[str, str]) -> str:
-    result = idgraph(*args, env=env)
-    assert result.returncode == 0, result.stderr + result.stdout
-    return result.stdout
 
 
 @pytest.fixture
 def synth_loaded(graph: Graph, neo4j_settings: Settings, tmp_path: Path) -> Path:
     data = tmp_path / "synth"
-    _ok("synth", "--people", "400", "--out", str(data), env={})
-    env = _env(neo4j_settings, tmp_path)
-    _ok("load", "segment", str(data / "events.ndjson"), env=env)
-    _ok("load", "csv", str(data / "crm.csv"), "--mapping", str(data / "crm.mapping.toml"), env=env)
-    _ok("load", "csv", str(data / "dmp.csv"), "--mapping", str(data / "dmp.mapping.toml"), env=env)
+    ok("synth", "--people", "400", "--out", str(data), env={})
+    env = cli_env(neo4j_settings, tmp_path)
+    ok("load", "segment", str(data / "events.ndjson"), env=env)
+    ok("load", "csv", str(data / "crm.csv"), "--mapping", str(data / "crm.mapping.toml"), env=env)
+    ok("load", "csv", str(data / "dmp.csv"), "--mapping", str(data / "dmp.mapping.toml"), env=env)
     return data
 
 
 def test_synth_hard_cases_end_to_end(
     synth_loaded: Path, graph: Graph, neo4j_settings: Settings, tmp_path: Path
 ) -> None:
-    env = _env(neo4j_settings, tmp_path)
-    dry = _ok("resolve", "--dry-run", "--as-of", "2026-11-01", env=env)
+    env = cli_env(neo4j_settings, tmp_path)
+    dry = ok("resolve", "--dry-run", "--as-of", "2026-11-01", env=env)
     assert "full resolve (no resolve has completed yet); dry run, nothing written" in dry
     assert "would create" in dry
     assert graph.read("n", "MATCH (p:Identity) RETURN count(p) AS n")[0]["n"] == 0
-    first = _ok("resolve", "--as-of", "2026-11-01", env=env)
+    first = ok("resolve", "--as-of", "2026-11-01", env=env)
     assert "full resolve" in first and "identities formed" in first
-    again = _ok("resolve", "--as-of", "2026-11-01", env=env)
+    again = ok("resolve", "--as-of", "2026-11-01", env=env)
     assert "incremental resolve" in again
     assert re.search(r"memberships moved\s+0\n", again)
 
-    scores = _ok("evaluate", "--truth", str(synth_loaded / "truth.csv"), env=env)
+    scores = ok("evaluate", "--truth", str(synth_loaded / "truth.csv"), env=env)
     line = next(row for row in scores.splitlines() if row.startswith("identities (policy)"))
     precision, recall, _, _, over_merged, _ = line.split()[2:8]
     assert float(precision) >= 0.99 and over_merged == "0"
@@ -71,11 +61,11 @@ def test_synth_hard_cases_end_to_end(
         {"keys": sorted(traps)},
     )
     assert rows and all(r["shared"] is not None or r["size"] == 1 for r in rows), rows
-    review = _ok("review", env=env)
+    review = ok("review", env=env)
     assert "(direct): linked to" in review
 
     out = tmp_path / "identities.ndjson"
-    _ok("export", "identities", "--out", str(out), env=env)
+    ok("export", "identities", "--out", str(out), env=env)
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     total = graph.read("n", "MATCH (p:Identity {status: 'active'}) RETURN count(p) AS n")[0]["n"]
     assert len(lines) == total
@@ -86,9 +76,9 @@ def test_synth_hard_cases_end_to_end(
     )
     biggest = max(lines, key=lambda x: len(x["identifiers"]))
     a, b = (f"{i['type']}:{i['value']}" for i in biggest["identifiers"][:2])
-    explained = _ok("explain", a, b, "--as-of", "2026-11-01", env=env)
+    explained = ok("explain", a, b, "--as-of", "2026-11-01", env=env)
     assert "same identity, joined by" in explained and "evidence" in explained
-    as_json = json.loads(_ok("explain", a, b, "--json", "--as-of", "2026-11-01", env=env))
+    as_json = json.loads(ok("explain", a, b, "--json", "--as-of", "2026-11-01", env=env))
     assert as_json["same"] is True and as_json["path"][0]["verdict"] == "merged"
 
 
@@ -97,20 +87,22 @@ def test_bad_policy_is_refused_with_its_line(
 ) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text("[types.email]\nlimit = 5\n\n[types.phone]\nlimit = -1\n")
-    result = idgraph("resolve", env=_env(neo4j_settings, tmp_path, IDGRAPH_POLICY=str(policy)))
+    result = idgraph("resolve", env=cli_env(neo4j_settings, tmp_path, IDGRAPH_POLICY=str(policy)))
     assert result.returncode == 1
     assert f"IDGRAPH_POLICY {policy} (line 5): types.phone.limit = -1" in result.stderr
     policy.write_text('[types.email]\nblocked_patterns = ["(unclosed"]\n')
-    result = idgraph("resolve", env=_env(neo4j_settings, tmp_path, IDGRAPH_POLICY=str(policy)))
+    result = idgraph("resolve", env=cli_env(neo4j_settings, tmp_path, IDGRAPH_POLICY=str(policy)))
     assert result.returncode == 1 and "(line 2)" in result.stderr and "not a regex" in result.stderr
     policy.write_text("[types.emial]\nlimit = 2\n")
-    result = idgraph("resolve", env=_env(neo4j_settings, tmp_path, IDGRAPH_POLICY=str(policy)))
+    result = idgraph("resolve", env=cli_env(neo4j_settings, tmp_path, IDGRAPH_POLICY=str(policy)))
     assert result.returncode == 1 and "unknown identifier type 'emial'" in result.stderr
 
 
 def test_explain_errors_are_one_line(
     graph: Graph, neo4j_settings: Settings, tmp_path: Path
 ) -> None:
-    result = idgraph("explain", "crm_id:nope", "crm_id:other", env=_env(neo4j_settings, tmp_path))
+    result = idgraph(
+        "explain", "crm_id:nope", "crm_id:other", env=cli_env(neo4j_settings, tmp_path)
+    )
     assert result.returncode == 1
     assert result.stderr.startswith("error: unknown identifier 'crm_id:nope'")

@@ -22,6 +22,7 @@ from identity.segments.language import (
     traits_of,
 )
 from identity.store.segment_query import compile_condition
+from tests.marketing import trees
 
 TYPES = Policy().types
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -231,19 +232,6 @@ leaves = st.one_of(
     st.builds(lambda n: {"consent": n}, names),
     st.builds(lambda d: {"last_seen_within_days": d}, st.integers(1, 60)),
 )
-
-
-def trees(leaf: st.SearchStrategy[Any], max_leaves: int) -> st.SearchStrategy[Any]:
-    """Definitions of ``all``, ``any`` and ``not`` over the given leaves."""
-    return st.recursive(
-        leaf,
-        lambda inner: st.one_of(
-            st.builds(lambda xs: {"all": xs}, st.lists(inner, min_size=1, max_size=3)),
-            st.builds(lambda xs: {"any": xs}, st.lists(inner, min_size=1, max_size=3)),
-            st.builds(lambda x: {"not": x}, inner),
-        ),
-        max_leaves=max_leaves,
-    )
 
 
 definitions = trees(leaves, 12)

@@ -24,10 +24,10 @@ from identity.store.schema import init_schema
 from identity.store.segment_query import compile_condition
 from identity.store.segments import BATCH_ROWS
 from tests.api_data import track
+from tests.cli import idgraph, server_env
+from tests.marketing import shoppers, trees
 from tests.resolving import AS_OF, identify, identity_of, load_events, run
 from tests.services import services
-from tests.test_cli import _server_env, idgraph
-from tests.test_segments import trees
 
 pytestmark = pytest.mark.neo4j
 
@@ -437,17 +437,6 @@ def test_refresh_plans_stream_without_eager(graph: Graph) -> None:
         assert "TransactionApply" in operators and "Eager" not in operators, operators
 
 
-def shoppers(people: list[dict[str, Any]], orders: list[tuple[int, int]]) -> list[dict[str, Any]]:
-    """Identify events of customers C1, C2, ... (cookies ck1, ck2, ...) with their traits,
-    then an Order Completed per (customer number, day of 2026)."""
-    events = [
-        identify(n, user=f"C{n}", cookie=f"ck{n}", **traits) for n, traits in enumerate(people, 1)
-    ]
-    return events + [
-        track(100 + i, f"ck{n}", "Order Completed", day=day) for i, (n, day) in enumerate(orders)
-    ]
-
-
 def test_end_to_end_on_resolved_profiles(db: Graph, tmp_path: Path) -> None:
     """Segment events loaded and resolved (the resolve materializes profiles), a segment
     refreshed, then a later load changes traits: one leaves, one enters."""
@@ -513,7 +502,7 @@ def test_end_to_end_on_resolved_profiles(db: Graph, tmp_path: Path) -> None:
 def test_the_cli_round(db: Graph, neo4j_settings: Settings, tmp_path: Path) -> None:
     put(db, "p1", trait__country="FR", consent__marketing=True)
     put(db, "p2", trait__country="DE", consent__marketing=True)
-    env = _server_env(neo4j_settings)
+    env = server_env(neo4j_settings)
     definition = tmp_path / "fr.json"
     definition.write_text('{"all": [{"trait": "country", "eq": "FR"}, {"consent": "marketing"}]}')
 

@@ -22,6 +22,7 @@ from identity.steward import actions as steward
 from identity.steward.actions import StewardResult
 from identity.store import runs as runs_store
 from identity.store.driver import Graph
+from tests.cli import cli_env, idgraph, ok
 from tests.resolving import (
     check_invariants,
     identify,
@@ -33,8 +34,6 @@ from tests.resolving import (
     stored,
 )
 from tests.services import services
-from tests.test_cli import idgraph
-from tests.test_resolve_cli import _env, _ok
 
 pytestmark = pytest.mark.neo4j
 
@@ -503,22 +502,22 @@ def test_incremental_equals_full_after_each_action(
 
 def test_steward_commands(ann: Graph, neo4j_settings: Settings, tmp_path: Path) -> None:
     graph = ann
-    env = _env(neo4j_settings, tmp_path)
+    env = cli_env(neo4j_settings, tmp_path)
     before = identity_of(graph, "crm_id:C1")
-    cut = _ok("steward", "cut", "cookie:ck-1", ANN, "--reason", "typo", env=env)
+    cut = ok("steward", "cut", "cookie:ck-1", ANN, "--reason", "typo", env=env)
     assert f"cut_link cookie:ck-1 - {ANN} by cli:" in cut
     assert f"identities before: {before}" in cut
     assert f"identities after:  {', '.join(sorted({before, identity_of(graph, ANN)}))}" in cut
     assert "split" in cut
-    restored = _ok("steward", "restore", "cookie:ck-1", ANN, "--reason", "fine", env=env)
+    restored = ok("steward", "restore", "cookie:ck-1", ANN, "--reason", "fine", env=env)
     assert f"identities after:  {before}" in restored
-    blocked = _ok("steward", "block", "cookie:ck-1", "--reason", "kiosk", env=env)
+    blocked = ok("steward", "block", "cookie:ck-1", "--reason", "kiosk", env=env)
     assert "block_identifier cookie:ck-1" in blocked
     assert not _together(graph, "crm_id:C1", "cookie:ck-1")
-    _ok("steward", "unblock", "cookie:ck-1", "--reason", "not a kiosk", env=env)
+    ok("steward", "unblock", "cookie:ck-1", "--reason", "not a kiosk", env=env)
     assert _together(graph, "crm_id:C1", "cookie:ck-1", ANN)
     load_events(graph, tmp_path, "b", [identify(3, cookie="ck-9")])
-    forced = _ok("steward", "force-merge", "cookie:ck-9", "crm_id:C1", "--reason", "x", env=env)
+    forced = ok("steward", "force-merge", "cookie:ck-9", "crm_id:C1", "--reason", "x", env=env)
     assert f"identities after:  {before}" in forced
     actors = graph.read(
         "actors", "MATCH (e:IdentityEvent {kind: 'steward'}) RETURN DISTINCT e.actor AS actor"

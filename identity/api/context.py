@@ -24,7 +24,7 @@ from identity.normalize import Normalizer
 from identity.policy import Policy
 from identity.store import reads
 from identity.store.driver import AsyncGraph, Graph
-from identity.store.reads import EventRow, IdentifierRow, IdentityRow, Page
+from identity.store.read_types import EventRow, IdentifierRow, IdentityRow, Page
 
 V = TypeVar("V")
 

@@ -66,10 +66,15 @@ def configure_logging(as_json: bool, level: str) -> None:
         logger.handlers[:] = [handler]
         logger.setLevel(level)
         logger.propagate = False
-    # anything else (libraries) in the same format, warnings and worse only
+    # anything else (libraries, the Neo4j driver) in the same format, warnings and worse only
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
+    # the driver's warnings are its own retries of transient errors: errors only
+    driver = logging.getLogger("neo4j")
+    driver.handlers[:] = []
+    driver.setLevel(logging.ERROR)
+    driver.propagate = True
     # uvicorn's access log repeats what idgraph.access says, with less
     logging.getLogger("uvicorn.access").disabled = True
 

@@ -37,7 +37,8 @@ _U: Any = strawberry.UNSET
 
 @strawberry.input(
     description="A segment condition: exactly one of all, any, not, trait (with one operator), "
-    "has_identifier, event, dmp_segment, consent, last_seen_within_days. See the README."
+    "has_identifier, event, dmp_segment, consent, last_seen_within_days. See the Segments "
+    "page of the documentation (docs/segments.md)."
 )
 class SegmentConditionInput:
     all: list[SegmentConditionInput] | None = _U

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -29,15 +30,8 @@ from identity.api.traits import (
     Trait,
     observed_traits,
 )
-from identity.store.reads import (
-    EventRow,
-    IdentifierRow,
-    IdentityRow,
-    LinkRow,
-    Page,
-    instant,
-    when,
-)
+from identity.store.read_types import EventRow, IdentifierRow, IdentityRow, LinkRow, Page
+from identity.store.reads import instant, when
 
 DEFAULT_PAGE = 50
 T = TypeVar("T")
@@ -51,13 +45,17 @@ def converted(cls: type[T], source: Any, **fields: Any) -> T:
         values: dict[str, Any] = source._asdict()  # type: ignore[attr-defined]
     else:
         values = {f.name: getattr(source, f.name) for f in dataclasses.fields(source)}
-    settable = {
-        f.name
-        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-        if getattr(f, "base_resolver", None) is None
-    }
+    settable = _settable(cls)  # type: ignore[arg-type]
     copied = {k: v for k, v in values.items() if k in settable and k not in fields}
     return cls(**copied, **fields)
+
+
+@functools.cache
+def _settable(cls: type[Any]) -> frozenset[str]:
+    """The fields of a GraphQL type that take a value (not those computed by a resolver)."""
+    return frozenset(
+        f.name for f in dataclasses.fields(cls) if getattr(f, "base_resolver", None) is None
+    )
 
 
 def encode_cursor(value: Any) -> str:

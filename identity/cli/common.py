@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,3 +58,22 @@ def cli_actor() -> str:
 def progress_bar(*columns: ProgressColumn) -> Progress:
     """A progress bar on stderr, shown only on a terminal."""
     return Progress(*columns, console=err, disable=not err.is_terminal)
+
+
+class _DriverLog(logging.Handler):
+    """The Neo4j driver's log records on the error console, in idgraph's words."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(f"debug: neo4j driver: {record.getMessage()}", highlight=False, soft_wrap=True)
+
+
+def route_driver_logs(debug: bool) -> None:
+    """The driver logs what it retries (deadlocks between concurrent writers) and what it
+    gives up on (a connection Neo4j dropped); every failure that matters reaches the user as
+    idgraph's own message naming the operation. So its records go through idgraph's console
+    only with ``IDGRAPH_LOG_LEVEL=DEBUG``, and nowhere else (not Python's last-resort
+    handler, which printed them raw before idgraph's message)."""
+    driver = logging.getLogger("neo4j")
+    driver.handlers[:] = [_DriverLog()] if debug else [logging.NullHandler()]
+    driver.setLevel(logging.DEBUG if debug else logging.CRITICAL)
+    driver.propagate = False

@@ -7,7 +7,7 @@ Each group lives in its own module (one per capability: :mod:`identity.cli.load`
 
 from __future__ import annotations
 
-import logging
+import os
 import sys
 
 import typer
@@ -15,7 +15,7 @@ from rich.text import Text
 
 from identity import __version__
 from identity.cli import audiences, demo, load, neo4j, privacy, resolve, segments, serve, steward
-from identity.cli.common import err, out
+from identity.cli.common import err, out, route_driver_logs
 from identity.errors import IdgraphError
 
 app = typer.Typer(help="Graph-based customer identity resolution on Neo4j.", no_args_is_help=True)
@@ -39,9 +39,7 @@ def version() -> None:
 
 def main() -> None:
     """Console entry point: expected errors become one line on stderr and exit code 1."""
-    # The driver retries transient failures (deadlocks between concurrent chunk writers)
-    # by itself; its warning about each retry is noise on a terminal.
-    logging.getLogger("neo4j").setLevel(logging.ERROR)
+    route_driver_logs(os.environ.get("IDGRAPH_LOG_LEVEL", "INFO").upper() == "DEBUG")
     try:
         app()
     except IdgraphError as e:

@@ -25,7 +25,8 @@ from identity.policy import Policy
 from identity.segments.conditions import Condition
 from identity.segments.language import parse, to_json, traits_of
 from identity.store import segments as store
-from identity.store.reads import IdentityRow, when
+from identity.store.read_types import IdentityRow
+from identity.store.reads import when
 from identity.store.segment_query import compile_condition
 
 MAX_NAME = 200
