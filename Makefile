@@ -67,7 +67,7 @@ typecheck: venv
 
 # The documentation site (docs/, mkdocs.yml) into site/; a broken link or anchor fails it.
 docs: venv
-	$(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 check: lint typecheck docs test
 

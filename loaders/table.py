@@ -1,7 +1,7 @@
 """CSV tables (a CRM export, a DMP cookie-sync feed) -> observations, through a mapping file.
 
 Every CRM names its columns differently, so a TOML mapping says which column holds which
-identifier type and trait (the format is documented in README.md):
+identifier type and trait (the format is documented in docs/loading.md):
 
     source = "crm"              party = "first"            timestamp = "Updated"
     [identifiers]  "Customer ID" = "crm_id"   "E-mail" = "email"
