@@ -64,7 +64,8 @@ class _DriverLog(logging.Handler):
     """The Neo4j driver's log records on the error console, in idgraph's words."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        err.print(f"debug: neo4j driver: {record.getMessage()}", highlight=False, soft_wrap=True)
+        message = f"debug: neo4j driver: {record.getMessage()}"
+        err.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def route_driver_logs(debug: bool) -> None:

@@ -16,10 +16,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from identity.cli.common import out, progress_bar, services
+from identity.cli.common import cli_settings, out, progress_bar, services
 from identity.errors import InputError
 from identity.ingest.service import LoadReport, Progress, load_segment_file, load_table_file
 from identity.model import PARTIES
+from identity.policy import load_policy
 from loaders.table import check_header, load_mapping
 
 load_app = typer.Typer(help="Load Segment events and CSV tables.", no_args_is_help=True)
@@ -96,9 +97,10 @@ def load_csv(
     mapping: Path = typer.Option(..., "--mapping", "-m", help="Column mapping TOML file."),
 ) -> None:
     """Load a CSV table (CRM export, DMP feed) through a column mapping."""
+    # the mapping and the header are checked before anything connects or writes
+    spec = load_mapping(mapping, load_policy(cli_settings().policy).types)
+    check_header(file, spec)
     with services(schema=True) as ctx:
-        spec = load_mapping(mapping, ctx.policy.types)
-        check_header(file, spec)
         with file_progress(file) as progress:
             report = load_table_file(ctx, file, spec, progress=progress)
         print_load(report)
