@@ -48,8 +48,14 @@ class Settings(BaseSettings):
     neo4j_http_port: Port | None = Field(
         default=None, description="Also serve Neo4j's HTTP API (Browser) on this port."
     )
-    neo4j_heap: str = "512m"
-    neo4j_pagecache: str = "256m"
+    neo4j_heap: str = Field(
+        default="auto",
+        description="Heap of the local server: a size (512m, 4g) or auto (sized to the machine).",
+    )
+    neo4j_pagecache: str = Field(
+        default="auto",
+        description="Page cache of the local server: a size or auto (sized to the machine).",
+    )
     neo4j_start_timeout: float = Field(default=120.0, gt=0)
 
     default_region: str = Field(
@@ -60,6 +66,12 @@ class Settings(BaseSettings):
     )
     chunk_size: int = Field(default=5000, ge=1, le=100_000)
     writers: int = Field(default=2, ge=1, le=8, description="Concurrent write transactions.")
+    dedup_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Days of its events an identifier remembers the messageIds of (duplicates).",
+    )
     max_record_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     rejects_dir: Path | None = Field(
         default=None, description="Where rejects files go; default <state dir>/rejects."
@@ -125,8 +137,8 @@ class Settings(BaseSettings):
     @field_validator("neo4j_heap", "neo4j_pagecache")
     @classmethod
     def _check_memory(cls, value: str) -> str:
-        if not _MEMORY.match(value):
-            raise ValueError(f"expected a size such as 512m or 1g, got {value!r}")
+        if value != "auto" and not _MEMORY.match(value):
+            raise ValueError(f"expected auto or a size such as 512m or 4g, got {value!r}")
         return value
 
     @field_validator("policy")

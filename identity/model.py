@@ -28,10 +28,11 @@ class Identifier:
     type: str
     value: str
     hashed: bool = False
+    # computed once: loads read it several times per record
+    key: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def key(self) -> str:
-        return f"{self.type}:{self.value}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.type}:{self.value}")
 
 
 def split_key(key: str) -> tuple[str, str]:

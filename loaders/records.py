@@ -69,12 +69,12 @@ def parse_timestamp(value: object) -> datetime:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"expected an ISO 8601 timestamp, got {value!r}")
     text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(text)
+    if text.endswith("z"):
+        text = text[:-1] + "Z"
+    parsed = datetime.fromisoformat(text)  # Python 3.11 reads "Z" as UTC
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+        return parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
 
 
 def trait_value(value: object) -> TraitValue | None:

@@ -77,7 +77,6 @@ def fingerprint(graph: Graph) -> dict[str, Any]:
         "segments": rows(
             "MATCH (i)-[m:IN_SEGMENT]->(s) RETURN i.key, s.name, toString(m.expires_at)"
         ),
-        "messages": rows("MATCH (m:SeenMessage) RETURN m.id"),
         "batches": sorted(
             str(canon({k: v for k, v in r["p"].items() if k not in VOLATILE}))
             for r in graph.read("batches", "MATCH (b:Batch) RETURN properties(b) AS p")

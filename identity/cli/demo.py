@@ -27,10 +27,20 @@ def synth(
     seed: int = typer.Option(42, help="Random seed (same seed, same files)."),
     events_per_person: float = typer.Option(10.0, min=0.0, help="Mean events per person."),
     gzip_events: bool = typer.Option(False, "--gzip", help="Write events.ndjson.gz."),
+    apps_only: bool = typer.Option(
+        False,
+        "--apps-only",
+        help="People on mobile apps only: every event carries an anonymousId, a device id and "
+        "an advertising id.",
+    ),
 ) -> None:
     """Write synthetic Segment events, CRM and DMP tables, mappings and ground truth."""
     config = SynthConfig(
-        people=people, seed=seed, events_per_person=events_per_person, gzip=gzip_events
+        people=people,
+        seed=seed,
+        events_per_person=events_per_person,
+        gzip=gzip_events,
+        apps_only=apps_only,
     )
     with progress_bar(
         TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()

@@ -24,6 +24,8 @@ def print_status(status: ServerStatus) -> None:
     out.print(f"  uri:  {status.uri}")
     if status.http_uri:
         out.print(f"  http: {status.http_uri}")
+    if status.heap:
+        out.print(f"  memory: heap {status.heap}, page cache {status.pagecache}")
     out.print(f"  data: {status.data_dir}")
     out.print(f"  log:  {status.log_file}")
 

@@ -160,11 +160,12 @@ def load_file(
     rejects_dir: Path,
     chunk_size: int,
     writers: int = 2,
+    dedup_days: int = 30,
     progress: Progress | None = None,
     keep_rejections: bool = False,
 ) -> LoadReport:
     """Load one file, or an :class:`Input` held in memory, as one batch (see the module
-    docstring for the guarantees).
+    docstring for the guarantees; ``dedup_days``: see :mod:`identity.store.writer`).
 
     ``keep_rejections`` also returns every rejection in the report, for callers that answer
     with them (the HTTP ingestion; its inputs are small).
@@ -182,6 +183,7 @@ def load_file(
         kind=kind,
         chunk_size=chunk_size,
         started_at=now,
+        dedup_days=dedup_days,
     )
     writer = BatchWriter(graph, batch)
     state = writer.begin()
@@ -366,6 +368,7 @@ def load_segment_file(
         rejects_dir=settings.rejects_path,
         chunk_size=settings.chunk_size,
         writers=settings.writers,
+        dedup_days=settings.dedup_days,
         progress=progress,
         keep_rejections=keep_rejections,
     )
@@ -391,5 +394,6 @@ def load_table_file(
         rejects_dir=settings.rejects_path,
         chunk_size=settings.chunk_size,
         writers=settings.writers,
+        dedup_days=settings.dedup_days,
         progress=progress,
     )

@@ -139,3 +139,14 @@ def is_neo4j(pid: int) -> bool:
         return MAIN_CLASS in cmdline.read_bytes().decode(errors="replace")
     except OSError:
         return False
+
+
+def machine_memory() -> int:
+    """The memory this machine (or its container's cgroup limit, when lower) has, in bytes."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        with contextlib.suppress(OSError, ValueError):
+            limit = int(Path(limit_file).read_text().strip())
+            if 0 < limit < total:
+                total = limit
+    return total

@@ -36,12 +36,17 @@ from identity.store.host import (
     check_java,
     file_lock,
     is_neo4j,
+    machine_memory,
     pid_alive,
     port_in_use,
     tail_of,
 )
 
 ADMIN_CLASS = "org.neo4j.cli.AdminTool"
+# Sized automatically, the server gets what neo4j-admin recommends for this share of the
+# machine's memory: the rest is for idgraph itself (resolves, loads, backfills) and the OS.
+NEO4J_MEMORY_SHARE = 0.5
+_RECOMMENDED = re.compile(r"^server\.memory\.(heap\.max_size|pagecache\.size)=(\S+)$", re.M)
 
 
 @dataclass(frozen=True)
@@ -55,8 +60,8 @@ class ServerConfig:
     password: str
     user: str = "neo4j"
     http_port: int | None = None
-    heap: str = "512m"
-    pagecache: str = "256m"
+    heap: str = "auto"  # a size, or auto: sized to the machine (see memory())
+    pagecache: str = "auto"
     start_timeout: float = 120.0
 
     @classmethod
@@ -86,6 +91,8 @@ class ServerStatus:
     data_dir: Path
     log_file: Path
     http_uri: str | None = None
+    heap: str | None = None
+    pagecache: str | None = None
 
 
 class LocalServer:
@@ -180,8 +187,36 @@ class LocalServer:
         return f"{what}: {first[:400]} (full log: {log})"
 
     # -- configuration -----------------------------------------------------------------
-    def write_config(self) -> Path:
-        """Write ``neo4j.conf``: loopback only, auth on, small memory, HTTP off unless asked."""
+    def memory(self, java: str) -> tuple[str, str]:
+        """(heap, page cache): the configured sizes, where ``auto`` is what ``neo4j-admin
+        server memory-recommendation`` advises for :data:`NEO4J_MEMORY_SHARE` of the
+        machine's memory (on 24 GB: 4.6 GB of heap and 4 GB of page cache)."""
+        heap, pagecache = self.config.heap, self.config.pagecache
+        if "auto" not in (heap, pagecache):
+            return heap, pagecache
+        budget = int(machine_memory() * NEO4J_MEMORY_SHARE / 2**20)
+        self.conf_dir.mkdir(parents=True, exist_ok=True)
+        (self.conf_dir / "neo4j.conf").touch()
+        result = subprocess.run(
+            [java, "-cp", f"{self.lib_dir}/*", ADMIN_CLASS,
+             "server", "memory-recommendation", f"--memory={budget}m"],
+            capture_output=True, text=True, env=self._java_env(), timeout=120, check=False,
+        )  # fmt: skip
+        advised = dict(_RECOMMENDED.findall(result.stdout))
+        if result.returncode != 0 or len(advised) != 2:
+            detail = (result.stderr or result.stdout).strip()[-300:] or "no output"
+            raise LocalServerError(
+                "neo4j-admin server memory-recommendation failed; set IDGRAPH_NEO4J_HEAP and "
+                f"IDGRAPH_NEO4J_PAGECACHE to sizes instead of auto: {detail}"
+            )
+        return (
+            advised["heap.max_size"] if heap == "auto" else heap,
+            advised["pagecache.size"] if pagecache == "auto" else pagecache,
+        )
+
+    def write_config(self, heap: str, pagecache: str) -> Path:
+        """Write ``neo4j.conf``: loopback only, auth on, the memory given, HTTP off unless
+        asked."""
         c = self.config
         lines = [
             "# written by idgraph: changes are overwritten at the next `idgraph neo4j start`",
@@ -196,9 +231,9 @@ class LocalServer:
             f"server.directories.run={self._run_dir}",
             f"server.directories.import={c.home / 'import'}",
             f"server.directories.plugins={c.home / 'plugins'}",
-            f"server.memory.heap.initial_size={c.heap}",
-            f"server.memory.heap.max_size={c.heap}",
-            f"server.memory.pagecache.size={c.pagecache}",
+            f"server.memory.heap.initial_size={heap}",
+            f"server.memory.heap.max_size={heap}",
+            f"server.memory.pagecache.size={pagecache}",
             "dbms.security.auth_enabled=true",
             "dbms.usage_report.enabled=false",
             "db.tx_log.rotation.retention_policy=512M size",
@@ -257,6 +292,8 @@ class LocalServer:
             data_dir=self.data_dir,
             log_file=self.logs_dir / "neo4j.log",
             http_uri=f"http://{HOST}:{http}" if http else None,
+            heap=str(recorded["heap"]) if pid and "heap" in recorded else None,
+            pagecache=str(recorded["pagecache"]) if pid and "pagecache" in recorded else None,
         )
 
     def start(self) -> ServerStatus:
@@ -278,12 +315,12 @@ class LocalServer:
                     f"port {port} on {HOST} is already in use: stop what listens there "
                     f"or choose another port with {setting}"
                 )
-        self.write_config()
+        heap, pagecache = self.memory(java)
+        self.write_config(heap, pagecache)
         self._set_initial_password(java)
         console = self.logs_dir / "console.log"
-        heap = self.config.heap
         command = [
-            java, f"-Xms{heap}", f"-Xmx{heap}", *JVM_OPTIONS,
+            java, f"-Xms{heap}", f"-Xmx{heap}", "-XX:+ExitOnOutOfMemoryError", *JVM_OPTIONS,
             "-cp", f"{self.config.home / 'plugins'}/*:{self.lib_dir}/*",
             MAIN_CLASS, f"--home-dir={self.config.home}", f"--config-dir={self.conf_dir}",
         ]  # fmt: skip
@@ -303,6 +340,8 @@ class LocalServer:
             "bolt_port": self.config.bolt_port,
             "http_port": self.config.http_port,
             "started_at": time.time(),
+            "heap": heap,
+            "pagecache": pagecache,
         }
         self._state_file.write_text(json.dumps(record), encoding="utf-8")
         try:

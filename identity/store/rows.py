@@ -8,6 +8,7 @@ and rows come sorted by key so that concurrent writers take their locks in one o
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -28,8 +29,18 @@ DEFAULT_LABELS = {
 }
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 EVIDENCE_CAP = 5
+DAY_MS = 86_400_000
+CODE_BITS = 40
 DUPLICATE = "duplicate_message_id"
 FORGOTTEN = "forgotten"  # an identifier erased on request (its key's hash has a tombstone)
+
+
+def message_code(message_id: str, at_ms: int) -> int:
+    """A message's deduplication code: the day of the event (high bits) and 40 bits of a
+    hash of its id. Sorting codes sorts them by day, so a window is one comparison; a
+    retried message has the same id and time, so the same code."""
+    digest = hashlib.blake2b(message_id.encode("utf-8"), digest_size=CODE_BITS // 8).digest()
+    return ((at_ms // DAY_MS) << CODE_BITS) | int.from_bytes(digest, "big")
 
 
 def label_for(type_: str) -> str:
@@ -81,26 +92,26 @@ def _iso(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
 
 
-def _text(value: object) -> str:
+def text_of(value: object) -> str:
     """A trait value as Cypher's toString() writes it: the tie-break between equal times."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
 
 
-def _span(row: dict[str, Any], at: int) -> None:
-    row["first"] = min(row["first"], at)
-    row["last"] = max(row["last"], at)
-
-
 def aggregate(observations: Iterable[Observation], batch_id: str) -> ChunkRows:
-    """Fold a chunk into one row per identifier, per unordered pair and per segment."""
+    """Fold a chunk into one row per identifier, per unordered pair and per segment.
+
+    The hot loop of a load: plain dict and list operations only. A link keeps its
+    :data:`EVIDENCE_CAP` earliest references as (time, record) and formats only those.
+    """
     identifiers: dict[str, dict[str, Any]] = {}
     links: dict[tuple[str, str], dict[str, Any]] = {}
     dmp_segments: dict[tuple[str, str], dict[str, Any]] = {}
     for obs in observations:
         at = _millis(obs.at)
-        for ident in obs.identifiers:
+        idents = obs.identifiers
+        for ident in idents:
             row = identifiers.get(ident.key)
             if row is None:
                 identifiers[ident.key] = {
@@ -109,34 +120,45 @@ def aggregate(observations: Iterable[Observation], batch_id: str) -> ChunkRows:
                     "first": at, "last": at, "seen": 1, "events": {}, "traits": {},
                 }  # fmt: skip
             else:
-                _span(row, at)
+                if at < row["first"]:
+                    row["first"] = at
+                elif at > row["last"]:
+                    row["last"] = at
                 row["seen"] += 1
-        keys = sorted({i.key for i in obs.identifiers})
-        linked = len(keys) > 1  # formatting the evidence costs; single-key records link nothing
-        evidence = f"{_iso(obs.at)} {batch_id}:{obs.message_id or obs.record}" if linked else ""
-        for i, a in enumerate(keys):
-            for b in keys[i + 1 :]:
-                link = links.get((a, b))
-                if link is None:
-                    links[(a, b)] = {
-                        "a": a, "b": b, "first": at, "last": at, "count": 1,
-                        "evidence": [evidence],
-                    }  # fmt: skip
-                else:
-                    _span(link, at)
+        if len(idents) > 1:
+            keys = sorted([i.key for i in idents])
+            # evidence sorts as its text does: by the time to the millisecond, then the record
+            when = obs.at.replace(microsecond=obs.at.microsecond // 1000 * 1000)
+            reference = (when, f"{batch_id}:{obs.message_id or obs.record}")
+            for n, a in enumerate(keys):
+                for b in keys[n + 1 :]:
+                    link = links.get((a, b))
+                    if link is None:
+                        links[(a, b)] = {
+                            "a": a, "b": b, "first": at, "last": at, "count": 1,
+                            "evidence": [reference],
+                        }  # fmt: skip
+                        continue
+                    if at < link["first"]:
+                        link["first"] = at
+                    elif at > link["last"]:
+                        link["last"] = at
                     link["count"] += 1
                     kept = link["evidence"]
-                    if evidence not in kept and (len(kept) < EVIDENCE_CAP or evidence < kept[-1]):
-                        kept.append(evidence)
+                    if len(kept) < EVIDENCE_CAP or reference < kept[-1]:
+                        kept.append(reference)
                         kept.sort()
                         del kept[EVIDENCE_CAP:]
-        primary = obs.primary
+        primary = idents[0] if idents else None
         if primary is None:
             continue
         target = identifiers[primary.key]
+        if obs.message_id:
+            target.setdefault("codes", []).append(message_code(obs.message_id, at))
         for name, value in obs.traits.items():
             previous = target["traits"].get(name)
-            if previous is None or (previous["at"], _text(previous["value"])) < (at, _text(value)):
+            stated = (at, text_of(value))
+            if previous is None or (previous["at"], text_of(previous["value"])) < stated:
                 target["traits"][name] = {"name": name, "value": value, "at": at}
         for name in obs.events:
             stat = target["events"].get(name)
@@ -144,10 +166,11 @@ def aggregate(observations: Iterable[Observation], batch_id: str) -> ChunkRows:
                 target["events"][name] = {"name": name, "count": 1, "first": at, "last": at}
             else:
                 stat["count"] += 1
-                _span(stat, at)
+                stat["first"] = min(stat["first"], at)
+                stat["last"] = max(stat["last"], at)
         for membership in obs.dmp_segments:
             expires = _millis(membership.expires_at)
-            for ident in obs.identifiers:
+            for ident in idents:
                 seg = dmp_segments.get((ident.key, membership.name))
                 if seg is None:
                     dmp_segments[(ident.key, membership.name)] = {
@@ -155,8 +178,13 @@ def aggregate(observations: Iterable[Observation], batch_id: str) -> ChunkRows:
                         "expires": expires,
                     }  # fmt: skip
                 else:
-                    _span(seg, at)
+                    seg["first"] = min(seg["first"], at)
+                    seg["last"] = max(seg["last"], at)
                     seg["expires"] = max(seg["expires"], expires)
+    for link in links.values():
+        # distinct references (a record seen twice in a chunk is one), as text, in time order
+        texts = [f"{_iso(when)} {ref}" for when, ref in link["evidence"]]
+        link["evidence"] = list(dict.fromkeys(texts))
     for row in identifiers.values():
         row["events"] = list(row["events"].values())
         row["traits"] = list(row["traits"].values())

@@ -105,6 +105,17 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        5,
+        "messageIds deduplicated on identifiers: (:SeenMessage) nodes dropped",
+        (
+            "DROP CONSTRAINT seen_message_id IF EXISTS",
+            "MATCH (m:SeenMessage) CALL (m) { DELETE m } IN TRANSACTIONS OF 10000 ROWS",
+        ),
+    ),
+)
+
 LATEST = MIGRATIONS[-1].version
 
 
@@ -124,8 +135,8 @@ def init_schema(graph: Graph) -> list[Migration]:
     for migration in MIGRATIONS:
         if migration.version <= current:
             continue
-        for statement in migration.statements:
-            graph.run(f"schema migration {migration.version}", statement)
+        for statement in migration.statements:  # outside a transaction: CALL IN TRANSACTIONS
+            graph.run_autocommit(f"schema migration {migration.version}", statement)
         graph.run(
             f"record schema migration {migration.version}",
             "MERGE (v:SchemaVersion {id: 'idgraph'}) "

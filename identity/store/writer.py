@@ -1,26 +1,31 @@
-"""Writing observations: batched ``UNWIND`` writes, one transaction per chunk, with lineage.
+"""Writing a batch: its lineage, its chunks (each one transaction), its counts.
 
-Why it is fast: a chunk of observations is first aggregated in memory (one row per
-identifier, per unordered pair, per trait set and per event name), so each Cypher statement
-touches every node and relationship once per chunk, through the uniqueness constraints.
+Why it is fast: a chunk of observations is aggregated in memory (one row per identifier, per
+unordered pair and per DMP membership), its existing identifiers are locked and read once,
+and what changes is computed in Python and written by internal id: a handful of statements
+per chunk, each a row per distinct identifier or pair (:mod:`identity.store.chunk`).
 
-Why it is exact: a chunk's writes, its Segment ``messageId`` marks, a ``(:BatchChunk)``
-claim and the chunk's counts (added to the batch's) commit in one transaction. A load killed
-half-way left whole chunks only; re-running it skips the claimed ones and writes the rest,
-ending in exactly the state of one clean load. A ``messageId`` already seen (in this load or
-an earlier one) is counted as a duplicate and writes nothing.
+Why it is exact: a chunk's writes, a ``(:BatchChunk)`` claim and the chunk's counts (added to
+the batch's) commit in one transaction. A load killed half-way left whole chunks only;
+re-running it skips the claimed ones and writes the rest, ending in exactly the state of one
+clean load.
+
+Duplicates: a record whose Segment ``messageId`` was loaded before is counted as a duplicate
+and writes nothing. Each identifier keeps the codes of the messages it was the primary
+identifier of (the userId, else the anonymousId: a retried message is identical, so it has
+the same one), over the last ``IDGRAPH_DEDUP_DAYS`` days of its events: a retry older than
+that, or one that reaches another primary, is not caught. The same file loaded again is
+always caught, by its SHA-256.
 
 Erased identifiers stay erased: an identifier whose key's SHA-256 has a ``(:Tombstone)`` (see
-:mod:`identity.privacy.forget`) is not written again; it is counted as a rejected value with reason
-``forgotten``, and a record left with no identifier as a rejected record. The check costs
-nothing while no tombstone exists: the chunk's claim asks whether any does.
+:mod:`identity.privacy.forget`) is not written again; it is counted as a rejected value with
+reason ``forgotten``, and a record left with no identifier as a rejected record. The check
+costs nothing while no tombstone exists: the chunk's claim asks whether any does.
 
-Why chunks may be written concurrently (Neo4j then uses both cores): every write commutes.
-Counts add, first/last seen take the min/max, traits keep the latest observation (ties broken
-by value), and a link's evidence keeps its earliest references in a total order. Property
-reads that feed a ``SET`` come after the statement's first write to that node, which takes
-its lock (Neo4j locks before a ``SET`` that reads the property it writes), so no update is
-lost; ``MERGE`` on unique keys serializes creations.
+Why chunks may be written concurrently (Neo4j then uses both cores): a chunk locks the
+identifiers it reads before it reads them, in key order, and holds them until it commits, so
+two chunks touching one identifier take turns; two chunks creating the same identifier cannot
+both commit (its key is unique), and the one that fails is written again.
 """
 
 from __future__ import annotations
@@ -32,10 +37,13 @@ from datetime import datetime
 
 from neo4j import ManagedTransaction
 
-from identity.model import Observation, Party, Rejection
+from identity.errors import StoreError
+from identity.model import Observation, Party
+from identity.store.chunk import Chunk, ChunkOutcome, write_chunk
 from identity.store.driver import Graph
-from identity.store.privacy import forgotten_among
-from identity.store.rows import DUPLICATE, EVIDENCE_CAP, Counts, aggregate, suppress_forgotten
+from identity.store.rows import Counts
+
+_CREATE_RACES = 5  # times a chunk is written again when another writer created its new keys
 
 
 @dataclass(frozen=True)
@@ -48,16 +56,7 @@ class BatchInfo:
     kind: str
     chunk_size: int
     started_at: datetime
-
-
-@dataclass(frozen=True)
-class ChunkOutcome:
-    """What a chunk's write refused: duplicate ``messageId``s (whole records), and erased
-    identifiers (records left with none, and the values dropped from the others)."""
-
-    duplicates: list[Observation]
-    forgotten_records: list[Rejection]
-    forgotten_values: list[Rejection]
+    dedup_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -65,86 +64,6 @@ class BatchState:
     status: str
     done: frozenset[int]  # indices of the chunks already committed
     chunk_size: int
-
-
-# Property writes only where a value changes: an unchanged SET still costs a write.
-# ``i.batch`` marks the identifier as touched by this batch: the next incremental resolve finds
-# what to recompute through the index on it, without scanning the graph.
-# Event aggregates live on the identifier as event_count.<name>, event_first.<name> and
-# event_last.<name>; traits as trait.<source>.<name> with their time in trait_at.<source>.<name>
-# (latest observation wins per source).
-_WRITE_IDENTIFIERS = """
-UNWIND $rows AS row
-WITH row, datetime({epochMillis: row.first}) AS first, datetime({epochMillis: row.last}) AS last
-MERGE (i:Identifier {key: row.key})
-ON CREATE SET i.type = row.type, i.value = row.value, i.first_seen = first, i.last_seen = last,
-              i.seen = row.seen, i.sources = [$source], i:$(row.label), i.batch = $batch
-ON MATCH SET i.seen = i.seen + row.seen, i.batch = $batch
-FOREACH (_ IN CASE WHEN row.hashed AND i.hashed IS NULL THEN [1] ELSE [] END |
-  SET i.hashed = true)
-FOREACH (_ IN CASE WHEN first < i.first_seen THEN [1] ELSE [] END | SET i.first_seen = first)
-FOREACH (_ IN CASE WHEN last > i.last_seen THEN [1] ELSE [] END | SET i.last_seen = last)
-FOREACH (_ IN CASE WHEN $source IN i.sources THEN [] ELSE [1] END |
-  SET i.sources = i.sources + $source)
-FOREACH (ev IN row.events |
-  SET i['event_count.' + ev.name] = coalesce(i['event_count.' + ev.name], 0) + ev.count)
-FOREACH (ev IN [e IN row.events WHERE i['event_first.' + e.name] IS NULL
-                OR datetime({epochMillis: e.first}) < i['event_first.' + e.name]] |
-  SET i['event_first.' + ev.name] = datetime({epochMillis: ev.first}))
-FOREACH (ev IN [e IN row.events WHERE i['event_last.' + e.name] IS NULL
-                OR datetime({epochMillis: e.last}) > i['event_last.' + e.name]] |
-  SET i['event_last.' + ev.name] = datetime({epochMillis: ev.last}))
-FOREACH (t IN [t IN row.traits WHERE i['trait_at.' + $source + '.' + t.name] IS NULL
-               OR i['trait_at.' + $source + '.' + t.name] < datetime({epochMillis: t.at})
-               OR (i['trait_at.' + $source + '.' + t.name] = datetime({epochMillis: t.at})
-                   AND toString(i['trait.' + $source + '.' + t.name]) < toString(t.value))] |
-  SET i['trait.' + $source + '.' + t.name] = t.value,
-      i['trait_at.' + $source + '.' + t.name] = datetime({epochMillis: t.at}))
-"""
-
-# Most identifiers of a chunk carry no event or trait: they take the statement without those
-# clauses, which costs a quarter less per row.
-_WRITE_IDENTIFIERS_PLAIN = _WRITE_IDENTIFIERS[: _WRITE_IDENTIFIERS.index("FOREACH (ev IN")]
-
-# "first" < "second" < "third": the strongest party seen is the smallest string. Evidence
-# strings start with their time: the list keeps the earliest ones whatever the load order. A
-# link just created has r.count = row.count: only a matched one can take more evidence.
-_WRITE_LINKS = """
-UNWIND $rows AS row
-WITH row, datetime({epochMillis: row.first}) AS first, datetime({epochMillis: row.last}) AS last
-MATCH (a:Identifier {key: row.a})
-MATCH (b:Identifier {key: row.b})
-MERGE (a)-[r:LINKED]->(b)
-ON CREATE SET r.first_seen = first, r.last_seen = last, r.count = row.count,
-              r.sources = [$source], r.party = $party, r.evidence = row.evidence
-ON MATCH SET r.count = r.count + row.count
-FOREACH (_ IN CASE WHEN first < r.first_seen THEN [1] ELSE [] END | SET r.first_seen = first)
-FOREACH (_ IN CASE WHEN last > r.last_seen THEN [1] ELSE [] END | SET r.last_seen = last)
-FOREACH (_ IN CASE WHEN $source IN r.sources THEN [] ELSE [1] END |
-  SET r.sources = r.sources + $source)
-FOREACH (_ IN CASE WHEN $party < r.party THEN [1] ELSE [] END | SET r.party = $party)
-FOREACH (_ IN CASE WHEN r.count > row.count
-                        AND (size(r.evidence) < $cap OR row.evidence[0] < last(r.evidence))
-                   THEN [1] ELSE [] END |
-  SET r.evidence = COLLECT {
-    UNWIND r.evidence + row.evidence AS e WITH DISTINCT e RETURN e ORDER BY e LIMIT $cap
-  })
-"""
-
-_WRITE_DMP_SEGMENTS = """
-UNWIND $rows AS row
-WITH row, datetime({epochMillis: row.first}) AS first, datetime({epochMillis: row.last}) AS last,
-     datetime({epochMillis: row.expires}) AS expires
-MATCH (i:Identifier {key: row.key})
-MERGE (s:DmpSegment {name: row.name})
-MERGE (i)-[m:IN_SEGMENT]->(s)
-ON CREATE SET m.first_seen = first, m.last_seen = last, m.expires_at = expires,
-              m.source = $source
-ON MATCH SET m.first_seen = CASE WHEN first < m.first_seen THEN first ELSE m.first_seen END,
-             m.last_seen = CASE WHEN last > m.last_seen THEN last ELSE m.last_seen END,
-             m.expires_at = CASE WHEN expires > m.expires_at THEN expires
-                                 ELSE m.expires_at END
-"""
 
 
 class BatchWriter:
@@ -197,10 +116,17 @@ class BatchWriter:
         counts moved from accepted to rejected as committed), or None when the chunk was
         already written.
         """
-        return self.graph.write(
-            f"write chunk {index} of batch {self.batch.id}",
-            lambda tx: self._write_chunk(tx, index, observations, counts),
-        )
+        operation = f"write chunk {index} of batch {self.batch.id}"
+        for attempt in range(_CREATE_RACES):
+            try:
+                return self.graph.write(
+                    operation, lambda tx: self._write_chunk(tx, index, observations, counts)
+                )
+            except StoreError as e:
+                # another writer created one of this chunk's new identifiers first
+                if "ConstraintValidationFailed" not in str(e) or attempt == _CREATE_RACES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def _write_chunk(
         self,
@@ -220,80 +146,8 @@ class BatchWriter:
         ).single()
         if claim is None or not claim["new"]:
             return None
-        kept, duplicates = self._drop_seen_messages(tx, observations, index)
-        counts = counts.copy()
-        if duplicates:
-            counts.accepted -= len(duplicates)
-            counts.rejected += len(duplicates)
-            counts.reasons[DUPLICATE] += len(duplicates)
-        records: list[Rejection] = []
-        values: list[Rejection] = []
-        if claim["tombstones"]:
-            erased = forgotten_among(tx, {i.key for o in kept for i in o.identifiers})
-            if erased:
-                kept, records, values = suppress_forgotten(kept, erased, counts)
-        rows = aggregate(kept, batch.id)
-        common = {"batch": batch.id, "source": batch.source, "party": batch.party}
-        plain = [r for r in rows.identifiers if not (r["events"] or r["traits"])]
-        stated = [r for r in rows.identifiers if r["events"] or r["traits"]]
-        for query, data in (
-            (_WRITE_IDENTIFIERS_PLAIN, plain),
-            (_WRITE_IDENTIFIERS, stated),
-            (_WRITE_LINKS, rows.links),
-            (_WRITE_DMP_SEGMENTS, rows.dmp_segments),
-        ):
-            if data:
-                tx.run(query, {"rows": data, "cap": EVIDENCE_CAP, **common}).consume()
-        tx.run(
-            """
-            MATCH (b:Batch {id: $id})
-            SET b.chunks_done = b.chunks_done + 1, b.read = b.read + $read,
-                b.accepted = b.accepted + $accepted, b.rejected = b.rejected + $rejected,
-                b.rejected_values = b.rejected_values + $rejected_values
-            FOREACH (code IN keys($reasons) |
-              SET b['rejected.' + code] = coalesce(b['rejected.' + code], 0) + $reasons[code])
-            FOREACH (code IN keys($value_reasons) |
-              SET b['rejected_value.' + code] =
-                  coalesce(b['rejected_value.' + code], 0) + $value_reasons[code])
-            """,
-            id=batch.id,
-            read=counts.read,
-            accepted=counts.accepted,
-            rejected=counts.rejected,
-            rejected_values=sum(counts.value_reasons.values()),
-            reasons=dict(counts.reasons),
-            value_reasons=dict(counts.value_reasons),
-        ).consume()
-        return ChunkOutcome(duplicates, records, values)
-
-    def _drop_seen_messages(
-        self, tx: ManagedTransaction, observations: Sequence[Observation], index: int
-    ) -> tuple[list[Observation], list[Observation]]:
-        ids = sorted({o.message_id for o in observations if o.message_id})
-        if not ids:
-            return list(observations), []
-        token = f"{self.batch.id}#{index}"
-        fresh_ids = {
-            record["id"]
-            for record in tx.run(
-                "UNWIND $ids AS id MERGE (m:SeenMessage {id: id}) ON CREATE SET m.chunk = $token "
-                "WITH id, m WHERE m.chunk = $token RETURN id",
-                ids=ids,
-                token=token,
-            )
-        }
-        kept: list[Observation] = []
-        duplicates: list[Observation] = []
-        for obs in observations:
-            mid = obs.message_id
-            if mid is None:
-                kept.append(obs)
-            elif mid in fresh_ids:
-                fresh_ids.discard(mid)
-                kept.append(obs)
-            else:
-                duplicates.append(obs)
-        return kept, duplicates
+        chunk = Chunk(batch.id, batch.source, batch.party, batch.dedup_days, claim["tombstones"])
+        return write_chunk(tx, chunk, observations, counts)
 
     def committed_counts(self) -> Counts:
         """The batch's counts as committed so far."""

@@ -17,6 +17,9 @@ class SynthConfig:
     start: datetime = datetime(2026, 9, 1, tzinfo=UTC)
     days: int = 60
     gzip: bool = False
+    # every person on mobile apps only: each event carries an anonymousId, a device id and an
+    # advertising id (the shape of an app-first business, and the costliest to load)
+    apps_only: bool = False
 
 
 @dataclass(frozen=True)

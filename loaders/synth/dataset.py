@@ -97,7 +97,7 @@ def _person(run: _Run, i: int) -> None:
     out: list[tuple[int, str]] = []
     mean = run.config.events_per_person
     budget = round(rng.expovariate(1.0 / mean)) if mean > 0 else 0
-    touches = p.browsers + p.apps
+    touches = p.apps if run.config.apps_only else p.browsers + p.apps
     while budget > 0:
         size = min(budget, 1 + int(rng.expovariate(1.0 / (MEAN_SESSION_EVENTS - 1))))
         touch = run.pick(touches)

@@ -70,7 +70,7 @@ def new_person(run: _Run, i: int, *, customer: bool) -> _Person:
     browsers = [web_touch(run)]
     browsers += [web_touch(run) for rate in EXTRA_BROWSER_RATES if rng.random() < rate]
     apps = []
-    if rng.random() < APP_USER_RATE:
+    if run.config.apps_only or rng.random() < APP_USER_RATE:
         apps.append(app_touch(run))
         if rng.random() < SECOND_APP_RATE:
             apps.append(app_touch(run))
