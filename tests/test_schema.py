@@ -20,7 +20,7 @@ def test_init_creates_constraints_and_records_the_version(graph: Graph) -> None:
     names = _schema_objects(graph)
     for expected in (
         "identifier_key", "identity_id", "identity_event_id", "batch_id", "segment_id",
-        "source_name", "identifier_type", "identity_event_at", "linked_last_seen",
+        "source_name", "identifier_touched", "identity_event_at", "linked_last_seen",
     ):  # fmt: skip
         assert expected in names
     assert schema_version(graph) == LATEST

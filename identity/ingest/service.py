@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import queue
 import threading
 import time
@@ -26,20 +25,22 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from identity.context import ServiceContext
 from identity.errors import IdgraphError, InputError
-from identity.model import Observation, Party, Rejection
+from identity.ingest.parsing import Parse, SegmentParser, TableParser, parsed_chunks
+from identity.ingest.rejects import RejectsFile
+from identity.model import Party, Rejection
+from identity.store.chunk import Prepared
 from identity.store.driver import Graph
 from identity.store.rows import DUPLICATE, Counts
 from identity.store.writer import BatchInfo, BatchWriter
 from loaders.records import open_input
-from loaders.segment_events import SegmentEventOptions, read_segment_events
-from loaders.table import TableMapping, check_header, read_table
+from loaders.segment_events import SegmentEventOptions
+from loaders.table import TableMapping, check_header
 
 Progress = Callable[[int, int], None]
-Parse = Callable[[IO[bytes], datetime], Iterator[Observation | Rejection]]
 Opener = Callable[[], AbstractContextManager[tuple[IO[bytes], IO[bytes]]]]
 
 
@@ -73,6 +74,7 @@ class Input:
     sha256: str
     size: int
     open: Opener
+    path: Path | None = None  # a file (then large ones are parsed in a process beside)
 
     @classmethod
     def of_file(cls, path: Path) -> Input:
@@ -81,7 +83,7 @@ class Input:
         size = path.stat().st_size
         if size == 0:
             raise InputError(f"{path} is empty: nothing to load")
-        return cls(str(path), file_sha256(path), size, lambda: open_input(path))
+        return cls(str(path), file_sha256(path), size, lambda: open_input(path), path)
 
     @classmethod
     def of_bytes(cls, data: bytes, name: str) -> Input:
@@ -102,51 +104,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _reference_line(record: str) -> int | None:
-    head = record.split("#", 1)[0]
-    return int(head) if head.isdigit() else None
-
-
-class _Rejects:
-    """The rejects file, opened at the first rejection."""
-
-    def __init__(self, path: Path, batch_id: str, *, keep: bool = False) -> None:
-        self.path = path
-        self.batch_id = batch_id
-        self.keep = keep
-        self.records: list[Rejection] = []
-        self.values: list[Rejection] = []
-        self._handle: IO[str] | None = None
-        self._lock = threading.Lock()
-
-    def add(self, rejection: Rejection, *, whole_record: bool) -> None:
-        with self._lock:
-            if self.keep:
-                (self.records if whole_record else self.values).append(rejection)
-            self._add(rejection)
-
-    def _add(self, rejection: Rejection) -> None:
-        if self._handle is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("w", encoding="utf-8")
-        entry: dict[str, Any] = {
-            "batch": self.batch_id,
-            "record": rejection.record,
-            "line": _reference_line(rejection.record),
-            "field": rejection.field,
-            "code": rejection.code,
-            "message": rejection.message,
-            "raw": rejection.raw,
-        }
-        self._handle.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
-
-    def close(self) -> Path | None:
-        if self._handle is None:
-            return None
-        self._handle.close()
-        return self.path
 
 
 def load_file(
@@ -198,33 +155,22 @@ def load_file(
             None,
             time.monotonic() - started,
         )
-    rejects = _Rejects(rejects_dir / f"{batch.id}.ndjson", batch.id, keep=keep_rejections)
+    rejects = RejectsFile(rejects_dir / f"{batch.id}.ndjson", batch.id, keep=keep_rejections)
     pipeline = _ChunkPipeline(writer, writers, rejects)
-    chunk = Counts()
-    buffer: list[Observation] = []
-    index = 0
+    chunks = parsed_chunks(
+        data.path, data.open, data.size, parse, now, state.chunk_size, batch.id, state.done
+    )
     try:
-        with data.open() as (raw, stream):
-            for item in parse(stream, now):
-                chunk.read += 1
-                if isinstance(item, Rejection):
-                    chunk.rejected += 1
-                    chunk.reasons[item.code] += 1
-                    rejects.add(item, whole_record=True)
-                else:
-                    chunk.accepted += 1
-                    buffer.append(item)
-                    for value in item.rejected_values:
-                        chunk.value_reasons[value.code] += 1
-                        rejects.add(value, whole_record=False)
-                if chunk.read == state.chunk_size:
-                    if index not in state.done:
-                        pipeline.submit(index, buffer, chunk)
-                    index, buffer, chunk = index + 1, [], Counts()
-                    if progress:
-                        progress(raw.tell(), data.size)
-            if (chunk.read or index == 0) and index not in state.done:
-                pipeline.submit(index, buffer, chunk)
+        with contextlib.closing(chunks):  # a parser process stops with the load
+            for chunk in chunks:
+                for rejection in chunk.rejected:
+                    rejects.add(rejection, whole_record=True)
+                for value in chunk.rejected_values:
+                    rejects.add(value, whole_record=False)
+                if chunk.prepared is not None:
+                    pipeline.submit(chunk.index, chunk.prepared, chunk.counts)
+                if progress:
+                    progress(chunk.position, data.size)
         pipeline.close()
         writer.finish(datetime.now(UTC))
     except BaseException as e:  # whatever stops the load, stop the writers and say so
@@ -262,12 +208,10 @@ class _ChunkPipeline:
     being written: memory stays bounded.
     """
 
-    def __init__(self, writer: BatchWriter, writers: int, rejects: _Rejects) -> None:
+    def __init__(self, writer: BatchWriter, writers: int, rejects: RejectsFile) -> None:
         self._writer = writer
         self._rejects = rejects
-        self._queue: queue.Queue[tuple[int, list[Observation], Counts] | None] = queue.Queue(
-            writers
-        )
+        self._queue: queue.Queue[tuple[int, Prepared, Counts] | None] = queue.Queue(writers)
         self._error: BaseException | None = None
         self._threads = [
             threading.Thread(target=self._run, name=f"idgraph-writer-{n}", daemon=True)
@@ -276,8 +220,8 @@ class _ChunkPipeline:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, index: int, observations: list[Observation], counts: Counts) -> None:
-        self._put((index, observations, counts))
+    def submit(self, index: int, prepared: Prepared, counts: Counts) -> None:
+        self._put((index, prepared, counts))
 
     def close(self) -> None:
         for _ in self._threads:
@@ -293,7 +237,7 @@ class _ChunkPipeline:
         for thread in self._threads:
             thread.join(timeout=60)
 
-    def _put(self, item: tuple[int, list[Observation], Counts] | None) -> None:
+    def _put(self, item: tuple[int, Prepared, Counts] | None) -> None:
         while True:
             if self._error is not None and item is not None:
                 raise self._error
@@ -314,9 +258,9 @@ class _ChunkPipeline:
                 continue
             if item is None or self._error is not None:
                 return
-            index, observations, counts = item
+            index, prepared, counts = item
             try:
-                outcome = self._writer.write_chunk(index, observations, counts)
+                outcome = self._writer.write_chunk(index, prepared, counts)
             except BaseException as e:
                 self._error = e
                 return
@@ -361,7 +305,7 @@ def load_segment_file(
     return load_file(
         ctx.graph,
         path,
-        lambda stream, now: read_segment_events(stream, normalizer, options, now=now),
+        SegmentParser(options, normalizer.config),
         kind="segment",
         source=source,
         party=party,
@@ -387,7 +331,7 @@ def load_table_file(
     return load_file(
         ctx.graph,
         path,
-        lambda stream, now: read_table(stream, mapping, normalizer, now=now),
+        TableParser(mapping, normalizer.config),
         kind="csv",
         source=mapping.source,
         party=mapping.party,

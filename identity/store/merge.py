@@ -133,12 +133,10 @@ def identifier_change(stored: Stored, row: dict[str, Any], source: str, days: in
 
 def new_link(row: dict[str, Any], source: str, party: str) -> Change:
     """Everything a new link holds, from its chunk row."""
-    change = Change(
-        {"count": row["count"], "sources": [source], "party": party, "evidence": row["evidence"]}
+    return Change(
+        {"count": row["count"], "sources": [source], "party": party, "evidence": row["evidence"]},
+        [["first_seen", row["first"]], ["last_seen", row["last"]]],
     )
-    change.time("first_seen", row["first"])
-    change.time("last_seen", row["last"])
-    return change
 
 
 def link_change(stored: dict[str, Any], row: dict[str, Any], source: str, party: str) -> Change:

@@ -172,7 +172,7 @@ CALL (gone) {
   UNWIND gone AS i
   MATCH (i)-[:LINKED]-(o:Identifier) WHERE NOT o IN gone
   WITH DISTINCT o
-  SET o.batch = $batch
+  SET o.batch = $batch, o.touched = $batch
   RETURN count(o) AS neighbours
 }
 CALL (gone) {
@@ -245,6 +245,12 @@ _FINISH: tuple[LiteralString, ...] = (
     UNWIND $quarantines AS id
     MATCH (q:Quarantine {id: id})
     SET q.sample = [k IN q.sample WHERE NOT k IN $keys]
+    """,
+    # the keys the chunks of loads not yet resolved keep (resolved ones keep none)
+    """
+    MATCH (b:Batch) WHERE b.resolved_at IS NULL
+    MATCH (c:BatchChunk {batch: b.id}) WHERE any(k IN c.keys WHERE k IN $keys)
+    SET c.keys = [k IN c.keys WHERE NOT k IN $keys]
     """,
 )
 

@@ -5,7 +5,7 @@ minus the type's ``ttl_days``), ``$kept`` maps a source to its retention cutoff 
 ``retention_days``); a type or source without one is absent from the map. Each step bounds its
 scan through an index on ``last_seen`` where there is one (``$bound``: the latest cutoff) and
 deletes in transactions of ``_ROWS`` rows (bounded memory). Whatever loses something is marked
-touched (``i.batch``) for the incremental resolve that follows.
+touched (``i.touched``) for the incremental resolve that follows.
 """
 
 from __future__ import annotations
@@ -137,7 +137,8 @@ def delete(graph: Graph, step: str, params: dict[str, Any]) -> int:
         query: LiteralString = (
             _SEGMENTS_MATCH
             + """
-            CALL (i, m) { DELETE m SET i.batch = $batch } IN TRANSACTIONS OF 5000 ROWS
+            CALL (i, m) { DELETE m SET i.batch = $batch, i.touched = $batch }
+              IN TRANSACTIONS OF 5000 ROWS
             RETURN count(*) AS n
             """
         )
@@ -147,7 +148,7 @@ def delete(graph: Graph, step: str, params: dict[str, Any]) -> int:
             + """
             CALL (i, old) {
               FOREACH (k IN old | SET i[k] = null, i['trait.' + substring(k, 9)] = null)
-              SET i.batch = $batch
+              SET i.batch = $batch, i.touched = $batch
             } IN TRANSACTIONS OF 5000 ROWS
             RETURN sum(size(old)) AS n
             """
@@ -156,7 +157,10 @@ def delete(graph: Graph, step: str, params: dict[str, Any]) -> int:
         query = (
             _links_match(LINK_STEPS[step])
             + """
-            CALL (a, r, b) { DELETE r SET a.batch = $batch, b.batch = $batch }
+            CALL (a, r, b) {
+              DELETE r
+              SET a.batch = $batch, b.batch = $batch, a.touched = $batch, b.touched = $batch
+            }
               IN TRANSACTIONS OF 5000 ROWS
             RETURN count(*) AS n
             """
@@ -171,8 +175,10 @@ _DELETE_IDENTIFIERS: LiteralString = """
 WITH i LIMIT $limit
 OPTIONAL MATCH (i)-[:MEMBER_OF]->(p:Identity)
 WITH i, p
-CALL (i) { MATCH (i)-[:LINKED]-(o:Identifier) SET o.batch = $batch }
-CALL (i, p) { MATCH (p)<-[:MEMBER_OF]-(m:Identifier) WHERE m <> i SET m.batch = $batch }
+CALL (i) { MATCH (i)-[:LINKED]-(o:Identifier) SET o.batch = $batch, o.touched = $batch }
+CALL (i, p) {
+  MATCH (p)<-[:MEMBER_OF]-(m:Identifier) WHERE m <> i SET m.batch = $batch, m.touched = $batch
+}
 DETACH DELETE i
 RETURN count(*) AS n, collect(DISTINCT p.id) AS identities
 """

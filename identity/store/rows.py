@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from identity.model import Observation, Rejection
@@ -81,15 +81,19 @@ class ChunkRows:
     dmp_segments: list[dict[str, Any]]
 
 
-def _millis(at: datetime) -> int:
-    """Times travel as epoch milliseconds: the driver packs ints far faster than datetimes,
-    and Cypher turns them back with ``datetime({epochMillis: ...})``."""
-    return int(at.timestamp() * 1000)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
 
 
-def _iso(at: datetime) -> str:
-    """Fixed-width UTC time, so that evidence strings sort by time."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+def millis_of(at: datetime) -> int:
+    """Times travel as epoch milliseconds (the driver packs ints far faster than datetimes,
+    and Cypher turns them back with ``datetime({epochMillis: ...})``), counted exactly."""
+    return (at - _EPOCH) // _MILLISECOND
+
+
+def iso_of(at: datetime) -> str:
+    """Fixed-width UTC time to the millisecond, so that evidence strings sort by time."""
+    return at.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def text_of(value: object) -> str:
@@ -109,7 +113,7 @@ def aggregate(observations: Iterable[Observation], batch_id: str) -> ChunkRows:
     links: dict[tuple[str, str], dict[str, Any]] = {}
     dmp_segments: dict[tuple[str, str], dict[str, Any]] = {}
     for obs in observations:
-        at = _millis(obs.at)
+        at = millis_of(obs.at)
         idents = obs.identifiers
         for ident in idents:
             row = identifiers.get(ident.key)
@@ -128,8 +132,7 @@ def aggregate(observations: Iterable[Observation], batch_id: str) -> ChunkRows:
         if len(idents) > 1:
             keys = sorted([i.key for i in idents])
             # evidence sorts as its text does: by the time to the millisecond, then the record
-            when = obs.at.replace(microsecond=obs.at.microsecond // 1000 * 1000)
-            reference = (when, f"{batch_id}:{obs.message_id or obs.record}")
+            reference = (at, f"{batch_id}:{obs.message_id or obs.record}", obs.at)
             for n, a in enumerate(keys):
                 for b in keys[n + 1 :]:
                     link = links.get((a, b))
@@ -169,7 +172,7 @@ def aggregate(observations: Iterable[Observation], batch_id: str) -> ChunkRows:
                 stat["first"] = min(stat["first"], at)
                 stat["last"] = max(stat["last"], at)
         for membership in obs.dmp_segments:
-            expires = _millis(membership.expires_at)
+            expires = millis_of(membership.expires_at)
             for ident in idents:
                 seg = dmp_segments.get((ident.key, membership.name))
                 if seg is None:
@@ -183,7 +186,7 @@ def aggregate(observations: Iterable[Observation], batch_id: str) -> ChunkRows:
                     seg["expires"] = max(seg["expires"], expires)
     for link in links.values():
         # distinct references (a record seen twice in a chunk is one), as text, in time order
-        texts = [f"{_iso(when)} {ref}" for when, ref in link["evidence"]]
+        texts = [f"{iso_of(when)} {ref}" for _, ref, when in link["evidence"]]
         link["evidence"] = list(dict.fromkeys(texts))
     for row in identifiers.values():
         row["events"] = list(row["events"].values())

@@ -142,7 +142,8 @@ def begin_run(graph: Graph, run: dict[str, Any]) -> None:
 
 
 def finish_run(graph: Graph, run: str, batches: Sequence[str], summary: dict[str, Any]) -> None:
-    """Mark the run completed and its batches resolved, in one transaction."""
+    """Mark the run completed and its batches resolved, in one transaction; their chunks'
+    lists of touched keys are no longer needed."""
     graph.run(
         "finish resolve run",
         """
@@ -152,6 +153,8 @@ def finish_run(graph: Graph, run: str, batches: Sequence[str], summary: dict[str
         UNWIND $batches AS id
         MATCH (b:Batch {id: id})
         SET b.resolved_at = datetime(), b.resolved_by = $run
+        WITH b
+        CALL (b) { MATCH (c:BatchChunk {batch: b.id}) REMOVE c.keys }
         """,
         {"run": run, "batches": list(batches), "summary": summary},
     )
@@ -178,11 +181,20 @@ def pending_batches(graph: Graph) -> list[str]:
 
 
 def touched_keys(graph: Graph, batches: Sequence[str]) -> set[str]:
-    """Identifiers whose last write came from one of ``batches`` (through the index)."""
+    """Identifiers ``batches`` touched: the keys a load's chunks kept, and the identifiers
+    a steward action, an erasure or a purge marked (``touched``, through its index)."""
     return set(
         graph.read_collected(
             "read touched identifiers",
-            "UNWIND $batches AS id MATCH (i:Identifier {batch: id}) RETURN collect(i.key)",
+            """
+            UNWIND $batches AS id
+            CALL (id) {
+              MATCH (c:BatchChunk {batch: id}) UNWIND c.keys AS key RETURN key
+              UNION
+              MATCH (i:Identifier {touched: id}) RETURN i.key AS key
+            }
+            RETURN collect(DISTINCT key)
+            """,
             {"batches": list(batches)},
         )
     )

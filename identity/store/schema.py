@@ -116,6 +116,23 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        6,
+        "touched identifiers: kept by load chunks, indexed as touched for the other writers",
+        (
+            "CREATE INDEX identifier_touched IF NOT EXISTS FOR (i:Identifier) ON (i.touched)",
+            # what loads not yet resolved touched, found through the old index one last time
+            "MATCH (b:Batch) WHERE b.status = 'completed' AND b.resolved_at IS NULL "
+            "MATCH (i:Identifier {batch: b.id}) "
+            "CALL (i, b) { SET i.touched = b.id } IN TRANSACTIONS OF 10000 ROWS",
+            "DROP INDEX identifier_batch IF EXISTS",
+            # nobody asks for identifiers by type (their label says it)
+            "DROP INDEX identifier_type IF EXISTS",
+        ),
+    ),
+)
+
 LATEST = MIGRATIONS[-1].version
 
 

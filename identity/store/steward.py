@@ -92,11 +92,11 @@ _BATCH: LiteralString = """
     WITH b
     UNWIND $keys AS k
     MATCH (i:Identifier {key: k})
-    SET i.batch = b.id
+    SET i.batch = b.id, i.touched = b.id
     WITH b, i
     WHERE $neighbours
     MATCH (i)-[:LINKED]-(o:Identifier)
-    SET o.batch = b.id
+    SET o.batch = b.id, o.touched = b.id
 """
 
 

@@ -31,15 +31,14 @@ both commit (its key is unique), and the one that fails is written again.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from neo4j import ManagedTransaction
 
 from identity.errors import StoreError
-from identity.model import Observation, Party
-from identity.store.chunk import Chunk, ChunkOutcome, write_chunk
+from identity.model import Party
+from identity.store.chunk import Chunk, ChunkOutcome, Prepared, write_chunk
 from identity.store.driver import Graph
 from identity.store.rows import Counts
 
@@ -107,9 +106,7 @@ class BatchWriter:
         row = rows[0]
         return BatchState(row["status"], frozenset(row["done"]), int(row["chunk_size"]))
 
-    def write_chunk(
-        self, index: int, observations: Sequence[Observation], counts: Counts
-    ) -> ChunkOutcome | None:
+    def write_chunk(self, index: int, prepared: Prepared, counts: Counts) -> ChunkOutcome | None:
         """Write chunk ``index`` with its own counts in one transaction.
 
         Returns what was refused (duplicate ``messageId``s and erased identifiers, their
@@ -120,7 +117,7 @@ class BatchWriter:
         for attempt in range(_CREATE_RACES):
             try:
                 return self.graph.write(
-                    operation, lambda tx: self._write_chunk(tx, index, observations, counts)
+                    operation, lambda tx: self._write_chunk(tx, index, prepared, counts)
                 )
             except StoreError as e:
                 # another writer created one of this chunk's new identifiers first
@@ -132,7 +129,7 @@ class BatchWriter:
         self,
         tx: ManagedTransaction,
         index: int,
-        observations: Sequence[Observation],
+        prepared: Prepared,
         counts: Counts,
     ) -> ChunkOutcome | None:
         batch = self.batch
@@ -146,8 +143,15 @@ class BatchWriter:
         ).single()
         if claim is None or not claim["new"]:
             return None
-        chunk = Chunk(batch.id, batch.source, batch.party, batch.dedup_days, claim["tombstones"])
-        return write_chunk(tx, chunk, observations, counts)
+        chunk = Chunk(
+            f"{batch.id}#{index}",
+            batch.id,
+            batch.source,
+            batch.party,
+            batch.dedup_days,
+            claim["tombstones"],
+        )
+        return write_chunk(tx, chunk, prepared, counts)
 
     def committed_counts(self) -> Counts:
         """The batch's counts as committed so far."""
