@@ -65,7 +65,15 @@ class Settings(BaseSettings):
         default=False, description="Store emails and phones as SHA-256 of the normalized value."
     )
     chunk_size: int = Field(default=5000, ge=1, le=100_000)
-    writers: int = Field(default=2, ge=1, le=8, description="Concurrent write transactions.")
+    writers: int = Field(
+        default=2, ge=1, le=8, description="Identity units a resolve writes concurrently."
+    )
+    load_writers: int = Field(
+        default=1,
+        ge=1,
+        le=8,
+        description="Chunks a load writes concurrently (its parsing runs beside them).",
+    )
     dedup_days: int = Field(
         default=30,
         ge=1,

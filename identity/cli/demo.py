@@ -12,7 +12,6 @@ from identity.cli.load import file_progress, print_load
 from identity.cli.resolve import print_resolve
 from identity.errors import NotFoundError
 from identity.ingest.service import load_segment_file, load_table_file
-from identity.resolve.service import resolve_identities
 from identity.segments import service as segment_service
 from loaders.synth import SynthConfig, generate
 from loaders.table import load_mapping
@@ -87,6 +86,8 @@ def demo(
 ) -> None:
     """Load a synthetic demo data set (Segment events, CRM, DMP), resolve it, and create and
     refresh two demo segments; safe to run again."""
+    from identity.resolve.service import resolve_identities
+
     with services(schema=True) as ctx:
         folder = ctx.settings.state_dir / "demo"
         summary = generate(folder, SynthConfig(people=people))

@@ -13,9 +13,6 @@ from rich.table import Table
 
 from identity.cli.common import cli_actor, out, progress_bar, services
 from identity.errors import InputError
-from identity.privacy.access import export_profile
-from identity.privacy.forget import forget_profile
-from identity.privacy.retention import purge as purge_service
 
 commands = typer.Typer()
 
@@ -32,6 +29,8 @@ def forget(
     wait: float = _WAIT,
 ) -> None:
     """Erase a person: identity, identifiers, links, traits, segments; tombstones stay."""
+    from identity.privacy.forget import forget_profile  # its resolve loads the engine
+
     with services(actor=cli_actor()) as ctx:
         done = forget_profile(ctx, id=id, identifier=key, reason=reason, wait=wait)
     out.print(
@@ -60,6 +59,8 @@ def export_profile_command(
     ),
 ) -> None:
     """Everything held about a person, as one JSON document (right of access)."""
+    from identity.privacy.access import export_profile
+
     with services() as ctx:
         document = export_profile(ctx, id=id, identifier=key)
     text = json.dumps(document, indent=2, ensure_ascii=False)
@@ -77,6 +78,8 @@ def purge(
     wait: float = _WAIT,
 ) -> None:
     """Drop third-party data past its TTL and observations past their source's retention."""
+    from identity.privacy.retention import purge as purge_service
+
     now = None
     if as_of is not None:
         try:

@@ -6,6 +6,7 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
@@ -13,11 +14,12 @@ from rich.table import Table
 
 from identity.cli.common import cli_settings, err, graph_session, out, progress_bar, services
 from identity.errors import InputError
-from identity.resolve.evaluate import Scores, evaluate
-from identity.resolve.explain import explain
-from identity.resolve.service import ResolveReport, resolve_identities
 from identity.store.identities import read_review, stream_identities
 from loaders.records import parse_timestamp
+
+if TYPE_CHECKING:  # the engine (numpy, scipy, networkx) loads with the commands that use it
+    from identity.resolve.evaluate import Scores
+    from identity.resolve.service import ResolveReport
 
 commands = typer.Typer()
 export_app = typer.Typer(help="Export identities.", no_args_is_help=True)
@@ -47,6 +49,8 @@ def resolve(
     ),
 ) -> None:
     """Form identities from the links loaded so far (incremental unless --full)."""
+    from identity.resolve.service import resolve_identities
+
     with (
         services(schema=True) as ctx,
         progress_bar(
@@ -108,6 +112,8 @@ def explain_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Why two identifiers are in the same identity, or what keeps them apart."""
+    from identity.resolve.explain import explain
+
     with services() as ctx:
         result = explain(ctx, a, b, as_of=_as_of(as_of))
     if as_json:
@@ -168,6 +174,8 @@ def evaluate_command(
     truth: Path = typer.Option(..., "--truth", help="truth.csv from `idgraph synth`."),
 ) -> None:
     """Score the identities against ground truth: pairwise precision, recall, F1."""
+    from identity.resolve.evaluate import evaluate
+
     with services() as ctx:
         result = evaluate(ctx, truth)
     out.print(f"{result.people:,} people, {result.identifiers:,} identifiers scored")

@@ -187,7 +187,10 @@ def _parse_file(
     try:
         with open_input(path) as (raw, stream):
             for chunk in chunks_of(parse, raw, stream, now, chunk_size):
-                channel.put(chunk.ready(batch, skip))
+                ready = chunk.ready(batch, skip)
+                if ready.prepared is not None:
+                    ready.prepared.pack()  # unpickled by the writer only if it needs them
+                channel.put(ready)
         channel.put(None)
     except (OSError, EOFError) as e:
         channel.put((type(e).__name__, f"{e}"))

@@ -311,7 +311,7 @@ def load_segment_file(
         party=party,
         rejects_dir=settings.rejects_path,
         chunk_size=settings.chunk_size,
-        writers=settings.writers,
+        writers=settings.load_writers,
         dedup_days=settings.dedup_days,
         progress=progress,
         keep_rejections=keep_rejections,
@@ -337,7 +337,7 @@ def load_table_file(
         party=mapping.party,
         rejects_dir=settings.rejects_path,
         chunk_size=settings.chunk_size,
-        writers=settings.writers,
+        writers=settings.load_writers,
         dedup_days=settings.dedup_days,
         progress=progress,
     )

@@ -22,6 +22,7 @@ distinct identifier or pair, never a row per event.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, LiteralString
@@ -149,22 +150,44 @@ class ChunkOutcome:
 
 @dataclass
 class Prepared:
-    """What a chunk's transaction can be handed ready: the records kept after the chunk's own
-    duplicate messageIds, those duplicates, the rows of what was kept, and the rows the first
-    statement locks and reads. Pure Python, so a parser process can prepare chunks while the
-    writer writes others; the transaction computes the rows again only when it refuses
-    records (duplicates of earlier chunks, erased identifiers)."""
+    """What a chunk's transaction can be handed ready: the rows of the records kept after the
+    chunk's own duplicate messageIds, those duplicates, the rows the first statement locks and
+    reads, and the kept records' message codes by primary identifier. Pure Python, so a parser
+    process can prepare chunks while the writer writes others.
 
-    kept: list[Observation]
+    The kept records themselves are needed only when the transaction refuses some of them
+    (duplicates of earlier chunks, erased identifiers) and computes the rows again: rare, so
+    they travel pickled (``packed``) and are unpickled on first use (:attr:`kept`)."""
+
     duplicates: list[Observation]
     rows: ChunkRows
     wanted: list[dict[str, Any]]
+    messages: list[tuple[str, int]]  # (primary key, message code) of each kept record
+    packed: bytes | None = None
+    records: list[Observation] | None = None
+
+    @property
+    def kept(self) -> list[Observation]:
+        if self.records is None:
+            self.records = pickle.loads(self.packed) if self.packed is not None else []
+        return self.records
+
+    def pack(self) -> Prepared:
+        """Ready to cross to another process: the kept records as one pickled blob."""
+        if self.records is not None:
+            self.packed, self.records = pickle.dumps(self.records, protocol=5), None
+        return self
 
 
 def prepare(observations: Sequence[Observation], batch: str) -> Prepared:
     """Everything a chunk's write can compute before it reads the database."""
     kept, duplicates = _first_of_each_message(observations)
-    return Prepared(kept, duplicates, aggregate(kept, batch), _wanted(kept))
+    messages = [
+        (obs.identifiers[0].key, message_code(obs.message_id, millis_of(obs.at)))
+        for obs in kept
+        if obs.message_id is not None and obs.identifiers
+    ]
+    return Prepared(duplicates, aggregate(kept, batch), _wanted(kept), messages, records=kept)
 
 
 def write_chunk(
@@ -174,7 +197,10 @@ def write_chunk(
     refused and added to the batch's."""
     counts = counts.copy()
     stored = _lock_and_read(tx, chunk, prepared.wanted)
-    kept, more = _drop_held_messages(prepared.kept, stored)
+    kept: list[Observation] | None = None  # the prepared rows hold until a record is refused
+    more: list[Observation] = []
+    if _holds_a_message(prepared, stored):
+        kept, more = _drop_held_messages(prepared.kept, stored)
     duplicates = prepared.duplicates + more
     if duplicates:
         counts.accepted -= len(duplicates)
@@ -183,10 +209,12 @@ def write_chunk(
     records: list[Rejection] = []
     values: list[Rejection] = []
     if chunk.tombstones:
-        erased = forgotten_among(tx, {i.key for o in kept for i in o.identifiers})
+        erased = forgotten_among(tx, {row["key"] for row in prepared.wanted})
         if erased:
-            kept, records, values = suppress_forgotten(kept, erased, counts)
-    rows = prepared.rows if kept is prepared.kept else aggregate(kept, chunk.batch)
+            kept, records, values = suppress_forgotten(
+                prepared.kept if kept is None else kept, erased, counts
+            )
+    rows = prepared.rows if kept is None else aggregate(kept, chunk.batch)
     ids = _write_identifiers(tx, chunk, rows.identifiers, stored)
     _write_links(tx, chunk, rows.links, ids, stored)
     segments = [{**row, "id": ids[row["key"]]} for row in rows.dmp_segments]
@@ -274,12 +302,22 @@ def _lock_and_read(
     return found
 
 
+def _holds_a_message(prepared: Prepared, stored: dict[str, Stored]) -> bool:
+    """Whether the primary identifier of a kept record already holds its message's code."""
+    held: dict[str, set[int]] = {}
+    for key, code in prepared.messages:
+        known = stored.get(key)
+        if known is not None and known.msgs:
+            codes = held.setdefault(key, set(known.msgs))
+            if code in codes:
+                return True
+    return False
+
+
 def _drop_held_messages(
     observations: list[Observation], stored: dict[str, Stored]
 ) -> tuple[list[Observation], list[Observation]]:
     """Records whose message code their (existing, locked) primary already holds."""
-    if not any(s.msgs for s in stored.values()):
-        return observations, []  # the same list: the prepared rows still hold
     kept: list[Observation] = []
     duplicates: list[Observation] = []
     held: dict[str, set[int]] = {}
@@ -294,8 +332,6 @@ def _drop_held_messages(
             duplicates.append(obs)
         else:
             kept.append(obs)
-    if not duplicates:
-        return observations, []
     return kept, duplicates
 
 
