@@ -18,7 +18,7 @@ PASSWORD = "benchmark-password"
 
 @contextlib.contextmanager
 def benchmark_server(
-    workdir: Path, *, heap: str = "2g", pagecache: str = "2g", start_timeout: float = 300.0
+    workdir: Path, *, heap: str = "auto", pagecache: str = "auto", start_timeout: float = 300.0
 ) -> Iterator[tuple[Graph, str]]:
     """A graph to measure against and its URI."""
     if os.environ.get("IDGRAPH_NEO4J_URI"):

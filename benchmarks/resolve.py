@@ -236,8 +236,8 @@ def main() -> int:
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=3, help="compute runs; best is kept")
-    parser.add_argument("--heap", default="4g", help="heap of the throwaway server")
-    parser.add_argument("--pagecache", default="2g", help="page cache of the throwaway server")
+    parser.add_argument("--heap", default="auto", help="heap of the throwaway server")
+    parser.add_argument("--pagecache", default="auto", help="page cache of the throwaway server")
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "resolve.json"
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 Party = Literal["first", "second", "third"]
 PARTIES: tuple[Party, ...] = ("first", "second", "third")
@@ -125,11 +125,13 @@ class Unit:
     """
 
     identities: list[dict[str, object]] = field(default_factory=list)  # id, size, new
-    moves: list[dict[str, str]] = field(default_factory=list)  # key -> id
+    moves: list[dict[str, object]] = field(default_factory=list)  # key, node -> id
     members: list[str] = field(default_factory=list)  # a fresh unit's identifiers
+    member_nodes: list[int] = field(default_factory=list)  # their internal ids
     merged: list[dict[str, str]] = field(default_factory=list)  # loser -> winner
     events: list[Event] = field(default_factory=list)
     fresh: bool = False
+    profile: dict[str, Any] | None = None  # a fresh unit's profile: props, times (epoch ms)
 
     @property
     def weight(self) -> int:

@@ -140,8 +140,12 @@ def test_hard_cases_become_the_right_nodes_and_links(graph: Graph, tmp_path: Pat
         "maid:ab12cd34-0000-4000-8000-00000000aaaa",
         "dmp_id:P-77",
     }
-    labels = graph.read("labels", "MATCH (i:Identifier {key: 'crm_id:C001'}) RETURN labels(i) AS l")
-    assert sorted(labels[0]["l"]) == ["CrmId", "Identifier"]
+    labels = graph.read("labels", "MATCH (i:Identifier) RETURN i.key AS k, labels(i) AS l")
+    by_key = {row["k"]: sorted(row["l"]) for row in labels}
+    # the type's label; Stated on identifiers that say something (traits, events, segments)
+    assert by_key["crm_id:C001"] == ["CrmId", "Identifier", "Stated"]
+    assert by_key["email:john.doe@example.com"] == ["Email", "Identifier"]
+    assert by_key["dmp_id:P-77"] == ["DmpId", "Identifier"]
 
     found = links(graph)
     assert ("cookie:ck-1", "crm_id:C001") in found

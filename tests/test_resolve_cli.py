@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from identity.config import Settings
+from identity.policy import Policy
+from identity.profiles.service import refresh_profiles
 from identity.store.driver import Graph
 from tests.cli import cli_env, idgraph, ok
 
@@ -37,6 +39,8 @@ def test_synth_hard_cases_end_to_end(
     assert graph.read("n", "MATCH (p:Identity) RETURN count(p) AS n")[0]["n"] == 0
     first = ok("resolve", "--as-of", "2026-11-01", env=env)
     assert "full resolve" in first and "identities formed" in first
+    # the profiles a first run builds with its new identities are those a rebuild computes
+    assert refresh_profiles(graph, Policy().profiles, None) == 0
     again = ok("resolve", "--as-of", "2026-11-01", env=env)
     assert "incremental resolve" in again
     assert re.search(r"memberships moved\s+0\n", again)

@@ -2,6 +2,7 @@ import pytest
 
 from identity.errors import StoreError
 from identity.store.driver import Graph
+from identity.store.runs import touched_keys
 from identity.store.schema import LATEST, MIGRATIONS, init_schema, schema_version
 
 pytestmark = pytest.mark.neo4j
@@ -44,3 +45,31 @@ def test_identifier_keys_are_unique(graph: Graph) -> None:
     graph.run("create", "CREATE (:Identifier {key: 'email:a@b.fr'})")
     with pytest.raises(StoreError, match="ConstraintValidationFailed"):
         graph.run("create again", "CREATE (:Identifier {key: 'email:a@b.fr'})")
+
+
+def test_migrations_bring_a_version_4_graph_up_to_date(graph: Graph) -> None:
+    """A graph a release before the Volume work wrote: per-message nodes, load batches found
+    through ``Identifier.batch``, no ``:Stated`` label. Migrations 5 to 7 convert it."""
+    init_schema(graph)
+    graph.run(
+        "a version 4 graph",
+        """
+        CREATE (:SeenMessage {id: 'web:m-1'}), (:SeenMessage {id: 'web:m-2'})
+        CREATE (:Batch {id: 'b-pending', status: 'completed'})
+        CREATE (:Batch {id: 'b-resolved', status: 'completed', resolved_at: datetime()})
+        CREATE (:Identifier:Email {key: 'email:a@x.org', batch: 'b-pending'})
+        CREATE (:Identifier:CrmId {key: 'crm_id:C1', batch: 'b-resolved', `trait.city`: 'Lyon'})
+        CREATE (:Identifier:Cookie {key: 'cookie:k1', `event_count.Order`: 2})
+        CREATE (d:Identifier:DmpId {key: 'dmp_id:P1'})-[:IN_SEGMENT]->(:Segment {id: 's1'})
+        WITH 1 AS done
+        MATCH (v:SchemaVersion {id: 'idgraph'}) SET v.version = 4
+        """,
+    )
+    applied = init_schema(graph)
+    assert [m.version for m in applied] == [v for v in range(5, LATEST + 1)]
+    assert graph.read("seen", "MATCH (m:SeenMessage) RETURN count(m) AS n")[0]["n"] == 0
+    assert touched_keys(graph, ["b-pending"]) == {"email:a@x.org"}
+    assert touched_keys(graph, ["b-resolved"]) == set()  # resolved already: nothing to redo
+    stated = graph.read("stated", "MATCH (i:Stated) RETURN i.key AS key ORDER BY key")
+    assert [row["key"] for row in stated] == ["cookie:k1", "crm_id:C1", "dmp_id:P1"]
+    assert "identifier_batch" not in _schema_objects(graph)

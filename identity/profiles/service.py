@@ -47,6 +47,25 @@ def _row(identity: str, props: dict[str, Any], current: dict[str, Any]) -> dict[
     }
 
 
+def new_profile(
+    members: list[Member], summary: Summary, rules: ProfileRules, now: datetime
+) -> dict[str, Any]:
+    """The profile of a new identity as write values (``props``, ``times`` as epoch ms), from
+    what the resolve read of its members: no read back once it exists."""
+    row = _row("", build_profile(members, rules, now, summary), {})
+    return {"props": row["props"], "times": row["times"]}
+
+
+def stated_members(graph: Graph) -> dict[str, Member]:
+    """Every identifier that says something (traits, events, DMP segments), by key."""
+    return {row[0]: _member(row) for row in store.stated_members(graph)}
+
+
+def mark_profiles_built(graph: Graph, rules: ProfileRules) -> None:
+    """Record that every profile is built under ``rules``."""
+    store.set_profile_state(graph, rules.fingerprint())
+
+
 def refresh_profiles(
     graph: Graph,
     rules: ProfileRules,

@@ -65,6 +65,8 @@ class LinkGraph:
     cut: npt.NDArray[np.bool_]
     forced: npt.NDArray[np.bool_]
     index: dict[str, int] = field(default_factory=dict)
+    # the database's internal id of each node (-1: unknown), so that writes find them by id
+    node_ids: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     # Reads skip first_seen (it costs as much as the rest of a link): it is -1 until the
     # limit split asks for the links it sorts, through this loader (pairs of keys -> millis).
     first_seen_loader: Callable[[list[tuple[str, str]]], list[int]] | None = None
@@ -72,6 +74,8 @@ class LinkGraph:
     def __post_init__(self) -> None:
         if not self.index:
             self.index = {key: i for i, key in enumerate(self.keys)}
+        if len(self.node_ids) != len(self.keys):
+            self.node_ids = np.full(len(self.keys), -1, dtype=np.int64)
 
     @property
     def n(self) -> int:
@@ -129,6 +133,7 @@ class GraphBuilder:
         self._blocked: list[bool] = []
         self._region: list[bool] = []
         self._stored: list[int] = []
+        self._node_ids: list[int] = []
         # (a, b, count, first, last, mergeable, cut, forced)
         self._links: list[Sequence[int]] = []
         self._seen_links: set[tuple[int, int]] = set()
@@ -141,12 +146,15 @@ class GraphBuilder:
         blocked: bool = False,
         region: bool = True,
         stored_shared: int = NOT_SHARED,
+        node_id: int = -1,
     ) -> int:
         """Add a node (or update the region flag of a known one); return its index."""
         i = self.index.get(key)
         if i is not None:
             if region and not self._region[i]:
                 self._region[i] = True
+            if node_id >= 0:
+                self._node_ids[i] = node_id
             return i
         i = self.index[key] = len(self.keys)
         self.keys.append(key)
@@ -154,6 +162,7 @@ class GraphBuilder:
         self._blocked.append(blocked)
         self._region.append(region)
         self._stored.append(stored_shared)
+        self._node_ids.append(node_id)
         return i
 
     def link(
@@ -195,4 +204,5 @@ class GraphBuilder:
             cut=columns[:, 6].astype(np.bool_),
             forced=columns[:, 7].astype(np.bool_),
             index=self.index,
+            node_ids=np.array(self._node_ids, dtype=np.int64),
         )

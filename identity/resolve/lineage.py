@@ -105,8 +105,10 @@ class _Planner:
         keys = g.keys
         fresh_list = fresh.tolist()
         mixed: list[list[str]] = []
+        node_ids = g.node_ids.tolist()
         for gi in np.flatnonzero(~unchanged).tolist():
-            group = [keys[i] for i in ordered[bounds[gi] : bounds[gi + 1]]]
+            nodes = ordered[bounds[gi] : bounds[gi + 1]]
+            group = [keys[i] for i in nodes]
             if fresh_list[gi]:
                 gid = new_id()
                 sample = _sample(heapq.nsmallest(3, group), len(group))
@@ -114,6 +116,7 @@ class _Planner:
                     Unit(
                         identities=[{"id": gid, "size": len(group), "new": True}],
                         members=group,
+                        member_nodes=[node_ids[i] for i in nodes],
                         events=[Event("created", "new identifiers: " + sample, [(gid, "created")])],
                         fresh=True,
                     )
@@ -171,7 +174,11 @@ class _Planner:
             unit = units[sets.find(f"g{gi}")]
             gid = assigned[gi]
             unit.identities.append({"id": gid, "size": len(keys), "new": gi not in winners})
-            moves = [{"key": key, "id": gid} for key in keys if old.get(key) != gid]
+            moves: list[dict[str, object]] = [
+                {"key": key, "node": int(self.g.node_ids[self.g.index[key]]), "id": gid}
+                for key in keys
+                if old.get(key) != gid
+            ]
             unit.moves.extend(moves)
             result.moved += len(moves)
             for loser in claimants.get(gi, []):

@@ -13,14 +13,21 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from identity.context import ServiceContext
 from identity.model import Event, split_key
-from identity.profiles.service import profiles_outdated, refresh_profiles
+from identity.profiles.precedence import Summary
+from identity.profiles.service import (
+    mark_profiles_built,
+    new_profile,
+    profiles_outdated,
+    refresh_profiles,
+    stated_members,
+)
 from identity.resolve.engine import Resolution, resolve
 from identity.resolve.graph import DAY_MS, SHARED_KINDS
 from identity.resolve.lineage import Plan, plan
@@ -161,6 +168,7 @@ class _Run:
                 report.seconds = self.seconds
                 return report
             total = len(changes.units)
+            built = self._new_profiles(mode, snapshot, changes)
             self.progress("write", 0, total)
             write_units(
                 self.graph,
@@ -184,7 +192,7 @@ class _Run:
                 int(time.time() * 1000),
             )
             self.lap("write")
-            report.profiles = self._profiles(mode, snapshot, changes)
+            report.profiles = built + self._profiles(mode, batches, changes, built)
             self.lap("profiles")
             report.seconds = self.seconds
             finish_run(
@@ -199,27 +207,59 @@ class _Run:
                 fail_run(self.graph, self.run, f"{type(e).__name__}: {e}")
             raise
 
-    def _profiles(self, mode: str, snapshot: Snapshot, changes: Plan) -> int:
-        """Rebuild the profiles this run changed: those of the identities now holding the
-        region's identifiers, of the identities written and of those merged away (emptied).
-        Every profile when the run is full or the precedence rules changed."""
+    def _new_profiles(self, mode: str, snapshot: Snapshot, changes: Plan) -> int:
+        """A full run builds the profiles of the identities it creates from what it read
+        (members' first and last seen and types, and the identifiers that say something),
+        so they are written with the identities, not read back. Returns how many."""
+        fresh = [u for u in changes.units if u.fresh]
+        if mode != "full" or not fresh:
+            return 0
+        rules, now = self.policy.profiles, datetime.now(UTC)
+        g, seen = snapshot.graph, snapshot.seen
+        stated = stated_members(self.graph)
+        for unit in fresh:
+            nodes = [g.index[key] for key in unit.members]
+            firsts = [f for f in seen[nodes, 0].tolist() if f >= 0]
+            lasts = [t for t in seen[nodes, 1].tolist() if t >= 0]
+            counts: dict[str, int] = {}
+            for node in nodes:
+                type_ = g.type_of(node)
+                counts[type_] = counts.get(type_, 0) + 1
+            summary = Summary(min(firsts, default=None), max(lasts, default=None), counts)
+            members = [stated[key] for key in unit.members if key in stated]
+            unit.profile = new_profile(members, summary, rules, now)
+        return len(fresh)
+
+    def _profiles(self, mode: str, batches: list[str], changes: Plan, built: int) -> int:
+        """Rebuild the profiles this run changed: those of the identities it wrote (except
+        the new ones, built with them), of those merged away (emptied) and of those holding
+        identifiers the pending batches touched (their data changed). Every profile when the
+        precedence rules changed, or none was ever recorded as built."""
         rules = self.policy.profiles
         merged = {m["loser"] for u in changes.units for m in u.merged}
 
         def report(done: int) -> None:
             self.progress("profiles", done, None)
 
-        if mode == "full" or profiles_outdated(self.graph, rules):
+        if profiles_outdated(self.graph, rules):
+            if mode == "full" and 0 < built == len(changes.units) and not self._has_older(changes):
+                mark_profiles_built(self.graph, rules)  # the first run: every one is new
+                return 0
             workers = self.settings.writers
             done = refresh_profiles(self.graph, rules, None, workers=workers, progress=report)
             return done + refresh_profiles(self.graph, rules, merged)
-        g = snapshot.graph
-        region = [g.keys[i] for i in np.flatnonzero(g.region).tolist()]
-        written = {str(x["id"]) for u in changes.units for x in u.identities}
-        targets = set(identities_of(self.graph, region)) | written | merged
+        written = {str(x["id"]) for u in changes.units if not u.fresh for x in u.identities}
+        touched = touched_keys(self.graph, batches) if batches else set()
+        targets = set(identities_of(self.graph, sorted(touched))) | written | merged
+        if built:  # new identities whose members a pending batch touched: built already
+            targets -= {str(u.identities[0]["id"]) for u in changes.units if u.fresh}
         return refresh_profiles(
             self.graph, rules, targets, workers=self.settings.writers, progress=report
         )
+
+    def _has_older(self, changes: Plan) -> bool:
+        """Whether identities exist that this run did not create (their profiles may lack)."""
+        return changes.unchanged > 0 or any(not u.fresh for u in changes.units)
 
     def _mode(self, full: bool) -> tuple[str, str]:
         if full:

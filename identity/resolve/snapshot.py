@@ -39,6 +39,9 @@ class Snapshot:
     identities: dict[str, OldIdentity] = field(default_factory=dict)
     shared: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (kind, reason)
     quarantined: set[str] = field(default_factory=set)  # region keys in a quarantine
+    # first and last seen (epoch ms, -1 unknown) of each node: what profiles summarize (read
+    # by full reads only)
+    seen: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 2), np.int64))
 
 
 def _shared_code(kind: str | None) -> int:
@@ -78,14 +81,19 @@ def read_full(
     quarantined: set[str] = set()
     keys: list[str] = []
     type_index: dict[str, int] = {}
-    types, blocked_col, stored = array("h"), array("b"), array("b")
+    types, blocked_col, stored, node_ids = array("h"), array("b"), array("b"), array("q")
+    seen = array("q")
     top = store.highest_identifier_id(graph)
     position = np.full((top or 0) + 1, -1, dtype=np.int64)  # internal id -> index
-    for n, (node_id, key, kind, identity, quarantine, reason, held) in enumerate(
-        store.identifier_rows(graph, top), 1
+    rows = store.identifier_rows(graph, top)
+    for n, (node_id, key, kind, identity, quarantine, reason, held, first, last) in enumerate(
+        rows, 1
     ):
         position[node_id] = len(keys)
         keys.append(key)
+        node_ids.append(node_id)
+        seen.append(-1 if first is None else first)
+        seen.append(-1 if last is None else last)
         type_, value = split_key(key)
         types.append(type_index.setdefault(type_, len(type_index)))
         blocked_col.append(blocked(type_, value, held))
@@ -127,8 +135,10 @@ def read_full(
         cut=links[:, 5].astype(np.bool_),
         forced=links[:, 6].astype(np.bool_),
         first_seen_loader=lambda pairs: store.read_first_seen(graph, pairs),
+        node_ids=np.frombuffer(node_ids, dtype=np.int64).copy(),
     )
     return Snapshot(
+        seen=np.frombuffer(seen, dtype=np.int64).reshape(-1, 2).copy(),
         graph=link_graph,
         old=snapshot_old,
         identities=store.read_identities(graph, set(snapshot_old.values())),
@@ -147,6 +157,7 @@ class _Node:
     # [other key, other's shared verdict, count, last_seen, merge, cut, forced, other blocked]
     links: list[list[Any]]
     blocked: bool | None  # by a steward
+    node_id: int  # the database's internal id
 
 
 class _RegionReader:
@@ -200,6 +211,7 @@ class _RegionReader:
                 type_,
                 blocked=blocked(type_, value, self.rows[key].blocked),
                 stored_shared=_shared_code(self.rows[key].shared),
+                node_id=self.rows[key].node_id,
             )
         links_of = [(key, self.rows[key].links) for key in sorted(region)]
         for key, links in [*links_of, *halo_links.items()]:

@@ -64,14 +64,14 @@ RETURN row.key AS key, id(i) AS id, coalesce(i.seen, 0) AS seen,
 _CREATE_IDENTIFIERS: LiteralString = """
 UNWIND $rows AS row
 CREATE (i:Identifier)
-SET i = row.props, i:$(row.label)
+SET i = row.props, i:$(row.labels)
 FOREACH (t IN row.times | SET i[t[0]] = datetime({epochMillis: t[1]}))
 RETURN row.props.key AS key, id(i) AS id
 """
 _UPDATE_IDENTIFIERS: LiteralString = """
 UNWIND $rows AS row
 MATCH (i) WHERE id(i) = row.id
-SET i += row.props
+SET i += row.props, i:$(row.labels)
 FOREACH (t IN row.times | SET i[t[0]] = datetime({epochMillis: t[1]}))
 """
 _READ_LINKS: LiteralString = """
@@ -102,6 +102,7 @@ UNWIND $rows AS row
 WITH row, datetime({epochMillis: row.first}) AS first, datetime({epochMillis: row.last}) AS last,
      datetime({epochMillis: row.expires}) AS expires
 MATCH (i) WHERE id(i) = row.id
+SET i:Stated
 MERGE (s:DmpSegment {name: row.name})
 MERGE (i)-[m:IN_SEGMENT]->(s)
 ON CREATE SET m.first_seen = first, m.last_seen = last, m.expires_at = expires,
@@ -346,13 +347,19 @@ def _write_identifiers(
     created, updated = [], []
     for row in rows:
         known = stored.get(row["key"])
+        # :Stated marks what profiles are built from: identifiers with traits or events
+        stated = ["Stated"] if row["traits"] or row["events"] else []
         if known is None:
             change = new_identifier(row, chunk.source, chunk.batch, chunk.dedup_days)
-            created.append({"props": change.props, "times": change.times, "label": row["label"]})
+            labels = [row["label"], *stated]
+            created.append({"props": change.props, "times": change.times, "labels": labels})
         else:
             change = identifier_change(known, row, chunk.source, chunk.dedup_days)
             if change:
-                updated.append({"id": known.id, "props": change.props, "times": change.times})
+                updated.append(
+                    {"id": known.id, "props": change.props, "times": change.times,
+                     "labels": stated}
+                )  # fmt: skip
     if created:
         for record in tx.run(_CREATE_IDENTIFIERS, rows=created):
             ids[record["key"]] = record["id"]

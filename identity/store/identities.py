@@ -40,7 +40,7 @@ MERGE (l)-[:MERGED_INTO]->(w)
 """
 _WRITE_MOVES = """
 UNWIND $rows AS m
-MATCH (i:Identifier {key: m.key})
+MATCH (i:Identifier) WHERE id(i) = m.node
 OPTIONAL MATCH (i)-[old:MEMBER_OF]->(:Identity)
 DELETE old
 WITH DISTINCT i, m
@@ -64,12 +64,14 @@ UNWIND $rows AS x
 CREATE (p:Identity {id: x.id, size: x.size, status: 'active',
                     created_at: datetime({epochMillis: $at}),
                     updated_at: datetime({epochMillis: $at})})
+SET p += x.props
+FOREACH (t IN x.times | SET p[t[0]] = datetime({epochMillis: t[1]}))
 CREATE (:IdentityEvent {id: x.event, kind: 'created', reason: x.reason,
                         at: datetime({epochMillis: $at}), actor: $actor, run: $run,
                         batches: $batches})-[:AFFECTED {role: 'created'}]->(p)
 WITH p, x
-UNWIND x.keys AS key
-MATCH (i:Identifier {key: key})
+UNWIND x.nodes AS node
+MATCH (i:Identifier) WHERE id(i) = node
 CREATE (i)-[:MEMBER_OF]->(p)
 """
 
@@ -148,7 +150,9 @@ def _write_group(tx: ManagedTransaction, units: list[Unit], params: dict[str, An
                 "size": u.identities[0]["size"],
                 "event": u.events[0].id,
                 "reason": u.events[0].reason,
-                "keys": u.members,
+                "nodes": u.member_nodes,
+                "props": u.profile["props"] if u.profile else {},
+                "times": u.profile["times"] if u.profile else [],
             }
             for u in units
         ]

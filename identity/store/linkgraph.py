@@ -46,7 +46,7 @@ _NODES_CHUNK: LiteralString = """
     MATCH (i:Identifier) WHERE id(i) IN range($low, $high)
     OPTIONAL MATCH (i)-[:MEMBER_OF]->(p:Identity)
     RETURN collect([id(i), i.key, i.shared, p.id, i.quarantine, i.shared_reason,
-                    i.blocked]) AS rows
+                    i.blocked, i.first_seen.epochMillis, i.last_seen.epochMillis]) AS rows
 """
 
 
@@ -72,7 +72,8 @@ def highest_identifier_id(graph: Graph) -> int | None:
 
 def identifier_rows(graph: Graph, top: int | None) -> Iterator[list[Any]]:
     """Every identifier as ``[internal id, key, shared kind, identity id, quarantine id,
-    shared reason, blocked by a steward]``, by blocks of internal ids up to ``top``."""
+    shared reason, blocked by a steward, first_seen ms, last_seen ms]``, by blocks of
+    internal ids up to ``top``."""
     for block in _blocks(graph, "read identifiers", _NODES_CHUNK, top, {}):
         yield from block
 
@@ -128,7 +129,7 @@ def _node_query(mergeable: LiteralString) -> LiteralString:
         + """, coalesce(r.cut, false), coalesce(r.forced, false), o.blocked]
           } AS links
         RETURN collect([i.key, i.shared, i.shared_reason, p.id, i.quarantine, links,
-                        i.blocked]) AS rows
+                        i.blocked, id(i)]) AS rows
         """
     )
 
@@ -143,8 +144,9 @@ _MEMBERS_QUERY: LiteralString = """
 
 def region_rows(graph: Graph, policy: Policy, keys: list[str]) -> list[list[Any]]:
     """The identifiers among ``keys`` as ``[key, shared kind, shared reason, identity id,
-    quarantine id, links, blocked by a steward]``, each link as ``[other key, other's shared
-    kind, count, last_seen ms, mergeable, cut, forced, other blocked by a steward]``."""
+    quarantine id, links, blocked by a steward, internal id]``, each link as ``[other key,
+    other's shared kind, count, last_seen ms, mergeable, cut, forced, other blocked by a
+    steward]``."""
     query = _node_query(_mergeable(policy))
     return graph.read_collected("read region", query, {"keys": keys, **merge_parameters(policy)})
 

@@ -48,6 +48,31 @@ FOREACH (t IN row.times | SET p[t[0]] = datetime({epochMillis: t[1]}))
 """
 
 
+_STATED_CHUNK = """
+MATCH (i:Stated) WHERE id(i) IN range($low, $high)
+WITH i, [k IN keys(i) WHERE k STARTS WITH 'trait' OR k STARTS WITH 'event_'] AS ks
+RETURN collect([i.key, i.type, [k IN ks | [k, CASE
+         WHEN k STARTS WITH 'trait_at.' OR k STARTS WITH 'event_first.'
+           OR k STARTS WITH 'event_last.' THEN i[k].epochMillis ELSE i[k] END]],
+       COLLECT { MATCH (i)-[m:IN_SEGMENT]->(s:DmpSegment)
+                 RETURN [s.name, m.expires_at.epochMillis] }]) AS rows
+"""
+_ID_STEP = 20_000
+
+
+def stated_members(graph: Graph) -> Iterable[list[Any]]:
+    """Every identifier that says something (labelled ``:Stated``: traits, events, DMP
+    segments), as the rows :func:`read_members` gives, by blocks of internal ids."""
+    top = graph.read("read the highest stated id", "MATCH (i:Stated) RETURN max(id(i)) AS top")
+    high = top[0]["top"] if top else None
+    if high is None:
+        return
+    for low in range(0, int(high) + 1, _ID_STEP):
+        yield from graph.read_collected(
+            "read stated identifiers", _STATED_CHUNK, {"low": low, "high": low + _ID_STEP - 1}
+        )
+
+
 def read_members(
     graph: Graph, ids: Sequence[str], fields: Sequence[str], prefixes: Sequence[str]
 ) -> dict[str, tuple[list[Any], list[list[Any]], list[list[Any]]]]:

@@ -133,6 +133,19 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        7,
+        "identifiers that say something (traits, events, DMP segments) labelled :Stated",
+        (
+            "MATCH (i:Identifier) "
+            "WHERE any(k IN keys(i) WHERE k STARTS WITH 'trait.' OR k STARTS WITH 'event_count.') "
+            "OR EXISTS { (i)-[:IN_SEGMENT]->() } "
+            "CALL (i) { SET i:Stated } IN TRANSACTIONS OF 10000 ROWS",
+        ),
+    ),
+)
+
 LATEST = MIGRATIONS[-1].version
 
 
