@@ -9,8 +9,9 @@ hours. The report compares events per second, end to end (file -> Neo4j).
     .venv/bin/python benchmarks/load.py                   # 1M events (100k people)
     .venv/bin/python benchmarks/load.py --people 200 --naive-events 300   # smoke size
 
-Uses IDGRAPH_NEO4J_URI when set; otherwise starts a throwaway local server (2 GB heap and
-page cache) in a temporary directory. Writes JSON to benchmarks/results/load.json.
+Uses IDGRAPH_NEO4J_URI when set; otherwise starts a throwaway local server in a temporary
+directory, its heap and page cache sized as ``idgraph neo4j start`` sizes them by default.
+Writes JSON to benchmarks/results/load.json.
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ from identity.ingest.service import load_segment_file
 from identity.model import Observation
 from identity.normalize import make_normalizer
 from identity.policy import Policy
+from identity.store import chunk as chunk_module
+from identity.store.chunk import Chunk, Prepared, prepare, write_chunk
 from identity.store.driver import Graph
+from identity.store.rows import Counts
 from identity.store.schema import init_schema
 from loaders.records import open_input
 from loaders.segment_events import SegmentEventOptions, read_segment_events
@@ -46,45 +50,82 @@ from loaders.synth import SynthConfig, generate
 console = Console()
 
 
-def breakdown(graph: Graph, path: Path, limit: int, chunk: int) -> dict[str, float]:
-    """Where a load's time goes: each write statement of the loader, run on its own (one
-    transaction per chunk, one writer) over the first ``limit`` events of a wiped database."""
-    from identity.store import rows as chunk_rows
-    from identity.store import writer
+class _TimedTx:
+    """A transaction that runs each statement to completion and adds its time to ``seconds``
+    under the statement's name in :mod:`identity.store.chunk`."""
 
+    def __init__(self, tx: ManagedTransaction, seconds: dict[str, float]) -> None:
+        self.tx = tx
+        self.seconds = seconds
+        self.names = {
+            value: name.strip("_").lower().replace("_", " ")
+            for name, value in vars(chunk_module).items()
+            if name.startswith("_") and name.isupper() and isinstance(value, str)
+        }
+
+    def run(self, query: str, parameters: Any = None, **kwargs: Any) -> _Records:
+        began = time.perf_counter()
+        records = _Records(self.tx.run(query, parameters, **kwargs))
+        name = self.names.get(query, "other")
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - began
+        return records
+
+
+class _Records(list[Any]):
+    """A statement's records, all read, answering ``consume()`` as a result does."""
+
+    def consume(self) -> None:
+        return None
+
+
+def _timed_write(
+    tx: ManagedTransaction,
+    chunk: Chunk,
+    prepared: Prepared,
+    counts: Counts,
+    seconds: dict[str, float],
+) -> None:
+    write_chunk(_TimedTx(tx, seconds), chunk, prepared, counts)  # type: ignore[arg-type]
+
+
+def breakdown(graph: Graph, path: Path, limit: int, chunk: int) -> dict[str, float]:
+    """Where a load's time goes: the loader's own chunk writer over the first ``limit``
+    events of a wiped database (one writer, one transaction per chunk), each of its
+    statements timed on its own, and its Python preparation (deduplicate, aggregate)."""
     normalizer = make_normalizer(load_settings(), Policy())
     options = SegmentEventOptions(source="bench")
+    seconds: dict[str, float] = {}
+    began = time.perf_counter()
     with open_input(path) as (_, stream):
         parsed = read_segment_events(stream, normalizer, options, now=datetime.now(UTC))
         observations = [o for o in itertools.islice(parsed, limit) if isinstance(o, Observation)]
+    seconds["parse + normalize (Python)"] = time.perf_counter() - began
     graph.wipe()
-    seconds: dict[str, float] = {"aggregate (Python)": 0.0}
-    common = {"batch": "breakdown", "source": "bench", "party": "first", "cap": 5}
-    statements = {  # the loader's own statements, in the order a chunk runs them
-        "messageId marks (SeenMessage)": (
-            "UNWIND $ids AS id MERGE (m:SeenMessage {id: id}) ON CREATE SET m.chunk = $batch"
-        ),
-        "identifiers (MERGE nodes)": writer._WRITE_IDENTIFIERS,
-        "links (MERGE relationships)": writer._WRITE_LINKS,
-    }
+    init_schema(graph)
     with graph.driver.session(database=graph.database) as session:
-        for start in range(0, len(observations), chunk):
+        for index, start in enumerate(range(0, len(observations), chunk)):
             part = observations[start : start + chunk]
             began = time.perf_counter()
-            rows = chunk_rows.aggregate(part, "breakdown")
-            seconds["aggregate (Python)"] += time.perf_counter() - began
-            params = {
-                "messageId marks (SeenMessage)": {"ids": [o.message_id for o in part]},
-                "identifiers (MERGE nodes)": {"rows": rows.identifiers},
-                "links (MERGE relationships)": {"rows": rows.links},
-            }
-            for name, query in statements.items():
-                began = time.perf_counter()
-                session.execute_write(
-                    lambda tx, q=query, p=params[name]: tx.run(q, {**p, **common}).consume()
-                )
-                seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - began
+            prepared = prepare(part, "breakdown")
+            seconds["prepare: dedupe, aggregate (Python)"] = (
+                seconds.get("prepare: dedupe, aggregate (Python)", 0.0)
+                + time.perf_counter()
+                - began
+            )
+            where = Chunk(f"breakdown#{index}", "breakdown", "bench", "first", 30, False)
+            counts = Counts(read=len(part), accepted=len(part))
+            began = time.perf_counter()
+            statements = sum(seconds.get(n, 0.0) for n in seconds if "Python" not in n)
+            session.execute_write(_timed_write, where, prepared, counts, seconds)
+            spent = time.perf_counter() - began
+            in_statements = sum(seconds.get(n, 0.0) for n in seconds if "Python" not in n)
+            seconds["compute + commit (Python, Neo4j)"] = (
+                seconds.get("compute + commit (Python, Neo4j)", 0.0)
+                + spent
+                - (in_statements - statements)
+            )
     graph.wipe()
+    init_schema(graph)
     return seconds
 
 
@@ -230,7 +271,7 @@ def main() -> int:
     )
     where = Table(
         title=f"where the time goes: first {args.breakdown_events:,} events, one writer, "
-        "each step in its own transactions"
+        "each statement of a chunk timed on its own"
     )
     where.add_column("step")
     where.add_column("seconds", justify="right")

@@ -41,7 +41,7 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
         ("IDGRAPH_NEO4J_BOLT_PORT", "70000", "IDGRAPH_NEO4J_BOLT_PORT:"),
         ("IDGRAPH_NEO4J_BOLT_PORT", "seven", "IDGRAPH_NEO4J_BOLT_PORT:"),
         ("IDGRAPH_POLICY", "/nonexistent/policy.toml", "IDGRAPH_POLICY: no such file"),
-        ("IDGRAPH_NEO4J_HEAP", "lots", "IDGRAPH_NEO4J_HEAP: expected a size"),
+        ("IDGRAPH_NEO4J_HEAP", "lots", "IDGRAPH_NEO4J_HEAP: expected auto or a size"),
         ("IDGRAPH_NEO4J_VERSION", "4.4.0", "IDGRAPH_NEO4J_VERSION:"),
         ("IDGRAPH_NEO4J_DATABASE", "bad name;", "IDGRAPH_NEO4J_DATABASE:"),
     ],
