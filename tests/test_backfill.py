@@ -6,14 +6,18 @@ since a backfill stops and restarts the server it rebuilds.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from identity.backfill.service import local_server
 from identity.config import Settings, load_settings
 from identity.errors import InputError
+from identity.ingest.service import load_segment_file
+from identity.privacy.forget import forget_profile
+from identity.resolve.service import resolve_identities
+from identity.store.bulk_writes import read_tombstones, write_tombstones
 from identity.store.driver import Graph
 from identity.store.local_server import LocalServer
 from loaders.synth import SynthConfig, generate
@@ -27,8 +31,7 @@ from tests.backfilling import (
     write_dmp_table,
     write_ndjson,
 )
-
-pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
+from tests.services import services
 
 Server = tuple[LocalServer, Graph, Settings]
 
@@ -69,6 +72,8 @@ def _config(tmp_path: Path, name: str, chunk_size: int) -> Settings:
     )
 
 
+@pytest.mark.neo4j
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk_size", [7, 5000])
 def test_backfill_leaves_the_graph_load_leaves(
     graph: Graph, own_server: Server, inputs: dict[str, list], tmp_path: Path, chunk_size: int
@@ -93,14 +98,47 @@ def test_backfill_leaves_the_graph_load_leaves(
     assert report.totals.reasons["duplicate_message_id"] >= 3
 
 
-def test_a_database_holding_data_is_refused_unless_replaced(
-    own_server: Server, inputs: dict[str, list], tmp_path: Path
+@pytest.mark.neo4j
+@pytest.mark.slow
+def test_replace_keeps_tombstones_and_the_database_takes_loads_and_resolves(
+    graph: Graph, own_server: Server, inputs: dict[str, list], tmp_path: Path
 ) -> None:
     server, target, _ = own_server
     target.wipe()
-    config = _config(tmp_path, "backfill", 50)
-    run_backfill(server, target, config, inputs["segment"][1:2], [])
-    with pytest.raises(InputError, match=r"already holds data .*--replace"):
-        run_backfill(server, target, config, inputs["segment"][1:2], [])
-    shutil.rmtree(tmp_path / "backfill" / "rejects")
-    run_backfill(server, target, config, inputs["segment"][1:2], [], replace=True)
+    hard = inputs["segment"][1]
+    feed = inputs["csv"][2:]
+    load_all(target, _config(tmp_path, "first", 7), [hard], [])
+    with pytest.raises(InputError, match=r"already holds \S+ \([\d,]+ nodes\).*--replace"):
+        run_backfill(server, target, _config(tmp_path, "refused", 7), [hard], feed)
+    resolve_identities(services(target))
+    forget_profile(services(target, actor="test"), identifier="crm_id:U1", reason="asked")
+    tombstones = read_tombstones(target)
+    assert len(tombstones) >= 3
+
+    write_tombstones(graph, tombstones)  # a load of the same files where they were erased
+    loaded = load_all(graph, _config(tmp_path, "load", 7), [hard], feed)
+    report = run_backfill(
+        server, target, _config(tmp_path, "backfill", 7), [hard], feed, replace=True
+    )
+    assert report.rows["tombstones"] == len(tombstones)
+    assert report.totals.value_reasons["forgotten"] > 0
+    assert report.totals.reasons["forgotten"] > 0
+    assert [(r.batch_id, r.counts) for r in report.files] == [
+        (r.batch_id, r.counts) for r in loaded
+    ]
+    assert rejects_of(report.files) == rejects_of(loaded)
+    assert snapshot(target) == snapshot(graph)
+    assert not target.read("erased", "MATCH (i:Identifier {key: 'crm_id:U1'}) RETURN i")
+
+    ctx = services(target, config=_config(tmp_path, "backfill", 7))
+    assert load_segment_file(ctx, hard).status == "already_loaded"
+    new = [{"type": "track", "event": "x", "timestamp": "2026-10-01T00:00:00Z",
+            "anonymousId": "ck-new", "userId": "U3"}]  # fmt: skip
+    assert load_segment_file(ctx, write_ndjson(tmp_path / "new.ndjson", new)).counts.accepted
+    assert resolve_identities(ctx).identities > 0
+
+
+def test_an_external_server_is_refused_with_what_to_do() -> None:
+    settings = load_settings(neo4j_uri="bolt://db.internal:7687")
+    with pytest.raises(InputError, match=r"on the database host .* `idgraph load`"):
+        local_server(settings)
