@@ -11,8 +11,8 @@ parsers and normalizer, computes what the loads would have written, and hands it
 2. **aggregate**: duplicates decided as a load decides them, then one row per identifier,
    link, trait, event aggregate and DMP membership (:mod:`identity.backfill.aggregate`).
 3. **csv**: the import files, gzipped, with their headers (:mod:`identity.backfill.csvfiles`).
-4. **import**: the server stopped, ``neo4j-admin database import full`` (the database found
-   is put back if it fails), the server started again (:mod:`identity.store.bulk`).
+4. **import**: ``neo4j-admin database import full`` (the database found is put back if it
+   fails; :mod:`identity.store.bulk`), between a **restart**'s stop and start of the server.
 5. **schema**: the migrations (:func:`identity.store.schema.init_schema`) and the indexes
    online.
 6. **finish**: with Cypher, what is small or what the importer cannot take: sources,
@@ -55,7 +55,7 @@ from identity.store.schema import init_schema
 from loaders.segment_events import SegmentEventOptions, read_segment_events
 from loaders.table import TableMapping, check_header, load_mapping, read_table
 
-PHASES = ("parse", "aggregate", "csv", "import", "schema", "finish")
+PHASES = ("parse", "aggregate", "csv", "import", "restart", "schema", "finish")
 FileProgress = Callable[[Path], AbstractContextManager[Progress | None]]
 
 
@@ -153,13 +153,14 @@ def backfill(
         phases["csv"], clock = time.monotonic() - clock, time.monotonic()
         server.stop()
         try:
-            import_database(
+            imported = import_database(
                 server, files.nodes, files.relationships, work_dir=work,
                 heap=settings.backfill_heap, database=settings.neo4j_database,
             )  # fmt: skip
         finally:
             server.start()
-        phases["import"], clock = time.monotonic() - clock, time.monotonic()
+        phases["import"] = imported.seconds
+        phases["restart"], clock = time.monotonic() - clock - imported.seconds, time.monotonic()
         bulk_writes.reconnect(ctx.graph)
         init_schema(ctx.graph)
         bulk_writes.await_indexes(ctx.graph)

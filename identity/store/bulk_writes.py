@@ -49,8 +49,9 @@ SET i[row.name] = row.value
 _RENAME: LiteralString = """
 MATCH (i:BackfillRenaming)
 CALL (i) {
-  FOREACH (r IN $renames | SET i[r[1]] = i[r[0]])
-  FOREACH (r IN $renames | SET i[r[0]] = null)
+  WITH i, [r IN $renames WHERE i[r[0]] IS NOT NULL] AS held
+  FOREACH (r IN held | SET i[r[1]] = i[r[0]])
+  FOREACH (r IN held | SET i[r[0]] = null)
   REMOVE i:BackfillRenaming
 } IN TRANSACTIONS OF 10000 ROWS
 """
