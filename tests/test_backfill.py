@@ -88,8 +88,9 @@ def _config(tmp_path: Path, name: str, chunk_size: int, dedup_days: int = 30) ->
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "chunk_size,dedup_days,max_codes",
-    # small chunks, a short window and few codes kept make every rule of duplicates matter
-    [(7, 2, 3), (5000, 30, None)],
+    # small chunks, a short window and few codes kept make every rule of duplicates matter;
+    # the defaults are compared by the test of --replace
+    [(7, 2, 3)],
 )
 def test_backfill_leaves_the_graph_load_leaves(
     graph: Graph,
@@ -136,18 +137,18 @@ def test_replace_keeps_tombstones_and_the_database_takes_loads_and_resolves(
     target.wipe()
     hard = inputs["segment"][1]
     feed = inputs["csv"][2:]
-    load_all(target, _config(tmp_path, "first", 7), [hard], [])
+    load_all(target, _config(tmp_path, "first", 5000), [hard], [])
     with pytest.raises(InputError, match=r"already holds \S+ \([\d,]+ nodes\).*--replace"):
-        run_backfill(server, target, _config(tmp_path, "refused", 7), [hard], feed)
+        run_backfill(server, target, _config(tmp_path, "refused", 5000), [hard], feed)
     resolve_identities(services(target))
     forget_profile(services(target, actor="test"), identifier="crm_id:U1", reason="asked")
     tombstones = read_tombstones(target)
     assert len(tombstones) >= 3
 
     write_tombstones(graph, tombstones)  # a load of the same files where they were erased
-    loaded = load_all(graph, _config(tmp_path, "load", 7), [hard], feed)
+    loaded = load_all(graph, _config(tmp_path, "load", 5000), [hard], feed)
     report = run_backfill(
-        server, target, _config(tmp_path, "backfill", 7), [hard], feed, replace=True
+        server, target, _config(tmp_path, "backfill", 5000), [hard], feed, replace=True
     )
     assert report.rows["tombstones"] == len(tombstones)
     assert report.totals.value_reasons["forgotten"] > 0
@@ -159,7 +160,7 @@ def test_replace_keeps_tombstones_and_the_database_takes_loads_and_resolves(
     assert snapshot(target) == snapshot(graph)
     assert not target.read("erased", "MATCH (i:Identifier {key: 'crm_id:U1'}) RETURN i")
 
-    ctx = services(target, config=_config(tmp_path, "backfill", 7))
+    ctx = services(target, config=_config(tmp_path, "backfill", 5000))
     assert load_segment_file(ctx, hard).status == "already_loaded"
     new = [{"type": "track", "event": "x", "timestamp": "2026-10-01T00:00:00Z",
             "anonymousId": "ck-new", "userId": "U3"}]  # fmt: skip

@@ -9,7 +9,8 @@ from the aggregate tables of :mod:`identity.backfill.aggregate`:
   ``last_seen``, ``hashed``, ``msgs``, then a column per trait and event property seen
   (``trait.<source>.<name>``, ``trait_at.<source>.<name>``, ``event_count.<name>``,
   ``event_first.<name>``, ``event_last.<name>``): the long rows of ``trait`` and ``event``
-  pivoted by conditional aggregation, empty (no property) where an identifier has none;
+  pivoted (grouped per key into sparse lists, read back by position), empty (no property)
+  where an identifier has none;
 - ``DmpSegment`` nodes, ``LINKED`` and ``IN_SEGMENT`` relationships.
 
 Text is quoted (values may hold commas, quotes, newlines); an empty field is no property, a
@@ -78,16 +79,17 @@ def write_import_files(con: duckdb.DuckDBPyConnection, directory: Path) -> Impor
     con.execute("CREATE OR REPLACE TABLE labels (type VARCHAR, label VARCHAR)")
     if labels:
         con.executemany("INSERT INTO labels VALUES (?, ?)", labels)
-    pivot = "".join(f", max(txt) FILTER (WHERE col = {n}) AS c{n}" for n in range(len(columns)))
-    picked = "".join(f", p.c{n}" for n in range(len(columns)))
-    renamed = [n for n, (_, _, name) in enumerate(columns) if name != columns[n][0]]
-    flagged = f"bool_or(col IN ({', '.join(map(str, renamed))}))" if renamed else "false"
+    # the pivot: each key's (column, text) pairs as two lists (sparse: a few per key, so the
+    # grouping stays small), read back by position in the projection
+    picked = "".join(f", p.txts[list_position(p.cols, {n})]" for n in range(len(columns)))
+    renamed = [n for n, (header, _, name) in enumerate(columns) if header != name]
+    flagged = f"list_has_any(p.cols, {renamed})" if renamed else "false"
     identifiers = f"""
-        WITH wide AS (SELECT key, {flagged} AS renamed{pivot} FROM props GROUP BY key)
+        WITH wide AS (SELECT key, list(col ORDER BY col) AS cols, list(txt ORDER BY col) AS txts
+                      FROM props GROUP BY key)
         SELECT i.key, 'Identifier' || chr(31) || l.label
-                      || CASE WHEN p.renamed THEN chr(31) || '{RENAMING}' ELSE '' END,
-               l.type,
-               substr(i.key, length(l.type) + 2), i.seen, arr(i.sources), i.batch,
+                      || CASE WHEN {flagged} THEN chr(31) || '{RENAMING}' ELSE '' END,
+               l.type, substr(i.key, length(l.type) + 2), i.seen, arr(i.sources), i.batch,
                iso(i.first), iso(i.last), CASE WHEN i.hashed THEN 'true' END,
                arr(m.msgs){picked}
         FROM ident i JOIN labels l ON l.type = substr(i.key, 1, strpos(i.key, ':') - 1)
@@ -155,11 +157,10 @@ def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path, quoted: list[i
     con.execute(f"CREATE OR REPLACE TEMP VIEW export ({names}) AS {query}")
     force = ", ".join(f"x{q}" for q in quoted)
     escaped = str(path).replace("'", "''")
-    con.execute(
+    row = con.execute(
         f"COPY (SELECT * FROM export) TO '{escaped}' "
         f"(FORMAT csv, HEADER false, COMPRESSION gzip, FORCE_QUOTE ({force}))"
-    )
-    row = con.execute("SELECT count(*) FROM export").fetchone()
+    ).fetchone()
     return int(row[0]) if row else 0
 
 

@@ -37,13 +37,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from identity.backfill.aggregate import aggregate, file_counts, find_duplicates
 from identity.backfill.csvfiles import ImportFiles, extra_values, write_import_files
 from identity.backfill.reading import FileResult, FileSpec, add_late_rejections, stage_file
 from identity.backfill.staging import Staging
 from identity.config import Settings
 from identity.context import ServiceContext
-from identity.errors import InputError
+from identity.errors import IdgraphError, InputError
 from identity.ingest.service import Input, LoadReport, Parse, Progress
 from identity.model import PARTIES, Party
 from identity.normalize import Normalizer
@@ -167,6 +169,18 @@ def backfill(
         phases["schema"], clock = time.monotonic() - clock, time.monotonic()
         _finish(ctx, staging, read, tombstones, files, rows)
         phases["finish"] = time.monotonic() - clock
+    except duckdb.Error as e:
+        state = (
+            "the import was done, the rest was not"
+            if phases["import"]
+            else "nothing was imported, the database is as it was"
+        )
+        raise IdgraphError(
+            f"backfill: the staging database failed ({type(e).__name__}: {e}); {state}. "
+            "Out of memory: raise "
+            f"IDGRAPH_BACKFILL_MEMORY (now {settings.backfill_memory}); out of disk: free "
+            f"space under {work.parent}"
+        ) from e
     finally:
         staging.close()
     shutil.rmtree(work, ignore_errors=True)
