@@ -145,10 +145,14 @@ def test_replace_keeps_tombstones_and_the_database_takes_loads_and_resolves(
     tombstones = read_tombstones(target)
     assert len(tombstones) >= 3
 
+    # a message whose primary was erased, on an identifier that exists: a load keeps no code
+    after = [{"type": "track", "event": "x", "timestamp": "2026-09-02T00:00:00Z",
+              "messageId": "m-20", "userId": "U1", "anonymousId": "ck-2"}]  # fmt: skip
+    files = [hard, write_ndjson(tmp_path / "after.ndjson", after)]
     write_tombstones(graph, tombstones)  # a load of the same files where they were erased
-    loaded = load_all(graph, _config(tmp_path, "load", 5000), [hard], feed)
+    loaded = load_all(graph, _config(tmp_path, "load", 5000), files, feed)
     report = run_backfill(
-        server, target, _config(tmp_path, "backfill", 5000), [hard], feed, replace=True
+        server, target, _config(tmp_path, "backfill", 5000), files, feed, replace=True
     )
     assert report.rows["tombstones"] == len(tombstones)
     assert report.totals.value_reasons["forgotten"] > 0

@@ -23,6 +23,12 @@ Duplicates, as a load decides them:
    within the window than that) are decided by replaying their records in Python with the
    load's own :func:`~identity.store.merge.kept_codes`.
 
+   One more rule of the load is kept: when a record's primary was erased (a tombstone), its
+   code goes to its next identifier, and a load keeps it there only when that identifier
+   is new in the chunk or the primary of some message of the chunk (it reads the codes of
+   those only); ``lost`` holds the others ("new" taken as: in no earlier chunk's record
+   that survived the chunk's own deduplication).
+
 Then ``kept`` records (neither duplicate nor wholly erased) give identifiers, links, traits,
 events and DMP memberships; an identifier's ``batch`` is the last batch in which it appeared
 in a record that survived the chunk's own deduplication (a load marks the identifiers of a
@@ -47,9 +53,21 @@ SELECT seq, file, chunk, msg, code, lookup, holder, record,
        row_number() OVER (PARTITION BY chunk, msg ORDER BY seq) > 1 AS within
 FROM records WHERE msg IS NOT NULL;
 
+CREATE OR REPLACE TABLE lost AS
+WITH moved AS (
+  SELECT seq, chunk, holder FROM msgrec WHERE NOT within AND holder <> lookup
+)
+SELECT m.seq FROM moved m
+WHERE EXISTS (SELECT 1 FROM idents i JOIN records r ON r.seq = i.seq
+              ANTI JOIN msgrec w ON w.seq = i.seq AND w.within
+              WHERE i.key = m.holder AND r.chunk < m.chunk)
+  AND NOT EXISTS (SELECT 1 FROM msgrec o
+                  WHERE NOT o.within AND o.chunk = m.chunk AND o.lookup = m.holder);
+
 CREATE OR REPLACE TABLE held AS
 SELECT holder AS key, code, min(chunk) AS since
-FROM msgrec WHERE NOT within AND holder IS NOT NULL
+FROM msgrec m ANTI JOIN lost l ON l.seq = m.seq
+WHERE NOT m.within AND m.holder IS NOT NULL
 GROUP BY holder, code;
 
 CREATE OR REPLACE TABLE heavy AS
