@@ -84,6 +84,17 @@ class Settings(BaseSettings):
     rejects_dir: Path | None = Field(
         default=None, description="Where rejects files go; default <state dir>/rejects."
     )
+    backfill_memory: str = Field(
+        default="2GB",
+        pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="Memory idgraph backfill's on-disk aggregation (DuckDB) may use; it spills "
+        "to disk beyond it.",
+    )
+    backfill_heap: str = Field(
+        default="1200m",
+        pattern=r"^\d+[kKmMgG]$",
+        description="Java heap of neo4j-admin database import (idgraph backfill).",
+    )
 
     api_keys: str | None = Field(
         default=None,

@@ -73,3 +73,21 @@ def test_migrations_bring_a_version_4_graph_up_to_date(graph: Graph) -> None:
     stated = graph.read("stated", "MATCH (i:Stated) RETURN i.key AS key ORDER BY key")
     assert [row["key"] for row in stated] == ["cookie:k1", "crm_id:C1", "dmp_id:P1"]
     assert "identifier_batch" not in _schema_objects(graph)
+
+
+def test_data_written_in_the_latest_model_takes_the_schema_statements_only(graph: Graph) -> None:
+    """A backfill's import is in the latest model already: the migrations' data statements
+    (which scan every identifier) are skipped, their constraints and indexes created."""
+    graph.run(
+        "an imported graph",
+        "CREATE (:Batch {id: 'b-1', status: 'completed'}) "
+        "CREATE (:Identifier:CrmId {key: 'crm_id:C1', batch: 'b-1', `trait.city`: 'Lyon'})",
+    )
+    applied = init_schema(graph, data_current=True)
+    assert [m.version for m in applied] == [m.version for m in MIGRATIONS]
+    assert schema_version(graph) == LATEST
+    assert graph.read("stated", "MATCH (i:Stated) RETURN count(i) AS n")[0]["n"] == 0
+    assert touched_keys(graph, ["b-1"]) == set()
+    objects = _schema_objects(graph)
+    assert {"identifier_key", "identifier_touched"} <= objects
+    assert "identifier_batch" not in objects

@@ -14,7 +14,18 @@ import typer
 from rich.text import Text
 
 from identity import __version__
-from identity.cli import audiences, demo, load, neo4j, privacy, resolve, segments, serve, steward
+from identity.cli import (
+    audiences,
+    backfill,
+    demo,
+    load,
+    neo4j,
+    privacy,
+    resolve,
+    segments,
+    serve,
+    steward,
+)
 from identity.cli.common import err, out, route_driver_logs
 from identity.errors import IdgraphError
 
@@ -22,6 +33,7 @@ app = typer.Typer(help="Graph-based customer identity resolution on Neo4j.", no_
 app.add_typer(neo4j.neo4j_app, name="neo4j")
 app.add_typer(neo4j.db_app, name="db")
 app.add_typer(load.load_app, name="load")
+app.add_typer(backfill.commands)
 app.add_typer(resolve.commands)
 app.add_typer(steward.commands, name="steward")
 app.add_typer(segments.commands, name="segment")

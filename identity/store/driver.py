@@ -198,6 +198,20 @@ class Graph:
         except (Neo4jError, DriverError, OSError) as e:
             raise translate_error("ping", e) from e
 
+    def forget_bookmarks(self) -> None:
+        """After the database was replaced whole (a backfill's import): the driver's
+        bookmarks name transactions of the old one, which the new one never reaches; they
+        are replaced by one of the new database (a retried round trip, which also waits
+        for it to come online)."""
+        try:
+            with self.driver.session(database=self.database) as session:
+                session.execute_write(lambda tx: tx.run("RETURN 1").consume())
+                fresh = session.last_bookmarks()
+        except (Neo4jError, DriverError) as e:
+            raise translate_error("reconnect after the database was replaced", e) from e
+        manager = self.driver.execute_query_bookmark_manager
+        manager.update_bookmarks(manager.get_bookmarks(), fresh.raw_values)
+
     def wipe(self) -> None:
         """Delete every node and relationship (tests and `idgraph db wipe`); keeps the schema."""
         self.run_autocommit(

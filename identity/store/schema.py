@@ -4,6 +4,11 @@ The version lives on one ``(:SchemaVersion {id: 'idgraph'})`` node. ``init_schem
 the migrations above that version in order; each statement is ``IF NOT EXISTS``, so running
 it again, or after an interrupted run, changes nothing. A later migration is appended to
 ``MIGRATIONS`` with the next number, never edited in place once released.
+
+A migration's statements are of two kinds: the schema (constraints and indexes) and the
+data brought to the new model (``MATCH ...``). A database written by this version all at once
+(``idgraph backfill``'s import) already holds its data in the latest model: it takes the
+schema statements only (``data_current``).
 """
 
 from __future__ import annotations
@@ -158,14 +163,21 @@ def schema_version(graph: Graph) -> int:
     return int(rows[0]["version"]) if rows else 0
 
 
-def init_schema(graph: Graph) -> list[Migration]:
-    """Apply the pending migrations in order; return those applied (none when up to date)."""
+_SCHEMA_STATEMENTS = ("CREATE CONSTRAINT", "DROP CONSTRAINT", "CREATE INDEX", "DROP INDEX")
+
+
+def init_schema(graph: Graph, *, data_current: bool = False) -> list[Migration]:
+    """Apply the pending migrations in order; return those applied (none when up to date).
+    With ``data_current`` (the data is already in the latest model), only their schema
+    statements."""
     applied: list[Migration] = []
     current = schema_version(graph)
     for migration in MIGRATIONS:
         if migration.version <= current:
             continue
         for statement in migration.statements:  # outside a transaction: CALL IN TRANSACTIONS
+            if data_current and not statement.startswith(_SCHEMA_STATEMENTS):
+                continue
             graph.run_autocommit(f"schema migration {migration.version}", statement)
         graph.run(
             f"record schema migration {migration.version}",
