@@ -234,7 +234,8 @@ CREATE (i:Identifier {key: row.key, type: row.type, value: row.value, seen: row.
                       first_seen: datetime({epochMillis: row.first}),
                       last_seen: datetime({epochMillis: row.last}),
                       sources: ['segment'], batch: $batch})
-SET i:$(row.label)
+SET i:$(row.label), i += row.says
+FOREACH (_ IN CASE WHEN size(keys(row.says)) > 0 THEN [1] ELSE [] END | SET i:Stated)
 """
 _CREATE_LINKS = """
 UNWIND $rows AS row
@@ -245,6 +246,36 @@ CREATE (a)-[:LINKED {first_seen: first, last_seen: datetime({epochMillis: row.la
                      count: row.count, sources: [row.source], party: row.party,
                      evidence: [toString(first) + ' ' + $batch + ':' + row.ref]}]->(b)
 """
+
+
+_CITIES = ("Paris", "Lyon", "Lille", "Nantes", "Oslo", "Porto", "Turin")
+_PLANS = ("free", "pro", "team")
+
+
+def _says(type_: str, i: int, first_ms: int, last_ms: int) -> dict[str, Any]:
+    """What the identifier says, as loads store it: a CRM record's traits on crm ids, a
+    name on emails, page views on cookies and app opens on devices (profiles read these)."""
+    first = datetime.fromtimestamp(first_ms / 1000, UTC)
+    last = datetime.fromtimestamp(last_ms / 1000, UTC)
+    if type_ == "crm_id":
+        return {
+            "trait.crm.city": _CITIES[i % len(_CITIES)],
+            "trait_at.crm.city": last,
+            "trait.crm.plan": _PLANS[i % len(_PLANS)],
+            "trait_at.crm.plan": first,
+            "trait.crm.consent_marketing": i % 3 != 0,
+            "trait_at.crm.consent_marketing": last,
+        }
+    if type_ == "email":
+        return {"trait.segment.first_name": f"n{i % 997}", "trait_at.segment.first_name": last}
+    event = {"cookie": "Page Viewed", "device": "App Opened"}.get(type_)
+    if event is None:
+        return {}
+    return {
+        f"event_count.{event}": 1 + i % 17,
+        f"event_first.{event}": first,
+        f"event_last.{event}": last,
+    }
 
 
 def write_graph(graph: Graph, g: PersonGraph, seed: int, now_ms: int) -> None:
@@ -271,6 +302,7 @@ def write_graph(graph: Graph, g: PersonGraph, seed: int, now_ms: int) -> None:
                     "first": int(node_first[i]),
                     "last": int(node_last[i]),
                     "seen": int(node_seen[i]),
+                    "says": _says(type_, i, int(node_first[i]), int(node_last[i])),
                 }
             )
         graph.run("create identifiers", _CREATE_IDENTIFIERS, {"rows": rows, "batch": SETUP_BATCH})

@@ -6,7 +6,9 @@ Set-up (reported, not part of any measure; ``benchmarks/person_graph.py``) write
 (:mod:`identity.store.writer`). People hold a crm id and/or an email, a few cookies, sometimes a
 phone, an app install (device and maid) and a DMP id; their identifiers are linked as their
 Segment events would link them (each cookie to the person's crm id and email, anchors to each
-other, an app install to the anchors and the app's cookie, some aliases between cookies). Then
+other, an app install to the anchors and the app's cookie, some aliases between cookies).
+They say what loads would have stored: CRM traits on crm ids, a name on emails, page views
+on cookies, app opens on devices (what profiles are built from). Then
 what makes the guards work: third-party DMP links (a few to the wrong person); direct-shared
 identifiers: friends logging in on someone else's browser (a cookie tying two crm ids), kiosk
 cookies linked to 30 people's crm ids and emails, family tablets (device, maid, cookie) linked
