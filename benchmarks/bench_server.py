@@ -29,6 +29,19 @@ def benchmark_server(
         finally:
             driver.close()
         return
+    with throwaway_server(workdir, heap=heap, pagecache=pagecache, start_timeout=start_timeout) as (
+        graph,
+        server,
+    ):
+        yield graph, server.uri
+
+
+@contextlib.contextmanager
+def throwaway_server(
+    workdir: Path, *, heap: str = "auto", pagecache: str = "auto", start_timeout: float = 300.0
+) -> Iterator[tuple[Graph, LocalServer]]:
+    """A local server of its own in ``workdir`` (what a backfill needs: it stops and starts
+    it), sized as ``idgraph neo4j start`` sizes one by default, and a graph on it."""
     base = load_settings()
     server = LocalServer(
         ServerConfig(
@@ -47,8 +60,21 @@ def benchmark_server(
         settings = load_settings(neo4j_uri=server.uri, neo4j_password=PASSWORD)
         driver = open_driver(settings)
         try:
-            yield Graph(driver, settings.neo4j_database), server.uri
+            yield Graph(driver, settings.neo4j_database), server
         finally:
             driver.close()
     finally:
         server.stop()
+
+
+def peak_rss_mb(pid: int | None) -> float | None:
+    """The peak resident memory of a running process (``VmHWM``), in MB; None if unknown."""
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None

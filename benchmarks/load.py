@@ -1,37 +1,55 @@
-"""Load benchmark: idgraph's chunked UNWIND loader against a naive loader, in one run.
+"""Load benchmark: ``idgraph load`` and ``idgraph backfill`` against a naive loader, in one run.
 
-Both read the same synthetic Segment events (``idgraph synth``) through the same parser and
-normalizer, into the same Neo4j. The naive loader writes each event in its own transaction
-with one MERGE per identifier and per pair (what a first attempt usually looks like); it runs
-on a prefix of the file (``--naive-events``), since at its rate the whole file would take
-hours. The report compares events per second, end to end (file -> Neo4j).
+All read the same synthetic Segment events (``idgraph synth``, by default the shape of a
+mobile-app stream: every event carries an anonymousId, a device id and an advertising id, a
+quarter are ``identify`` calls) through the same parser and normalizer. The naive loader
+writes each event in its own transaction with one MERGE per identifier and per pair (what a
+first attempt usually looks like), on a prefix of the file (``--naive-events``: at its rate
+the whole file would take hours). ``idgraph load`` streams the file into the online
+database; ``idgraph backfill`` builds the database offline with ``neo4j-admin database
+import`` (``--replace``: the graph the load left is replaced). Each of the two runs in a
+process of its own, so its peak memory (with its children: the parser process,
+``neo4j-admin``) is its own; the server's peak is read from ``/proc``. Reported: events per
+second end to end (file -> database ready), the ratio to the load, peak RSS, where the
+backfill's time goes by phase and the load's by statement.
 
-    .venv/bin/python benchmarks/load.py                   # 1M events (100k people)
-    .venv/bin/python benchmarks/load.py --people 200 --naive-events 300   # smoke size
+    .venv/bin/python benchmarks/load.py                   # 1.8M events (100k people)
+    .venv/bin/python benchmarks/load.py --people 20000    # 363k events
+    .venv/bin/python benchmarks/load.py --people 40 --naive-events 60 --heap 512m \
+        --pagecache 128m                                  # smoke size
 
-Uses IDGRAPH_NEO4J_URI when set; otherwise starts a throwaway local server in a temporary
-directory, its heap and page cache sized as ``idgraph neo4j start`` sizes them by default.
-Writes JSON to benchmarks/results/load.json.
+Starts a throwaway local server in a temporary directory, its heap and page cache sized as
+``idgraph neo4j start`` sizes them by default (``--heap``, ``--pagecache`` to change that).
+With IDGRAPH_NEO4J_URI set, naive and load run on that server (wiped) and the backfill on a
+throwaway server of its own (a backfill stops and starts its server). Every idgraph setting
+is the default but ``--chunk-size``'s. Writes JSON to benchmarks/results/load.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import logging
+import multiprocessing
+import os
+import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from _report import commit_measured, header, write
-from bench_server import benchmark_server
+from bench_server import PASSWORD, benchmark_server, peak_rss_mb, throwaway_server
 from neo4j import ManagedTransaction
 from rich.console import Console
 from rich.table import Table
 
+from identity.backfill.service import backfill
 from identity.config import load_settings
 from identity.context import ServiceContext
 from identity.ingest.service import load_segment_file
@@ -40,7 +58,8 @@ from identity.normalize import make_normalizer
 from identity.policy import Policy
 from identity.store import chunk as chunk_module
 from identity.store.chunk import Chunk, Prepared, prepare, write_chunk
-from identity.store.driver import Graph
+from identity.store.driver import Graph, open_driver
+from identity.store.local_server import LocalServer, ServerConfig
 from identity.store.rows import Counts
 from identity.store.schema import init_schema
 from loaders.records import open_input
@@ -171,13 +190,36 @@ def naive_load(
     return {"events": events, "seconds": seconds, "events_per_s": events / seconds}
 
 
-def idgraph_load(graph: Graph, path: Path, chunk: int) -> dict[str, Any]:
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory and that of its largest finished child (the
+    load's parser process, ``neo4j-admin``), in MB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
+
+
+def _graph(uri: str, password: str) -> tuple[Graph, Any]:
+    settings = load_settings(neo4j_uri=uri, neo4j_password=password)
+    driver = open_driver(settings)
+    return Graph(driver, settings.neo4j_database), driver
+
+
+def idgraph_load(uri: str, password: str, path: Path, chunk: int) -> dict[str, Any]:
+    """``idgraph load segment`` of ``path`` with the default settings but ``chunk``, in a
+    process of its own (so that its peak memory is its own)."""
+    graph, driver = _graph(uri, password)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as rejects:
-        settings = load_settings(rejects_dir=Path(rejects), chunk_size=chunk)
-        report = load_segment_file(
-            ServiceContext.create(graph, settings, Policy()), path, source="bench"
-        )
+    try:
+        with tempfile.TemporaryDirectory() as rejects:
+            settings = load_settings(
+                neo4j_uri=uri, neo4j_password=password, rejects_dir=Path(rejects),
+                chunk_size=chunk,
+            )  # fmt: skip
+            report = load_segment_file(
+                ServiceContext.create(graph, settings, Policy()), path, source="bench"
+            )
+    finally:
+        driver.close()
     seconds = time.perf_counter() - started
     c = report.counts
     return {
@@ -186,7 +228,43 @@ def idgraph_load(graph: Graph, path: Path, chunk: int) -> dict[str, Any]:
         "rejected": c.rejected,
         "seconds": seconds,
         "events_per_s": c.read / seconds,
+        "peak_rss_mb": _peak_rss_mb(),
     }
+
+
+def idgraph_backfill(config: ServerConfig, path: Path, chunk: int, workdir: Path) -> dict[str, Any]:
+    """``idgraph backfill --segment path --replace`` on the local server of ``config``, with
+    the default settings but ``chunk``, in a process of its own."""
+    server = LocalServer(config)
+    graph, driver = _graph(server.uri, config.password)
+    started = time.perf_counter()
+    try:
+        settings = load_settings(
+            neo4j_uri=server.uri, neo4j_password=config.password, chunk_size=chunk,
+            rejects_dir=workdir / "rejects", state_dir=workdir / "state",
+        )  # fmt: skip
+        report = backfill(
+            ServiceContext.create(graph, settings, Policy()), [path], [], replace=True,
+            source="bench", server=server,
+        )  # fmt: skip
+    finally:
+        driver.close()
+    seconds = time.perf_counter() - started
+    return {
+        "events": report.totals.read,
+        "accepted": report.totals.accepted,
+        "rejected": report.totals.rejected,
+        "seconds": seconds,
+        "events_per_s": report.totals.read / seconds,
+        "phases": report.phases,
+        "rows": report.rows,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def _in_own_process(function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(function, *args).result()
 
 
 def parse_only(path: Path, options: SegmentEventOptions) -> dict[str, Any]:
@@ -204,21 +282,31 @@ def main() -> int:
     logging.getLogger("neo4j").setLevel(logging.ERROR)  # retried deadlocks are expected
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=100_000)
-    parser.add_argument("--events-per-person", type=float, default=10.0)
+    parser.add_argument("--events-per-person", type=float, default=18.0)
+    parser.add_argument(
+        "--apps-only", action=argparse.BooleanOptionalAction, default=True,
+        help="every event from a mobile app (anonymousId, device id, advertising id)",
+    )  # fmt: skip
     parser.add_argument("--naive-events", type=int, default=20_000)
     parser.add_argument("--chunk-size", type=int, default=5_000)
     parser.add_argument("--breakdown-events", type=int, default=50_000)
+    parser.add_argument("--heap", default="auto", help="of the throwaway servers (default: auto)")
+    parser.add_argument("--pagecache", default="auto", help="of the throwaway servers")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "load.json")
     args = parser.parse_args()
     options = SegmentEventOptions(source="bench")
+    sizes = {"heap": args.heap, "pagecache": args.pagecache}
 
     with tempfile.TemporaryDirectory(prefix="idgraph-bench-") as tmp:
         workdir = Path(tmp)
         started = time.perf_counter()
         summary = generate(
             workdir / "data",
-            SynthConfig(people=args.people, events_per_person=args.events_per_person),
-        )
+            SynthConfig(
+                people=args.people, events_per_person=args.events_per_person,
+                apps_only=args.apps_only,
+            ),
+        )  # fmt: skip
         events_file = summary.files["events"]
         console.print(
             f"synth: {summary.events:,} events for {summary.people:,} people in "
@@ -226,51 +314,116 @@ def main() -> int:
         )
         parsing = parse_only(events_file, options)
         console.print(f"parse + normalize only: {parsing['events_per_s']:,.0f} events/s")
-        with benchmark_server(workdir) as (graph, uri):
+        with contextlib.ExitStack() as stack:
+            external = os.environ.get("IDGRAPH_NEO4J_URI")
+            if external:
+                graph, uri = stack.enter_context(benchmark_server(workdir))
+                password, server = load_settings().neo4j_password.get_secret_value(), None
+            else:
+                graph, server = stack.enter_context(throwaway_server(workdir, **sizes))
+                uri, password = server.uri, PASSWORD
             console.print(f"Neo4j: {uri}")
             graph.wipe()
             init_schema(graph)
             naive = naive_load(graph, events_file, args.naive_events, options)
             console.print(f"naive: {naive['events']:,} events in {naive['seconds']:.1f}s")
             graph.wipe()
-            ours = idgraph_load(graph, events_file, args.chunk_size)
-            console.print(f"idgraph: {ours['events']:,} events in {ours['seconds']:.1f}s")
-            counts = graph.read(
-                "counts",
-                "MATCH (i:Identifier) WITH count(i) AS ids "
-                "MATCH ()-[r:LINKED]->() RETURN ids, count(r) AS links",
-            )
+            ours = _in_own_process(idgraph_load, uri, password, events_file, args.chunk_size)
+            ours["neo4j_peak_rss_mb"] = peak_rss_mb(server.status().pid if server else None)
+            console.print(f"idgraph load: {ours['events']:,} events in {ours['seconds']:.1f}s")
+            counts = _graph_counts(graph)
             # last, on a server warmed up by the loads above
             parts = breakdown(graph, events_file, args.breakdown_events, args.chunk_size)
-    ratio = ours["events_per_s"] / naive["events_per_s"]
-    table = Table(title="file -> Neo4j, Segment events")
-    for column in ("loader", "events", "seconds", "events/s"):
+            if server is None:  # a backfill stops and starts its server: one of its own
+                graph, server = stack.enter_context(throwaway_server(workdir / "backfill", **sizes))
+            bulk = _in_own_process(
+                idgraph_backfill, server.config, events_file, args.chunk_size, workdir / "bf"
+            )
+            bulk["neo4j_peak_rss_mb"] = peak_rss_mb(server.status().pid)
+            console.print(f"idgraph backfill: {bulk['events']:,} events in {bulk['seconds']:.1f}s")
+            bulk_counts = _graph_counts(graph)
+    _print_tables(args, parsing, naive, ours, bulk, counts, bulk_counts, parts)
+    write(
+        args.out,
+        {
+            **header("load", commit_measured()),
+            "people": args.people,
+            "apps_only": args.apps_only,
+            "chunk_size": args.chunk_size,
+            "server_sizes": sizes if not os.environ.get("IDGRAPH_NEO4J_URI") else "external",
+            "parse_only": parsing,
+            "naive": naive,
+            "idgraph": ours,
+            "backfill": bulk,
+            "breakdown_seconds": parts,
+            "ratio": ours["events_per_s"] / naive["events_per_s"],
+            "backfill_ratio": bulk["events_per_s"] / ours["events_per_s"],
+            "graph": counts,
+            "backfill_graph": bulk_counts,
+        },
+        console,
+    )
+    return 0
+
+
+def _graph_counts(graph: Graph) -> dict[str, int]:
+    rows = graph.read(
+        "counts",
+        "MATCH (i:Identifier) WITH count(i) AS ids "
+        "MATCH ()-[r:LINKED]->() RETURN ids, count(r) AS links",
+    )
+    return {"ids": rows[0]["ids"], "links": rows[0]["links"]}
+
+
+def _print_tables(
+    args: argparse.Namespace,
+    parsing: dict[str, Any],
+    naive: dict[str, Any],
+    ours: dict[str, Any],
+    bulk: dict[str, Any],
+    counts: dict[str, int],
+    bulk_counts: dict[str, int],
+    parts: dict[str, float],
+) -> None:
+    def mb(value: float | None) -> str:
+        return f"{value:,.0f}" if value is not None else "-"
+
+    table = Table(title="file -> Neo4j, Segment events (default settings)")
+    for column in ("loader", "events", "seconds", "events/s", "vs load", "peak RSS MB",
+                   "Neo4j peak RSS MB"):  # fmt: skip
         table.add_column(column, justify="right" if column != "loader" else "left")
-    table.add_row(
-        "parse + normalize (no writes)",
-        f"{parsing['events']:,}",
-        f"{parsing['seconds']:.1f}",
-        f"{parsing['events_per_s']:,.0f}",
-    )
-    table.add_row(
-        "naive: one tx + MERGE per event",
-        f"{naive['events']:,}",
-        f"{naive['seconds']:.1f}",
-        f"{naive['events_per_s']:,.0f}",
-    )
-    table.add_row(
-        f"idgraph: UNWIND chunks of {args.chunk_size:,}",
-        f"{ours['events']:,}",
-        f"{ours['seconds']:.1f}",
-        f"{ours['events_per_s']:,.0f}",
-    )
+    rows = [
+        ("parse + normalize (no writes)", parsing, None, None),
+        ("naive: one tx + MERGE per event", naive, None, None),
+        (f"idgraph load (chunks of {args.chunk_size:,})", ours, ours["peak_rss_mb"],
+         ours["neo4j_peak_rss_mb"]),
+        ("idgraph backfill (neo4j-admin import)", bulk, bulk["peak_rss_mb"],
+         bulk["neo4j_peak_rss_mb"]),
+    ]  # fmt: skip
+    for name, run, rss, server_rss in rows:
+        table.add_row(
+            name,
+            f"{run['events']:,}",
+            f"{run['seconds']:.1f}",
+            f"{run['events_per_s']:,.0f}",
+            f"{run['events_per_s'] / ours['events_per_s']:.2f}x",
+            mb(rss),
+            mb(server_rss),
+        )
     console.print(table)
     console.print(
-        f"idgraph / naive: {ratio:.1f}x; graph: {counts[0]['ids']:,} identifiers, "
-        f"{counts[0]['links']:,} links"
+        f"graph after load: {counts['ids']:,} identifiers, {counts['links']:,} links; "
+        f"after backfill: {bulk_counts['ids']:,}, {bulk_counts['links']:,}"
     )
+    phases = Table(title="backfill: where the time goes")
+    phases.add_column("phase")
+    phases.add_column("seconds", justify="right")
+    phases.add_column("share", justify="right")
+    for name, value in bulk["phases"].items():
+        phases.add_row(name, f"{value:.1f}", f"{value / bulk['seconds']:.0%}")
+    console.print(phases)
     where = Table(
-        title=f"where the time goes: first {args.breakdown_events:,} events, one writer, "
+        title=f"load: where the time goes, first {args.breakdown_events:,} events, one writer, "
         "each statement of a chunk timed on its own"
     )
     where.add_column("step")
@@ -280,22 +433,6 @@ def main() -> int:
     for name, value in parts.items():
         where.add_row(name, f"{value:.2f}", f"{value / total:.0%}")
     console.print(where)
-    write(
-        args.out,
-        {
-            **header("load", commit_measured()),
-            "people": args.people,
-            "chunk_size": args.chunk_size,
-            "parse_only": parsing,
-            "naive": naive,
-            "idgraph": ours,
-            "breakdown_seconds": parts,
-            "ratio": ratio,
-            "graph": counts[0],
-        },
-        console,
-    )
-    return 0
 
 
 if __name__ == "__main__":

@@ -39,12 +39,17 @@ def test_load_benchmark_smoke(graph: Graph, neo4j_settings: Settings, tmp_path: 
         "load.py",
         tmp_path / "load.json",
         *("--people", "40", "--naive-events", "60", "--chunk-size", "100"),
-        *("--breakdown-events", "200"),
+        *("--breakdown-events", "200", "--heap", "512m", "--pagecache", "128m"),
         env=server_env(neo4j_settings),
     )
     assert report["naive"]["events"] == 60
     assert report["idgraph"]["events"] == report["parse_only"]["events"] > 60
     assert report["ratio"] > 0 and report["graph"]["ids"] > 0
+    # the backfill reads the same events and leaves the same graph
+    assert report["backfill"]["events"] == report["idgraph"]["events"]
+    assert report["backfill"]["accepted"] == report["idgraph"]["accepted"]
+    assert report["backfill_graph"] == report["graph"]
+    assert report["backfill"]["peak_rss_mb"] > 0 and report["idgraph"]["peak_rss_mb"] > 0
     assert set(report["breakdown_seconds"]) >= {
         "lock and read",
         "create identifiers",
