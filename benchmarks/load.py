@@ -6,8 +6,8 @@ quarter are ``identify`` calls) through the same parser and normalizer. The naiv
 writes each event in its own transaction with one MERGE per identifier and per pair (what a
 first attempt usually looks like), on a prefix of the file (``--naive-events``: at its rate
 the whole file would take hours). ``idgraph load`` streams the file into the online
-database; ``idgraph backfill`` builds the database offline with ``neo4j-admin database
-import`` (``--replace``: the graph the load left is replaced). Each of the two runs in a
+database; ``idgraph backfill`` builds a new database offline with ``neo4j-admin database
+import``, on a server of its own (it stops and starts it). Each of the two runs in a
 process of its own, so its peak memory (with its children: the parser process,
 ``neo4j-admin``) is its own; the server's peak is read from ``/proc``. Reported: events per
 second end to end (file -> database ready), the ratio to the load, peak RSS, where the
@@ -20,8 +20,8 @@ backfill's time goes by phase and the load's by statement.
 
 Starts a throwaway local server in a temporary directory, its heap and page cache sized as
 ``idgraph neo4j start`` sizes them by default (``--heap``, ``--pagecache`` to change that).
-With IDGRAPH_NEO4J_URI set, naive and load run on that server (wiped) and the backfill on a
-throwaway server of its own (a backfill stops and starts its server). Every idgraph setting
+With IDGRAPH_NEO4J_URI set, naive and load run on that server (wiped); the backfill always
+runs on a throwaway server. Every idgraph setting
 is the default but ``--chunk-size``'s. Writes JSON to benchmarks/results/load.json.
 """
 
@@ -233,7 +233,7 @@ def idgraph_load(uri: str, password: str, path: Path, chunk: int) -> dict[str, A
 
 
 def idgraph_backfill(config: ServerConfig, path: Path, chunk: int, workdir: Path) -> dict[str, Any]:
-    """``idgraph backfill --segment path --replace`` on the local server of ``config``, with
+    """``idgraph backfill --segment path`` into the empty database of the server of ``config``, with
     the default settings but ``chunk``, in a process of its own."""
     server = LocalServer(config)
     graph, driver = _graph(server.uri, config.password)
@@ -244,8 +244,8 @@ def idgraph_backfill(config: ServerConfig, path: Path, chunk: int, workdir: Path
             rejects_dir=workdir / "rejects", state_dir=workdir / "state",
         )  # fmt: skip
         report = backfill(
-            ServiceContext.create(graph, settings, Policy()), [path], [], replace=True,
-            source="bench", server=server,
+            ServiceContext.create(graph, settings, Policy()), [path], [], source="bench",
+            server=server,
         )  # fmt: skip
     finally:
         driver.close()
@@ -334,13 +334,15 @@ def main() -> int:
             counts = _graph_counts(graph)
             # last, on a server warmed up by the loads above
             parts = breakdown(graph, events_file, args.breakdown_events, args.chunk_size)
-            if server is None:  # a backfill stops and starts its server: one of its own
-                graph, server = stack.enter_context(throwaway_server(workdir / "backfill", **sizes))
+        # a backfill builds a new database, as a user runs it: into an empty one of a server
+        # of its own (it stops and starts it), started once the load's is stopped
+        with throwaway_server(workdir / "backfill", **sizes) as (graph, server):
             bulk = _in_own_process(
                 idgraph_backfill, server.config, events_file, args.chunk_size, workdir / "bf"
             )
             bulk["neo4j_peak_rss_mb"] = peak_rss_mb(server.status().pid)
             console.print(f"idgraph backfill: {bulk['events']:,} events in {bulk['seconds']:.1f}s")
+            graph.forget_bookmarks()  # a new database replaced the one the driver knew
             bulk_counts = _graph_counts(graph)
     _print_tables(args, parsing, naive, ours, bulk, counts, bulk_counts, parts)
     write(

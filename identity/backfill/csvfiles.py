@@ -19,13 +19,15 @@ quoted empty one the empty string. Times are written ``2026-10-01T10:00:00.123Z`
 ``datetime({epochMillis: ...})`` gives a load. Arrays and labels are separated by
 :data:`~identity.store.bulk.ARRAY_DELIMITER`, which no value may hold (checked).
 
-Property names the importer cannot take (``:`` is its type separator; ``(``, ``)``, ``{``,
-``}``, quotes, commas and control characters are mangled or break the header: ``page:Home``
-events, ``Add (promo)``) are imported under a placeholder name (:data:`PLACEHOLDER`) on
-nodes that get the label :data:`RENAMING`; after the import one server-side pass over those
-nodes renames them (:func:`~identity.store.bulk_writes.rename_properties`). Trait values of
-a type other than that of most values of their property (a column has one type) are set
-with Cypher after the import (:func:`extra_values`): rare.
+Property names the importer cannot take (``(``, ``)``, ``{``, ``}``, quotes, commas and
+control characters are mangled or break the header: ``Add (promo)``) are imported under a
+placeholder name (:data:`PLACEHOLDER`) on nodes that get the label :data:`RENAMING`; after
+the import one server-side pass over those nodes renames them
+(:func:`~identity.store.bulk_writes.rename_properties`). A ``:`` is the importer's type
+separator, but every column is typed and the importer takes the type after the last one, so
+``event_count.page:Home:long`` imports ``event_count.page:Home``. Trait values of a type
+other than that of most values of their property (a column has one type) are set with Cypher
+after the import (:func:`extra_values`): rare.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from identity.store.bulk import ARRAY_DELIMITER, ImportGroup
 from identity.store.bulk_writes import PLACEHOLDER, RENAMING
 from identity.store.rows import label_for
 
-_UNSAFE_NAME = re.compile(r"[:(){}\"'`,\x00-\x1f\x7f]")
+_UNSAFE_NAME = re.compile(r"[(){}\"'`,\x00-\x1f\x7f]")
 _NEO4J_TYPE = {"s": "string", "i": "long", "f": "double", "b": "boolean"}
 _MACROS = """
 CREATE OR REPLACE MACRO iso(ms) AS strftime(make_timestamp(ms * 1000), '%Y-%m-%dT%H:%M:%S.%gZ');

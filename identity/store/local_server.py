@@ -237,6 +237,9 @@ class LocalServer:
             "dbms.security.auth_enabled=true",
             "dbms.usage_report.enabled=false",
             "db.tx_log.rotation.retention_policy=512M size",
+            # Bolt's network threads wait 5 s for quiet, twice, at every stop: a local
+            # server has nobody to wait for (a backfill stops and starts it)
+            "internal.dbms.bolt.netty_server_shutdown_quiet_period=0",
         ]
         if c.http_port:
             lines.append(f"server.http.listen_address={HOST}:{c.http_port}")
@@ -397,7 +400,9 @@ class LocalServer:
         return True
 
     def _terminate(self, kill_after: float) -> None:
-        pid = self._process.pid if self._process else self._running_pid()
+        # the recorded server first: another process may have restarted it since this one
+        # started its own (a backfill stops and starts the server)
+        pid = self._running_pid() or (self._process.pid if self._process else None)
         if pid is None:
             return
         with contextlib.suppress(ProcessLookupError):

@@ -13,8 +13,9 @@ from typing import Any
 from identity.store.driver import Graph
 
 # Per identity: [first_seen, last_seen, [[type, count]]] over all members; the members that
-# carry traits, events or DMP segments as [key, type, [[property, value]], [[segment,
-# expires]]] (times in epoch ms); and the current profile properties.
+# carry traits, events or DMP segments (labelled :Stated, so the others are not opened) as
+# [key, type, [[property, value]], [[segment, expires]]] (times in epoch ms); and the
+# current profile properties.
 _READ_MEMBERS = """
 UNWIND $ids AS id
 MATCH (p:Identity {id: id})
@@ -25,7 +26,7 @@ CALL (p) {
           collect(CASE WHEN type IS NULL THEN null ELSE [type, n] END)] AS summary
 }
 RETURN id, summary, COLLECT {
-  MATCH (p)<-[:MEMBER_OF]-(i:Identifier)
+  MATCH (p)<-[:MEMBER_OF]-(i:Stated)
   WITH i, [k IN keys(i) WHERE k STARTS WITH 'trait' OR k STARTS WITH 'event_'] AS ks,
        COLLECT { MATCH (i)-[m:IN_SEGMENT]->(s:DmpSegment)
                  RETURN [s.name, m.expires_at.epochMillis] } AS segments
