@@ -161,3 +161,41 @@ def test_steward_errors_are_coded(
     assert message in error["message"], error
     # nothing changed
     assert gql(api, OWNER)["data"]["profile"]["id"] == people["ann"]
+
+
+SPLIT_PREVIEW = """query($ids: [IdentifierInput!]!) {
+  splitOffPreview(identifiers: $ids) { identityId selected cuts { a b } groups } }"""
+SPLIT = """mutation($ids: [IdentifierInput!]!, $reason: String!) {
+  splitOff(identifiers: $ids, reason: $reason) {
+    reason actor eventId plan { cuts { a b } groups } identities { id size } } }"""
+
+
+def test_split_off_previews_then_cuts_the_fewest_links(
+    api: str, graph: Graph, people: dict[str, str], steward: Client
+) -> None:
+    ck_a1 = [{"type": "cookie", "value": "ck-a1"}]
+    plan = steward.execute(GraphQLRequest(SPLIT_PREVIEW, variable_values={"ids": ck_a1}))
+    preview = plan["splitOffPreview"]
+    assert preview["identityId"] == people["ann"] and preview["selected"] == ["cookie:ck-a1"]
+    # ck-a1 was seen with C1 and Ann's email in one event: both links go
+    assert preview["cuts"] == [
+        {"a": "cookie:ck-a1", "b": "crm_id:C1"},
+        {"a": "cookie:ck-a1", "b": "email:ann@example.org"},
+    ]
+    assert preview["groups"] == [
+        ["cookie:ck-a1"],
+        ["cookie:ck-a2", "crm_id:C1", "email:ann@example.org"],
+    ]
+    assert gql(api, OWNER)["data"]["profile"]["id"] == people["ann"]  # nothing written
+    # a reader may not even preview
+    refused = gql(api, SPLIT_PREVIEW, {"ids": ck_a1})
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+    variables = {"ids": [{"type": "cookie", "value": "ck-a2"}], "reason": "shared laptop"}
+    done = steward.execute(GraphQLRequest(SPLIT, variable_values=variables))["splitOff"]
+    assert done["reason"] == "shared laptop" and done["actor"] == "steward-alice"
+    assert done["plan"]["cuts"] == [{"a": "cookie:ck-a2", "b": "email:ann@example.org"}]
+    assert sorted(p["size"] for p in done["identities"]) == [1, 3]
+    assert gql(api, OWNER)["data"]["profile"]["id"] != people["ann"]
+    bad = gql(api, SPLIT, {**variables, "reason": " "}, key=STEWARD)
+    assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

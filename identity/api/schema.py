@@ -44,6 +44,7 @@ from identity.api.reports import (
     TypeCount,
 )
 from identity.api.segments import SegmentMutation, SegmentQuery
+from identity.api.steward import StewardMutation, StewardQuery, reason_text, typed
 from identity.api.types import (
     DEFAULT_PAGE,
     Identifier,
@@ -62,7 +63,6 @@ from identity.config import Settings
 from identity.normalize import NormalizationError
 from identity.resolve.explain import explain as explain_service
 from identity.steward import actions as steward
-from identity.steward.audit import MAX_REASON
 from identity.store import reads
 from identity.store.reads import when
 
@@ -73,12 +73,6 @@ def _key(context: Context, given: IdentifierInput) -> str:
         return context.normalizer.normalize(given.type.strip(), given.value).key
     except NormalizationError as e:
         raise ApiError("BAD_USER_INPUT", f"identifier {given.type}:{given.value!r}: {e}") from e
-
-
-def _typed(given: IdentifierInput) -> str:
-    """``TYPE:VALUE`` as typed, for the services, which normalize it themselves (normalizing
-    here too would normalize twice: wrong for hashed values)."""
-    return f"{given.type}:{given.value}"
 
 
 def _members_asked(info: Info[Context, None]) -> tuple[Any, ...] | None:
@@ -102,15 +96,6 @@ def _members_asked(info: Info[Context, None]) -> tuple[Any, ...] | None:
         return members_args(types, after, info.context.page_size(first))
     except ApiError:
         return None  # the field itself reports it
-
-
-def _reason(reason: str) -> str:
-    text = reason.strip()
-    if not text:
-        raise ApiError("BAD_USER_INPUT", "a reason is required: say why, for the audit trail")
-    if len(text) > MAX_REASON:
-        raise ApiError("BAD_USER_INPUT", f"reason over {MAX_REASON} characters")
-    return text
 
 
 @strawberry.type
@@ -188,7 +173,7 @@ class Query:
         self, info: Info[Context, None], a: IdentifierInput, b: IdentifierInput
     ) -> Explanation:
         services = info.context.acting("steward")
-        result = await run_in_threadpool(explain_service, services, _typed(a), _typed(b))
+        result = await run_in_threadpool(explain_service, services, typed(a), typed(b))
         return converted(
             Explanation,
             result,
@@ -299,8 +284,8 @@ async def _act(
     reason: str,
 ) -> StewardResult:
     services = info.context.acting("steward")
-    given = [_typed(k) for k in keys]
-    done = await run_in_threadpool(lambda: action(services, *given, reason=_reason(reason)))
+    given = [typed(k) for k in keys]
+    done = await run_in_threadpool(lambda: action(services, *given, reason=reason_text(reason)))
     return converted(
         StewardResult,
         done,
@@ -358,8 +343,14 @@ class Mutation:
 
 # The root types: each domain module (segments, audiences, privacy) defines its own root
 # fields in a Query and a Mutation class of its own, listed here and merged into one.
-QUERIES: tuple[type, ...] = (Query, SegmentQuery, AudienceQuery, PrivacyQuery)
-MUTATIONS: tuple[type, ...] = (Mutation, SegmentMutation, AudienceMutation, PrivacyMutation)
+QUERIES: tuple[type, ...] = (Query, SegmentQuery, AudienceQuery, PrivacyQuery, StewardQuery)
+MUTATIONS: tuple[type, ...] = (
+    Mutation,
+    SegmentMutation,
+    AudienceMutation,
+    PrivacyMutation,
+    StewardMutation,
+)
 RootQuery = merge_types("Query", QUERIES)
 RootMutation = merge_types("Mutation", MUTATIONS)
 

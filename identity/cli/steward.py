@@ -1,4 +1,4 @@
-"""``idgraph steward cut | restore | force-merge | block | unblock``: steward actions.
+"""``idgraph steward cut | restore | force-merge | block | unblock | split-off``: steward actions.
 
 Each command records the action under ``cli:<os user>``, applies it through an incremental
 resolve and prints the identities that hold the identifiers before and after.
@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from identity.steward.actions import StewardResult
 
 commands = typer.Typer(
-    help="Steward actions: cut or restore a link, force a merge, block or unblock an identifier.",
+    help="Steward actions: cut or restore a link, force a merge, block or unblock an "
+    "identifier, split identifiers off their identity.",
     no_args_is_help=True,
 )
 
@@ -75,3 +76,43 @@ def block(key: str = _A, reason: str = _REASON, wait: float = _WAIT) -> None:
 def unblock(key: str = _A, reason: str = _REASON, wait: float = _WAIT) -> None:
     """Lift a block: the identifier's links merge again if the rules allow."""
     _act("unblock_identifier", key, reason=reason, wait=wait)
+
+
+@commands.command("split-off")
+def split_off_command(
+    keys: list[str] = typer.Argument(
+        ..., help="Identifiers of one identity that belong to someone else, TYPE:VALUE."
+    ),
+    reason: str = typer.Option(
+        "", "--reason", help="Why (kept in the audit trail); required unless --dry-run."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the cuts and what results."),
+    wait: float = _WAIT,
+) -> None:
+    """Split identifiers off their identity: cut the fewest links that separate them from its
+    other identifiers (a minimum edge cut), with one reason."""
+    from identity.steward import split  # the resolve it runs loads numpy, scipy, networkx
+
+    if not dry_run and not reason.strip():
+        raise typer.BadParameter("a reason is required (or --dry-run)", param_hint="--reason")
+    with services(actor=cli_actor()) as ctx:
+        if dry_run:
+            plan = split.plan_split_off(ctx, keys)
+        else:
+            result = split.split_off(ctx, keys, reason=reason, wait=wait)
+            plan = result.plan
+    out.print(f"identity {plan.identity}: split off {', '.join(plan.selected)}", highlight=False)
+    out.print(f"links {'to cut' if dry_run else 'cut'}: {len(plan.cuts)}", highlight=False)
+    for a, b in plan.cuts:
+        out.print(f"  {a} - {b}", highlight=False)
+    label = "identities that would result" if dry_run else "identities that result"
+    out.print(f"{label}: {len(plan.groups)}", highlight=False)
+    for group in plan.groups:
+        out.print(f"  {', '.join(group)}", soft_wrap=True, highlight=False)
+    if not dry_run:
+        out.print(
+            f"event {result.event_id}, applied by {result.report.mode if result.report else '-'} "
+            f"resolve; identities now: {', '.join(result.identities)}",
+            soft_wrap=True,
+            highlight=False,
+        )

@@ -114,7 +114,7 @@ class _Run:
 
     def lap(self, step: str) -> None:
         now = time.perf_counter()
-        self.seconds[step] = round(now - self.clock, 3)
+        self.seconds[step] = round(self.seconds.get(step, 0.0) + now - self.clock, 3)
         self.clock = now
 
     def go(
@@ -169,6 +169,7 @@ class _Run:
                 return report
             total = len(changes.units)
             built = self._new_profiles(mode, snapshot, changes)
+            self.lap("profiles")  # the new identities' profiles, built to be written with them
             self.progress("write", 0, total)
             write_units(
                 self.graph,

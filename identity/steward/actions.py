@@ -44,6 +44,7 @@ from identity.resolve.service import ResolveReport, resolve_identities
 from identity.steward.audit import MAX_ACTOR, MAX_REASON, audit_text
 from identity.store.identities import identities_of
 from identity.store.steward import (
+    Audit,
     Held,
     read_identifiers,
     read_link,
@@ -157,17 +158,11 @@ class _Request:
         graph, keys = self.graph, [h.key for h in held]
         before = sorted({h.identity for h in held if h.identity is not None})
         event = new_id()
-        done = record_action(
-            graph,
-            action=action,
-            keys=keys,
-            reason=self.reason,
-            actor=self.actor,
-            at_ms=int(time.time() * 1000),
-            event=event,
-            batch=f"steward-{uuid.uuid4()}",
-            before=before,
-        )
+        audit = Audit(
+            self.reason, self.actor, int(time.time() * 1000), event, f"steward-{uuid.uuid4()}",
+            before,
+        )  # fmt: skip
+        done = record_action(graph, action=action, keys=keys, audit=audit)
         if not done:  # another steward changed it between the check and the write
             raise NotFoundError(f"{action} {' - '.join(keys)}: changed meanwhile, nothing done")
         try:

@@ -76,7 +76,7 @@ _TOUCHES_NEIGHBOURS = frozenset({"block_identifier", "unblock_identifier"})
 _EVENT: LiteralString = """
     CREATE (e:IdentityEvent {id: $event, kind: 'steward', action: $action, reason: $reason,
                              actor: $actor, at: datetime({epochMillis: $at}), keys: $keys,
-                             batches: [$batch]})
+                             selected: $selected, batches: [$batch]})
     WITH e
     UNWIND $before AS id
     MATCH (p:Identity {id: id})
@@ -146,45 +146,58 @@ def read_link(graph: Graph, a: str, b: str) -> LinkFlags | None:
     return LinkFlags(rows[0]["cut"], rows[0]["forced"]) if rows else None
 
 
-def record_action(
-    graph: Graph,
-    *,
-    action: str,
-    keys: Sequence[str],
-    reason: str,
-    actor: str,
-    at_ms: int,
-    event: str,
-    batch: str,
-    before: Sequence[str],
-) -> bool:
+@dataclass(frozen=True)
+class Audit:
+    """Who acts, why and when, the audit event's id, the steward batch's id and the
+    identities holding the identifiers before: what every steward action records."""
+
+    reason: str
+    actor: str
+    at_ms: int
+    event: str
+    batch: str
+    before: Sequence[str]
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason,
+            "actor": self.actor,
+            "at": self.at_ms,
+            "event": self.event,
+            "batch": self.batch,
+            "before": list(self.before),
+        }
+
+
+def record_action(graph: Graph, *, action: str, keys: Sequence[str], audit: Audit) -> bool:
     """Apply ``action`` to ``keys`` with its audit event and steward batch, in one
     transaction; False (and nothing written) when its precondition no longer holds."""
     ends = sorted(keys)
     params: dict[str, Any] = {
+        **audit.params(),
         "a": ends[0],
         "b": ends[-1],
         "action": action,
         "keys": list(keys),
-        "reason": reason,
-        "actor": actor,
-        "at": at_ms,
-        "event": event,
-        "batch": batch,
-        "before": list(before),
+        "selected": None,
         "neighbours": action in _TOUCHES_NEIGHBOURS,
     }
-    change = _CHANGES[action]
+    return _record(graph, _CHANGES[action], params, changes=1)
+
+
+def _record(graph: Graph, change: LiteralString, params: dict[str, Any], *, changes: int) -> bool:
+    """Run ``change``, then the audit event and the steward batch, in one transaction;
+    False (nothing written) when ``change`` changed fewer than ``changes`` things."""
 
     def work(tx: ManagedTransaction) -> None:
         record = tx.run(change, params).single()
-        if record is None or record["n"] == 0:
+        if record is None or record["n"] < changes:
             raise _Unchanged  # rolls the transaction back
         tx.run(_EVENT, params).consume()
         tx.run(_BATCH, params).consume()
 
     try:
-        graph.write(f"steward {action}", work, query=change, parameters=params)
+        graph.write(f"steward {params['action']}", work, query=change, parameters=params)
     except _Unchanged:
         return False
     return True
@@ -209,3 +222,30 @@ def record_after(graph: Graph, event: str, run: str, after: Sequence[str]) -> No
         """,
         {"event": event, "run": run, "after": list(after)},
     )
+
+
+_CUT_ALL: LiteralString = """
+    UNWIND $cuts AS pair
+    MATCH (:Identifier {key: pair[0]})-[r:LINKED]-(:Identifier {key: pair[1]})
+    SET r.cut = true, r.cut_reason = $reason, r.cut_by = $actor,
+        r.cut_at = datetime({epochMillis: $at})
+    RETURN count(r) AS n
+"""
+
+
+def record_cuts(
+    graph: Graph, *, cuts: Sequence[tuple[str, str]], selected: Sequence[str], audit: Audit
+) -> bool:
+    """A split-off: cut every link of ``cuts`` (pairs of keys) with one audit event
+    (``action: 'split_off'``, ``keys``: the ends of the cut links, ``selected``: the
+    identifiers split off) and one steward batch touching the ends, in one transaction; False
+    (nothing written) when a link is gone."""
+    params: dict[str, Any] = {
+        **audit.params(),
+        "cuts": [list(pair) for pair in cuts],
+        "action": "split_off",
+        "keys": sorted({key for pair in cuts for key in pair}),
+        "selected": list(selected),
+        "neighbours": False,
+    }
+    return _record(graph, _CUT_ALL, params, changes=len(cuts))
