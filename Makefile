@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 UV_VERSION := 0.13.9
 UV := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(BIN)/uv
 
-.PHONY: setup system venv neo4j-jars run stop test lint typecheck docs check format lock clean
+.PHONY: setup system venv neo4j-jars run stop test lint typecheck docs check format lock vendor clean
 
 setup: system venv neo4j-jars
 
@@ -27,6 +27,11 @@ $(STAMP): pyproject.toml uv.lock
 # Resolve the dependencies again within pyproject.toml's bounds and write uv.lock.
 lock: venv
 	$(UV) lock --upgrade
+
+# GraphiQL's scripts and styles from the npm registry into identity/api/static/vendor/ (committed:
+# nothing is fetched at run time), each checked against the integrity hash its page states.
+vendor: venv
+	$(BIN)/python scripts/vendor_assets.py
 
 neo4j-jars: venv
 	@$(BIN)/idgraph neo4j fetch

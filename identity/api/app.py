@@ -7,7 +7,7 @@ background resolver. Nothing connects at import time.
 
 Routes: ``/graphql`` (GraphiQL in a browser, GraphQL over POST), the Segment-compatible
 ``/v1/*`` ingestion endpoints, ``/healthz`` (the process answers), ``/readyz`` (Neo4j answers
-too) and ``/metrics`` (Prometheus).
+too), ``/metrics`` (Prometheus) and ``/static/`` (GraphiQL's vendored scripts and styles).
 """
 
 from __future__ import annotations
@@ -22,14 +22,15 @@ from typing import TypedDict
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from identity import __version__
 from identity.api.audiences import export_routes
 from identity.api.auth import ApiKeys, Principal, WriteKeys, bearer_token
 from identity.api.background_resolve import BackgroundResolver
-from identity.api.graphql import GraphQLApp
+from identity.api.graphql import STATIC_DIR, GraphQLApp
 from identity.api.ingestion import ingestion_routes
 from identity.api.limits import RateLimiter
 from identity.api.observability import Metrics, RequestContext, configure_logging, request_id
@@ -222,9 +223,11 @@ def create_app(
         Route("/metrics", metrics_endpoint),
         *ingestion_routes(),
         *export_routes(),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
-    app.add_middleware(RequestContext, metrics=metrics, routes=frozenset(r.path for r in routes))
+    paths = frozenset(r.path for r in routes if isinstance(r, Route))
+    app.add_middleware(RequestContext, metrics=metrics, routes=paths)
     return app
 
 
