@@ -110,6 +110,7 @@ class _Run:
         self.normalizer = ctx.normalizer
         self.clock = time.perf_counter()
         self.seconds: dict[str, float] = {}
+        self.touched: set[str] | None = None  # the pending batches' touched keys, once read
         self.previous_as_of = 0  # as_of of the last completed run (incremental runs)
 
     def lap(self, step: str) -> None:
@@ -250,7 +251,9 @@ class _Run:
             done = refresh_profiles(self.graph, rules, None, workers=workers, progress=report)
             return done + refresh_profiles(self.graph, rules, merged)
         written = {str(x["id"]) for u in changes.units if not u.fresh for x in u.identities}
-        touched = touched_keys(self.graph, batches) if batches else set()
+        if self.touched is None:  # a full run: the seeds were not read
+            self.touched = touched_keys(self.graph, batches) if batches else set()
+        touched = self.touched
         targets = set(identities_of(self.graph, sorted(touched))) | written | merged
         if built:  # new identities whose members a pending batch touched: built already
             targets -= {str(u.identities[0]["id"]) for u in changes.units if u.fresh}
@@ -278,7 +281,8 @@ class _Run:
 
     def _seeds(self, batches: list[str], as_of_ms: int) -> set[str]:
         """Identifiers touched by the batches, and ends of links whose TTL ran out since."""
-        seeds = touched_keys(self.graph, batches) if batches else set()
+        self.touched = touched_keys(self.graph, batches) if batches else set()
+        seeds = set(self.touched)
         ttls = sorted({r.ttl_days for r in self.policy.rules.values() if r.ttl_days is not None})
         before = self.previous_as_of
         for ttl in ttls:
