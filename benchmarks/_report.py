@@ -40,10 +40,27 @@ def commit_measured() -> str:
     return head + ("+dirty" if dirty else "")
 
 
-def peak_rss_mb() -> float:
-    """The peak resident memory of this process so far, in MB."""
+def peak_rss_mb(*, children: bool = False) -> float:
+    """The peak resident memory of this process so far, in MB; with ``children``, the larger
+    of it and that of its largest finished child (a parser process, ``neo4j-admin``)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if children:
+        peak = max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def process_peak_rss_mb(pid: int | None) -> float | None:
+    """The peak resident memory of another running process (``VmHWM``, Linux), in MB; None
+    when unknown."""
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
 
 
 def header(benchmark: str, revision: str) -> dict[str, Any]:

@@ -65,16 +65,3 @@ def throwaway_server(
             driver.close()
     finally:
         server.stop()
-
-
-def peak_rss_mb(pid: int | None) -> float | None:
-    """The peak resident memory of a running process (``VmHWM``), in MB; None if unknown."""
-    if pid is None:
-        return None
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None

@@ -33,7 +33,6 @@ import itertools
 import logging
 import multiprocessing
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -43,8 +42,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _report import commit_measured, header, write
-from bench_server import PASSWORD, benchmark_server, peak_rss_mb, throwaway_server
+from _report import commit_measured, header, peak_rss_mb, process_peak_rss_mb, write
+from bench_server import PASSWORD, benchmark_server, throwaway_server
 from neo4j import ManagedTransaction
 from rich.console import Console
 from rich.table import Table
@@ -190,14 +189,6 @@ def naive_load(
     return {"events": events, "seconds": seconds, "events_per_s": events / seconds}
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory and that of its largest finished child (the
-    load's parser process, ``neo4j-admin``), in MB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024
-
-
 def _graph(uri: str, password: str) -> tuple[Graph, Any]:
     settings = load_settings(neo4j_uri=uri, neo4j_password=password)
     driver = open_driver(settings)
@@ -228,7 +219,7 @@ def idgraph_load(uri: str, password: str, path: Path, chunk: int) -> dict[str, A
         "rejected": c.rejected,
         "seconds": seconds,
         "events_per_s": c.read / seconds,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(children=True),
     }
 
 
@@ -258,7 +249,7 @@ def idgraph_backfill(config: ServerConfig, path: Path, chunk: int, workdir: Path
         "events_per_s": report.totals.read / seconds,
         "phases": report.phases,
         "rows": report.rows,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(children=True),
     }
 
 
@@ -329,7 +320,7 @@ def main() -> int:
             console.print(f"naive: {naive['events']:,} events in {naive['seconds']:.1f}s")
             graph.wipe()
             ours = _in_own_process(idgraph_load, uri, password, events_file, args.chunk_size)
-            ours["neo4j_peak_rss_mb"] = peak_rss_mb(server.status().pid if server else None)
+            ours["neo4j_peak_rss_mb"] = process_peak_rss_mb(server.status().pid if server else None)
             console.print(f"idgraph load: {ours['events']:,} events in {ours['seconds']:.1f}s")
             counts = _graph_counts(graph)
             # last, on a server warmed up by the loads above
@@ -340,7 +331,7 @@ def main() -> int:
             bulk = _in_own_process(
                 idgraph_backfill, server.config, events_file, args.chunk_size, workdir / "bf"
             )
-            bulk["neo4j_peak_rss_mb"] = peak_rss_mb(server.status().pid)
+            bulk["neo4j_peak_rss_mb"] = process_peak_rss_mb(server.status().pid)
             console.print(f"idgraph backfill: {bulk['events']:,} events in {bulk['seconds']:.1f}s")
             graph.forget_bookmarks()  # a new database replaced the one the driver knew
             bulk_counts = _graph_counts(graph)

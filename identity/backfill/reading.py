@@ -2,15 +2,16 @@
 
 Each file goes through the load's own parser (:func:`loaders.segment_events.
 read_segment_events` or :func:`loaders.table.read_table`, with the normalizer of the
-context) in one streaming pass: records are numbered as a load numbers them (chunks of
-``IDGRAPH_CHUNK_SIZE`` records, rejected ones included), counted as it counts them, and
-every rejection goes to the batch's rejects file in the load's format
+context) in one streaming pass, cut into chunks and counted by the load's own
+:func:`identity.ingest.parsing.chunks_of` (chunks of ``IDGRAPH_CHUNK_SIZE`` records, rejected
+ones included), and every rejection goes to the batch's rejects file in the load's order and
+format
 (:class:`identity.ingest.rejects.RejectsFile`). Erased identifiers are dropped with the
 load's :func:`identity.store.rows.suppress_forgotten`; its rejections wait in the staging
 database, since a load only reports them for records that are not duplicates, which the
 aggregation decides later (:func:`add_late_rejections`).
 
-Memory: one record at a time plus the staging buffer.
+Memory: one chunk of records plus the staging buffer.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import duckdb
 
 from identity.backfill.staging import Staged, Staging
-from identity.ingest.parsing import Parse
+from identity.ingest.parsing import Parse, chunks_of
 from identity.ingest.rejects import RejectsFile
 from identity.ingest.service import Input, Progress
 from identity.model import Observation, Party, Rejection
@@ -106,34 +107,27 @@ def stage_file(
     now = datetime.now(UTC)
     staging.add_file(result.number, spec.batch_id, spec.source, spec.party)
     rejects = RejectsFile(rejects_dir / f"{spec.batch_id}.ndjson", spec.batch_id)
-    counts = result.counts
     erased = _erased_among(tombstones)
-    n = 0
+    chunks = 0
     try:
         with spec.input.open() as (raw, stream):
-            for item in spec.parse(stream, now):
-                chunk = chunk_base + n // chunk_size
-                n += 1
-                counts.read += 1
-                if isinstance(item, Rejection):
-                    counts.rejected += 1
-                    counts.reasons[item.code] += 1
-                    rejects.add(item, whole_record=True)
-                    continue
-                counts.accepted += 1
-                for value in item.rejected_values:
-                    counts.value_reasons[value.code] += 1
+            # the load's own chunking and counting, so that chunks end where a load's do
+            for chunk in chunks_of(spec.parse, raw, stream, now, chunk_size):
+                chunks += 1
+                result.counts.add(chunk.counts)
+                for rejection in chunk.rejected:
+                    rejects.add(rejection, whole_record=True)
+                for value in chunk.rejected_values:
                     rejects.add(value, whole_record=False)
-                staging.add(_staged(seq, result.number, chunk, item, erased))
-                seq += 1
-                if progress and n % 10_000 == 0:
-                    progress(raw.tell(), spec.input.size)
+                for obs in chunk.observations:
+                    staging.add(_staged(seq, result.number, chunk_base + chunk.index, obs, erased))
+                    seq += 1
+                if progress:
+                    progress(chunk.position, spec.input.size)
     finally:
         result.rejects_file = rejects.close()
     staging.flush()
-    if progress:
-        progress(spec.input.size, spec.input.size)
-    result.chunks = max(1, -(-n // chunk_size))
+    result.chunks = chunks
     result.seconds = time.monotonic() - started
     return seq
 

@@ -46,17 +46,15 @@ from identity.backfill.staging import Staging
 from identity.config import Settings
 from identity.context import ServiceContext
 from identity.errors import IdgraphError, InputError
-from identity.ingest.parsing import Parse
-from identity.ingest.service import Input, LoadReport, Progress
+from identity.ingest.parsing import TableParser
+from identity.ingest.service import Input, LoadReport, Progress, segment_parser
 from identity.model import PARTIES, Party
-from identity.normalize import Normalizer
 from identity.store import bulk_writes
 from identity.store.bulk import import_database
 from identity.store.local_server import LocalServer, ServerConfig
 from identity.store.rows import EVIDENCE_CAP, Counts
 from identity.store.schema import init_schema
-from loaders.segment_events import SegmentEventOptions, read_segment_events
-from loaders.table import TableMapping, check_header, load_mapping, read_table
+from loaders.table import check_header, load_mapping
 
 PHASES = ("parse", "aggregate", "csv", "import", "restart", "schema", "finish")
 FileProgress = Callable[[Path], AbstractContextManager[Progress | None]]
@@ -197,40 +195,25 @@ def _specs(
 ) -> list[FileSpec]:
     """Every input checked before anything is written: files readable and not empty,
     mappings valid, CSV headers holding the mapped columns."""
-    settings, policy, normalizer = ctx.settings, ctx.policy, ctx.normalizer
-    options = SegmentEventOptions(
-        source=source,
-        party=party,
-        user_id_type=policy.user_id_type,
-        previous_id_type=policy.previous_id_type,
-        external_id_types=policy.external_id_types,
-        max_record_bytes=settings.max_record_bytes,
-    )
+    parser = segment_parser(ctx, source, party)
     specs = [
-        FileSpec(
-            Input.of_file(path), "segment", source, party,
-            lambda stream, now: read_segment_events(stream, normalizer, options, now=now),
-        )
+        FileSpec(Input.of_file(path), "segment", source, party, parser)
         for pattern in segment_files
         for path in expand(pattern)
-    ]  # fmt: skip
+    ]
     for pattern, mapping_file in csv_files:
-        mapping = load_mapping(mapping_file, policy.types)
+        mapping = load_mapping(mapping_file, ctx.policy.types)
         for path in expand(pattern):
             check_header(path, mapping)
             specs.append(
                 FileSpec(
                     Input.of_file(path), "csv", mapping.source, mapping.party,
-                    _table_parser(mapping, normalizer),
+                    TableParser(mapping, ctx.normalizer.config),
                 )
             )  # fmt: skip
     if not specs:
         raise InputError("nothing to backfill: give --segment or --csv files")
     return specs
-
-
-def _table_parser(mapping: TableMapping, normalizer: Normalizer) -> Parse:
-    return lambda stream, now: read_table(stream, mapping, normalizer, now=now)
 
 
 def _parse(
@@ -314,9 +297,5 @@ def _totals(results: list[FileResult]) -> Counts:
     for r in results:
         if r.status != "completed":
             continue
-        total.read += r.counts.read
-        total.accepted += r.counts.accepted
-        total.rejected += r.counts.rejected
-        total.reasons.update(r.counts.reasons)
-        total.value_reasons.update(r.counts.value_reasons)
+        total.add(r.counts)
     return total

@@ -282,6 +282,21 @@ class _ChunkPipeline:
                 )
 
 
+def segment_parser(ctx: ServiceContext, source: str, party: Party) -> SegmentParser:
+    """How loads (and backfills) read Segment events of ``source``: the policy's identifier
+    types, the settings' record limit, the context's normalizer."""
+    policy = ctx.policy
+    options = SegmentEventOptions(
+        source=source,
+        party=party,
+        user_id_type=policy.user_id_type,
+        previous_id_type=policy.previous_id_type,
+        external_id_types=policy.external_id_types,
+        max_record_bytes=ctx.settings.max_record_bytes,
+    )
+    return SegmentParser(options, ctx.normalizer.config)
+
+
 def load_segment_file(
     ctx: ServiceContext,
     path: Path | Input,
@@ -293,19 +308,11 @@ def load_segment_file(
 ) -> LoadReport:
     """Load a file of Segment-spec events as one batch of ``source``; ``path`` may be an
     :class:`Input` held in memory (an HTTP request body), loaded exactly as a file would be."""
-    settings, policy, normalizer = ctx.settings, ctx.policy, ctx.normalizer
-    options = SegmentEventOptions(
-        source=source,
-        party=party,
-        user_id_type=policy.user_id_type,
-        previous_id_type=policy.previous_id_type,
-        external_id_types=policy.external_id_types,
-        max_record_bytes=settings.max_record_bytes,
-    )
+    settings = ctx.settings
     return load_file(
         ctx.graph,
         path,
-        SegmentParser(options, normalizer.config),
+        segment_parser(ctx, source, party),
         kind="segment",
         source=source,
         party=party,

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from identity.context import ServiceContext
@@ -69,7 +70,7 @@ def cut_link(
     ctx: ServiceContext, a: str, b: str, *, reason: str, wait: float = 30.0
 ) -> StewardResult:
     """Cut the link between ``a`` and ``b`` (see the module docstring)."""
-    request = _Request(ctx, reason, wait)
+    request = Request(ctx, reason, wait)
     a_, b_ = request.pair(a, b)
     if read_link(ctx.graph, a_.key, b_.key) is None:
         raise NotFoundError(f"no link between {a_.key} and {b_.key}: nothing to cut")
@@ -80,7 +81,7 @@ def restore_link(
     ctx: ServiceContext, a: str, b: str, *, reason: str, wait: float = 30.0
 ) -> StewardResult:
     """Remove the cut of the link between ``a`` and ``b``."""
-    request = _Request(ctx, reason, wait)
+    request = Request(ctx, reason, wait)
     a_, b_ = request.pair(a, b)
     link = read_link(ctx.graph, a_.key, b_.key)
     if link is None:
@@ -94,7 +95,7 @@ def force_merge(
     ctx: ServiceContext, a: str, b: str, *, reason: str, wait: float = 30.0
 ) -> StewardResult:
     """Assert ``a`` and ``b`` are the same customer: force (or create) the link between them."""
-    request = _Request(ctx, reason, wait)
+    request = Request(ctx, reason, wait)
     ends = request.pair(a, b)
     for end in ends:
         if end.blocked:
@@ -109,7 +110,7 @@ def block_identifier(
     ctx: ServiceContext, key: str, *, reason: str, wait: float = 30.0
 ) -> StewardResult:
     """Block ``key``: none of its links merges, it stands alone."""
-    request = _Request(ctx, reason, wait)
+    request = Request(ctx, reason, wait)
     return request.apply("block_identifier", request.known([key]))
 
 
@@ -117,7 +118,7 @@ def unblock_identifier(
     ctx: ServiceContext, key: str, *, reason: str, wait: float = 30.0
 ) -> StewardResult:
     """Lift a steward's block of ``key``; its links merge again if the rules allow."""
-    request = _Request(ctx, reason, wait)
+    request = Request(ctx, reason, wait)
     held = request.known([key])
     if not held[0].blocked:
         raise NotFoundError(f"{held[0].key} is not blocked: nothing to unblock")
@@ -128,7 +129,7 @@ def _text(name: str, value: str, limit: int) -> str:
     return audit_text(name, value, limit, needed_by="a steward action", kept_in="the audit trail")
 
 
-class _Request:
+class Request:
     """One steward action on its way: who asks and why (checked first), and where."""
 
     def __init__(self, ctx: ServiceContext, reason: str, wait: float) -> None:
@@ -153,17 +154,24 @@ class _Request:
             raise InputError(f"{a!r} and {b!r} are the same identifier ({ends[0].key})")
         return ends
 
-    def apply(self, action: str, held: list[Held]) -> StewardResult:
-        """Record the action with its audit event, then resolve incrementally to apply it."""
-        graph, keys = self.graph, [h.key for h in held]
-        before = sorted({h.identity for h in held if h.identity is not None})
+    def record(
+        self,
+        action: str,
+        keys: list[str],
+        before: list[str],
+        write: Callable[[Audit], bool],
+        *,
+        holding: list[str] | None = None,
+    ) -> tuple[str, list[str], ResolveReport]:
+        """Write the action with its audit (``write``: False when its precondition no longer
+        holds), then apply it by an incremental resolve; the audit event's id, the identities
+        holding ``holding`` (default: ``keys``) after, and the resolve's report."""
         event = new_id()
         audit = Audit(
             self.reason, self.actor, int(time.time() * 1000), event, f"steward-{uuid.uuid4()}",
             before,
         )  # fmt: skip
-        done = record_action(graph, action=action, keys=keys, audit=audit)
-        if not done:  # another steward changed it between the check and the write
+        if not write(audit):  # another steward changed it between the check and the write
             raise NotFoundError(f"{action} {' - '.join(keys)}: changed meanwhile, nothing done")
         try:
             report = resolve_identities(self.ctx, wait=self.wait)
@@ -171,8 +179,20 @@ class _Request:
             raise ResolveBusyError(
                 f"{action} recorded (event {event}); it takes effect at the next resolve: {e}"
             ) from e
-        after = identities_of(graph, keys)
-        record_after(graph, event, report.run, after)
+        after = identities_of(self.graph, holding if holding is not None else keys)
+        record_after(self.graph, event, report.run, after)
+        return event, after, report
+
+    def apply(self, action: str, held: list[Held]) -> StewardResult:
+        """Record the action with its audit event, then resolve incrementally to apply it."""
+        keys = [h.key for h in held]
+        before = sorted({h.identity for h in held if h.identity is not None})
+        event, after, report = self.record(
+            action,
+            keys,
+            before,
+            lambda audit: record_action(self.graph, action=action, keys=keys, audit=audit),
+        )
         return StewardResult(
             action=action,
             keys=keys,

@@ -15,25 +15,24 @@ event (``action: 'split_off'``), then one incremental resolve applies them (as
 
 from __future__ import annotations
 
+import dataclasses
 import time
-import uuid
 from dataclasses import dataclass, field
 
 import networkx as nx
 import numpy as np
 
 from identity.context import ServiceContext
-from identity.errors import InputError, NotFoundError, ResolveBusyError
-from identity.model import new_id
+from identity.errors import InputError, NotFoundError
 from identity.normalize import parse_key
 from identity.resolve.engine import MERGED, Resolution, resolve
 from identity.resolve.graph import LinkGraph
-from identity.resolve.service import ResolveReport, resolve_identities
+from identity.resolve.service import ResolveReport
 from identity.resolve.snapshot import read_region
-from identity.steward.audit import MAX_ACTOR, MAX_REASON, audit_text
+from identity.steward.actions import Request
 from identity.store.identities import identities_of
 from identity.store.linkgraph import identity_members
-from identity.store.steward import Audit, record_after, record_cuts
+from identity.store.steward import record_cuts
 
 MAX_SPLIT_MEMBERS = 5000  # identifiers of an identity a split-off works on at most
 
@@ -63,8 +62,7 @@ class SplitResult:
 def plan_split_off(ctx: ServiceContext, keys: list[str]) -> SplitPlan:
     """The cuts that separate ``keys`` (identifiers of one identity, ``type:value`` as loads
     normalize them) from the identity's other identifiers, and what would result."""
-    plan, _ = _plan(ctx, keys)
-    return plan
+    return _plan(ctx, keys)
 
 
 def split_off(
@@ -72,32 +70,22 @@ def split_off(
 ) -> SplitResult:
     """Cut the links :func:`plan_split_off` finds, with one reason and one audit event, and
     apply them through an incremental resolve."""
-    reason = audit_text("reason", reason, MAX_REASON, needed_by="a split-off",
-                        kept_in="the audit trail")  # fmt: skip
-    actor = audit_text("actor", ctx.actor or "", MAX_ACTOR, needed_by="a split-off",
-                       kept_in="the audit trail")  # fmt: skip
-    acting = ctx.acting_as(actor)
-    plan, _ = _plan(acting, keys)
-    event = new_id()
-    audit = Audit(
-        reason, actor, int(time.time() * 1000), event, f"steward-{uuid.uuid4()}", [plan.identity]
-    )
-    done = record_cuts(acting.graph, cuts=plan.cuts, selected=plan.selected, audit=audit)
-    if not done:
-        raise NotFoundError("split-off: a link to cut changed meanwhile, nothing done")
-    try:
-        report = resolve_identities(acting, wait=wait)
-    except ResolveBusyError as e:
-        raise ResolveBusyError(
-            f"split-off recorded (event {event}); it takes effect at the next resolve: {e}"
-        ) from e
+    request = Request(ctx, reason, wait)
+    plan = _plan(request.ctx, keys)
     members = [key for group in plan.groups for key in group]
-    after = identities_of(acting.graph, members)
-    record_after(acting.graph, event, report.run, after)
-    return SplitResult(plan, reason, actor, event, after, report)
+    event, after, report = request.record(
+        "split_off",
+        plan.selected,
+        [plan.identity],
+        lambda audit: record_cuts(
+            request.graph, cuts=plan.cuts, selected=plan.selected, audit=audit
+        ),
+        holding=members,
+    )
+    return SplitResult(plan, request.reason, request.actor, event, after, report)
 
 
-def _plan(ctx: ServiceContext, given: list[str]) -> tuple[SplitPlan, Resolution]:
+def _plan(ctx: ServiceContext, given: list[str]) -> SplitPlan:
     if not given:
         raise InputError("split-off: name at least one identifier to split off")
     selected = sorted({parse_key(ctx.normalizer, k) for k in given})
@@ -138,8 +126,7 @@ def _plan(ctx: ServiceContext, given: list[str]) -> tuple[SplitPlan, Resolution]
     after = resolve(preview, ctx.policy, as_of)
     groups = _groups_of(after, members, selected)
     pairs = [tuple(sorted((g.keys[int(g.a[j])], g.keys[int(g.b[j])]))) for j in cuts]
-    plan = SplitPlan(identity, selected, sorted((a, b) for a, b in pairs), groups)
-    return plan, after
+    return SplitPlan(identity, selected, sorted((a, b) for a, b in pairs), groups)
 
 
 def _minimum_cut(
@@ -175,13 +162,7 @@ def _with_cuts(g: LinkGraph, cuts: list[int]) -> LinkGraph:
     """A copy of ``g`` whose links ``cuts`` are cut, as a steward's cut marks them."""
     cut = g.cut.copy()
     cut[cuts] = True
-    return LinkGraph(
-        keys=g.keys, type_names=g.type_names, types=g.types, blocked=g.blocked,
-        region=g.region, stored_shared=g.stored_shared, a=g.a, b=g.b, count=g.count,
-        first_seen=g.first_seen, last_seen=g.last_seen, mergeable=g.mergeable, cut=cut,
-        forced=g.forced, index=g.index, node_ids=g.node_ids,
-        first_seen_loader=g.first_seen_loader,
-    )  # fmt: skip
+    return dataclasses.replace(g, cut=cut)
 
 
 def _groups_of(resolution: Resolution, members: set[str], selected: list[str]) -> list[list[str]]:

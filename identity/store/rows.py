@@ -62,6 +62,14 @@ class Counts:
     reasons: Counter[str] = field(default_factory=Counter)
     value_reasons: Counter[str] = field(default_factory=Counter)
 
+    def add(self, other: Counts) -> None:
+        """Add ``other``'s counts to these."""
+        self.read += other.read
+        self.accepted += other.accepted
+        self.rejected += other.rejected
+        self.reasons.update(other.reasons)
+        self.value_reasons.update(other.value_reasons)
+
     def copy(self) -> Counts:
         return replace(
             self, reasons=Counter(self.reasons), value_reasons=Counter(self.value_reasons)
