@@ -16,7 +16,6 @@ the text a tie between equal times compares (:func:`identity.store.rows.text_of`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,6 @@ from identity.model import Observation, Rejection, TraitValue
 from identity.store.rows import message_code, millis_of, text_of
 
 FLUSH_EVERY = 20_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 
 TABLES = {
     "files": "file INTEGER, batch VARCHAR, source VARCHAR, party VARCHAR",
@@ -103,8 +100,7 @@ class Staging:
     def add(self, staged: Staged) -> None:
         """Buffer one record's rows; they reach the database every FLUSH_EVERY records."""
         obs, kept, seq = staged.original, staged.kept, staged.seq
-        at = millis_of(obs.at)
-        when = obs.at.replace(microsecond=obs.at.microsecond // 1000 * 1000)
+        at = millis_of(obs.at)  # exact milliseconds: the time and the evidence's order
         msg = obs.message_id
         b = self._buffers
         b["records"].append(
@@ -113,7 +109,7 @@ class Staging:
                 message_code(msg, at) if msg is not None else None,
                 obs.identifiers[0].key,
                 kept.identifiers[0].key if kept is not None else None,
-                at, (when - _EPOCH) // _MS, obs.record, len(staged.forgotten[1]),
+                at, at, obs.record, len(staged.forgotten[1]),
             )
         )  # fmt: skip
         records, values = staged.forgotten
