@@ -4,12 +4,15 @@ stats, and what a steward action did."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import strawberry
 from strawberry.types import Info
 
 from identity.api.context import Context
-from identity.api.types import Identifier, PageInfo, Profile
+from identity.api.types import Identifier, PageInfo, Profile, converted
+from identity.store.read_types import LoadRow, RunRow
+from identity.store.reads import when
 
 
 @strawberry.type(description="One link on an explanation path, and what the rules made of it.")
@@ -26,6 +29,7 @@ class Hop:
     last_seen: datetime | None
     count: int
     evidence: list[str]
+    forced: bool = strawberry.field(description="A steward forced it (the why says who, why).")
 
 
 @strawberry.type(description="Why two identifiers are, or are not, the same customer.")
@@ -85,24 +89,74 @@ class SizeCount:
 
 
 @strawberry.type
+class ReasonCount:
+    reason: str
+    count: int
+
+
+@strawberry.type(description="A load: its counts and its reasons for rejecting.")
 class LoadInfo:
     batch: str
     source: str
+    file: str | None
     status: str
     started_at: datetime | None
     finished_at: datetime | None
     read: int
     accepted: int
     rejected: int
+    reasons: list[ReasonCount] = strawberry.field(description="Whole records rejected.")
+    value_reasons: list[ReasonCount] = strawberry.field(
+        description="Values dropped from records that loaded."
+    )
+
+    @staticmethod
+    def of(row: LoadRow) -> LoadInfo:
+        return converted(
+            LoadInfo,
+            row,
+            status=row.status or "unknown",
+            started_at=when(row.started_at),
+            finished_at=when(row.finished_at),
+            reasons=_reasons(row.reasons),
+            value_reasons=_reasons(row.value_reasons),
+        )
+
+
+def _reasons(pairs: list[list[Any]]) -> list[ReasonCount]:
+    counted = [ReasonCount(reason=str(code), count=int(n)) for code, n in pairs]
+    return sorted(counted, key=lambda r: (-r.count, r.reason))
 
 
 @strawberry.type
+class StepSeconds:
+    step: str
+    seconds: float
+
+
+@strawberry.type(description="A resolve: what changed and how long each step took.")
 class ResolveInfo:
     run: str
     mode: str
     status: str
     started_at: datetime | None
     finished_at: datetime | None
+    identifiers: int | None
+    created: int | None
+    merged: int | None
+    split: int | None
+    seconds: list[StepSeconds]
+    error: str | None
+
+    @staticmethod
+    def of(row: RunRow) -> ResolveInfo:
+        return converted(
+            ResolveInfo,
+            row,
+            started_at=when(row.started_at),
+            finished_at=when(row.finished_at),
+            seconds=[StepSeconds(step=s, seconds=float(n)) for s, n in row.seconds],
+        )
 
 
 @strawberry.type

@@ -24,6 +24,7 @@ from strawberry.types import Info
 from strawberry.types.nodes import SelectedField
 
 from identity.api.audiences import AudienceMutation, AudienceQuery
+from identity.api.console import ConsoleQuery
 from identity.api.context import Context
 from identity.api.errors import ApiError
 from identity.api.extensions import CodedErrors, Gate
@@ -63,7 +64,7 @@ from identity.config import Settings
 from identity.normalize import NormalizationError
 from identity.resolve.explain import explain as explain_service
 from identity.steward import actions as steward
-from identity.store import reads
+from identity.store import activity, reads
 from identity.store.reads import when
 
 
@@ -249,7 +250,8 @@ class Query:
         context.require("read")
         found = await reads.stats(context.reads, sorted(context.policy.types))
         sizes = [SizeCount(size=s, identities=n) for s, n in found.sizes]
-        load, run = found.last_load, found.last_resolve
+        loads = await activity.recent_loads(context.reads, 1)
+        runs = await activity.recent_resolves(context.reads, 1)
         return Stats(
             identifiers=[TypeCount(type=t, count=n) for t, n in found.types.items()],
             identifiers_total=sum(found.types.values()),
@@ -257,23 +259,8 @@ class Query:
             links=found.links,
             sizes=sizes,
             largest_identity=max((s.size for s in sizes), default=0),
-            last_load=converted(
-                LoadInfo,
-                load,
-                status=load.status or "unknown",
-                started_at=when(load.started_at),
-                finished_at=when(load.finished_at),
-            )
-            if load
-            else None,
-            last_resolve=converted(
-                ResolveInfo,
-                run,
-                started_at=when(run.started_at),
-                finished_at=when(run.finished_at),
-            )
-            if run
-            else None,
+            last_load=LoadInfo.of(loads[0]) if loads else None,
+            last_resolve=ResolveInfo.of(runs[0]) if runs else None,
         )
 
 
@@ -343,7 +330,14 @@ class Mutation:
 
 # The root types: each domain module (segments, audiences, privacy) defines its own root
 # fields in a Query and a Mutation class of its own, listed here and merged into one.
-QUERIES: tuple[type, ...] = (Query, SegmentQuery, AudienceQuery, PrivacyQuery, StewardQuery)
+QUERIES: tuple[type, ...] = (
+    Query,
+    SegmentQuery,
+    AudienceQuery,
+    PrivacyQuery,
+    StewardQuery,
+    ConsoleQuery,
+)
 MUTATIONS: tuple[type, ...] = (
     Mutation,
     SegmentMutation,

@@ -58,6 +58,7 @@ class Hop:
     last_seen: datetime | None = None
     count: int = 0
     evidence: list[str] = field(default_factory=list)
+    forced: bool = False  # a steward forced it (who and why are in ``why``)
 
 
 @dataclass
@@ -117,10 +118,10 @@ def explain(ctx: ServiceContext, a: str, b: str, *, as_of: datetime | None = Non
         )
         return result
     hops = [
-        _hop(resolution, network[u][v]["link"], g.keys[u], g.keys[v])
+        hop_of(resolution, network[u][v]["link"], g.keys[u], g.keys[v])
         for u, v in itertools.pairwise(nodes)
     ]
-    _add_details(graph, hops)
+    add_details(graph, hops)
     result.path = hops
     if result.same:
         forced = [h.why for h in hops if h.why != "merged"]
@@ -132,7 +133,8 @@ def explain(ctx: ServiceContext, a: str, b: str, *, as_of: datetime | None = Non
     return result
 
 
-def _hop(resolution: Resolution, link: int, a: str, b: str) -> Hop:
+def hop_of(resolution: Resolution, link: int, a: str, b: str) -> Hop:
+    """Link ``link`` of the resolution between keys ``a`` and ``b``: its verdict and why."""
     g = resolution.graph
     verdict = int(resolution.verdict[link])
     why = {
@@ -160,7 +162,8 @@ def _hop(resolution: Resolution, link: int, a: str, b: str) -> Hop:
     return Hop(a=a, b=b, verdict=VERDICTS[verdict], why=why)
 
 
-def _add_details(graph: Graph, hops: list[Hop]) -> None:
+def add_details(graph: Graph, hops: list[Hop]) -> None:
+    """Each hop's sources, party, times, count, evidence, and the steward's words in its why."""
     rows = link_details(graph, [(h.a, h.b) for h in hops])
     details = {(row["a"], row["b"]): row for row in rows}
     for hop in hops:
@@ -173,6 +176,7 @@ def _add_details(graph: Graph, hops: list[Hop]) -> None:
         hop.last_seen = row["last_seen"].to_native() if row["last_seen"] else None
         hop.count = int(row["count"] or 0)
         hop.evidence = list(row["evidence"] or [])
+        hop.forced = bool(row["forced"])
         hop.why = _steward_why(hop, row)
 
 

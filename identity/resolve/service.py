@@ -32,6 +32,7 @@ from identity.resolve.engine import Resolution, resolve
 from identity.resolve.graph import DAY_MS, SHARED_KINDS
 from identity.resolve.lineage import Plan, plan
 from identity.resolve.snapshot import Snapshot, read_full, read_region
+from identity.store.activity import seconds_properties
 from identity.store.identities import identities_of, write_flags, write_units
 from identity.store.runs import (
     ResolveLock,
@@ -201,7 +202,12 @@ class _Run:
                 self.graph,
                 self.run,
                 batches,
-                {"as_of": as_of_ms, **changes.summary(), "identifiers": report.identifiers},
+                {
+                    "as_of": as_of_ms,
+                    **changes.summary(),
+                    "identifiers": report.identifiers,
+                    **seconds_properties(self.seconds),
+                },
             )
             return report
         except BaseException as e:

@@ -208,3 +208,13 @@ def shortest_raw_path(graph: Graph, a: str, b: str, max_hops: int) -> list[str]:
         {"a": a, "b": b, "max_hops": max_hops},
     )
     return list(rows[0]["keys"]) if rows else []
+
+
+def batch_origins(graph: Graph, ids: list[str]) -> list[dict[str, Any]]:
+    """The loads ``ids`` (batch ids, from links' evidence): source, file, when."""
+    return graph.read(
+        "read batch origins",
+        "UNWIND $ids AS id MATCH (b:Batch {id: id}) "
+        "RETURN b.id AS id, b.source AS source, b.file AS file, b.started_at AS started_at",
+        {"ids": ids},
+    )

@@ -65,25 +65,6 @@ class QuarantineRow(NamedTuple):
     detected_at: int | None
 
 
-class LoadRow(NamedTuple):
-    batch: str
-    source: str
-    status: str | None
-    started_at: int | None
-    finished_at: int | None
-    read: int
-    accepted: int
-    rejected: int
-
-
-class RunRow(NamedTuple):
-    run: str
-    mode: str
-    status: str
-    started_at: int | None
-    finished_at: int | None
-
-
 class Page(NamedTuple):
     rows: list[Any]
     total: int
@@ -93,5 +74,36 @@ class Stats(NamedTuple):
     types: dict[str, int]
     links: int
     sizes: list[tuple[int, int]]  # (identity size, identities of that size)
-    last_load: LoadRow | None
-    last_resolve: RunRow | None
+
+
+class LoadRow(NamedTuple):
+    """A load with its reasons for rejecting: ``[code, records]`` (whole records) and
+    ``[code, values]`` (values dropped from records that loaded)."""
+
+    batch: str
+    source: str
+    file: str | None
+    status: str | None
+    started_at: int | None
+    finished_at: int | None
+    read: int
+    accepted: int
+    rejected: int
+    reasons: list[list[Any]]
+    value_reasons: list[list[Any]]
+
+
+class RunRow(NamedTuple):
+    """A resolve with its changes and the seconds of each step: ``[step, seconds]``."""
+
+    run: str
+    mode: str
+    status: str
+    started_at: int | None
+    finished_at: int | None
+    identifiers: int | None
+    created: int | None
+    merged: int | None
+    split: int | None
+    seconds: list[list[Any]]
+    error: str | None

@@ -23,10 +23,8 @@ from identity.store.read_types import (
     IdentifierRow,
     IdentityRow,
     LinkRow,
-    LoadRow,
     Page,
     QuarantineRow,
-    RunRow,
     Stats,
 )
 from identity.store.rows import label_for
@@ -64,7 +62,7 @@ _IDENTIFIER = _columns(
     blocked="coalesce(i.blocked, false)",
     blocked_reason="i.blocked_reason",
 )
-_EVENT = _columns(
+EVENT_COLUMNS = _columns(
     EventRow,
     id="e.id",
     kind="e.kind",
@@ -265,7 +263,7 @@ async def history_pages(
         "  MATCH (p)<-[:MERGED_INTO*0..50]-(:Identity)<-[:AFFECTED]-(e:IdentityEvent) "
         "  WITH DISTINCT e "
         "  WHERE $at IS NULL OR e.at < $at OR (e.at = $at AND e.id < $event) "
-        f"  RETURN {_EVENT} ORDER BY e.at DESC, e.id DESC LIMIT $limit }}",
+        f"  RETURN {EVENT_COLUMNS} ORDER BY e.at DESC, e.id DESC LIMIT $limit }}",
         {"ids": list(ids), "at": at, "event": event, "limit": limit},
     )
     return {r[0]: [EventRow._make(e) for e in r[1]] for r in records}
@@ -303,7 +301,7 @@ async def event_feed(
         "  AND ($kinds IS NULL OR e.kind IN $kinds) "
         "  AND ($at IS NULL OR e.at > $at OR (e.at = $at AND e.id > $event)) "
         "  AND NOT EXISTS { MATCH (run:ResolveRun {id: e.run}) WHERE run.status = 'running' } "
-        f"RETURN {_EVENT} ORDER BY e.at, e.id LIMIT $limit",
+        f"RETURN {EVENT_COLUMNS} ORDER BY e.at, e.id LIMIT $limit",
         {
             "since": since or datetime.fromtimestamp(0).astimezone(),
             "kinds": list(kinds) if kinds else None,
@@ -345,7 +343,7 @@ async def quarantines(reads: AsyncGraph, limit: int) -> list[QuarantineRow]:
 
 async def stats(reads: AsyncGraph, types: Sequence[str]) -> Stats:
     """Counts from Neo4j's count store where it has them (identifiers per type label, links),
-    the identity size distribution through the status index, the last load and resolve."""
+    the identity size distribution through the status index."""
     per_type: dict[str, int] = {}
     for type_ in types:
         # labels come from the policy's types through label_for, never from a request
@@ -360,23 +358,8 @@ async def stats(reads: AsyncGraph, types: Sequence[str]) -> Stats:
         "MATCH (p:Identity) WHERE p.status = 'active' "
         "RETURN p.size AS size, count(*) AS n ORDER BY size",
     )
-    last_load = await reads.read(
-        "last load",
-        "MATCH (b:Batch) WHERE b.started_at IS NOT NULL AND b.source <> 'steward' "
-        "RETURN [b.id, b.source, b.status, b.started_at.epochMillis, b.finished_at.epochMillis, "
-        "coalesce(b.read, 0), coalesce(b.accepted, 0), coalesce(b.rejected, 0)] "
-        "ORDER BY b.started_at DESC LIMIT 1",
-    )
-    last_resolve = await reads.read(
-        "last resolve",
-        "MATCH (r:ResolveRun) RETURN [r.id, r.mode, r.status, r.started_at.epochMillis, "
-        "r.finished_at.epochMillis] "
-        "ORDER BY r.started_at DESC LIMIT 1",
-    )
     return Stats(
         types=per_type,
         links=int(links[0][0]),
         sizes=[(int(r[0] or 0), int(r[1])) for r in sizes],
-        last_load=LoadRow._make(last_load[0][0]) if last_load else None,
-        last_resolve=RunRow._make(last_resolve[0][0]) if last_resolve else None,
     )
