@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs what idgraph needs from Debian when it is missing: Python 3.11+ with venv,
-# JDK 17+ (to run Neo4j) and Maven (to fetch Neo4j's jars once). Safe to re-run.
+# JDK 17+ (to run Neo4j), Maven (to fetch Neo4j's jars once) and Chromium with its driver (for
+# the console's browser tests; `IDGRAPH_NO_BROWSER=1` skips it). Safe to re-run.
 set -eu
 
 SUDO=""
@@ -17,6 +18,14 @@ if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ]; then
 fi
 if ! command -v mvn >/dev/null 2>&1; then
     packages="$packages maven"
+fi
+if [ "${IDGRAPH_NO_BROWSER:-0}" != "1" ]; then
+    if ! command -v chromium >/dev/null 2>&1; then
+        packages="$packages chromium"
+    fi
+    if ! command -v chromedriver >/dev/null 2>&1; then
+        packages="$packages chromium-driver"
+    fi
 fi
 if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     echo "error: Python 3.11+ is required (found: $(python3 --version 2>&1))" >&2

@@ -1,10 +1,13 @@
-"""Vendor the browser assets GraphiQL needs from the npm registry into
+"""Vendor the browser assets GraphiQL and the console need from the npm registry into
 ``identity/api/static/vendor/`` (no CDN at run time): ``make vendor``.
 
 The files and their versions are those strawberry's GraphiQL page names (its ``unpkg.com``
 URLs, each with a Subresource Integrity hash): each package's tarball is fetched from
 registry.npmjs.org, the file and the package's licence extracted, and the file's SHA-384
 checked against the page's integrity hash, so the page loads the same bytes from here.
+
+The console's libraries (:data:`CONSOLE`) are pinned here; their tarballs are checked against
+the SHA-512 integrity the npm registry publishes for that version.
 """
 
 from __future__ import annotations
@@ -29,12 +32,42 @@ ASSET = re.compile(
     r'(?P<file>[^"]+)"\s+integrity="(?P<integrity>sha384-[^"]+)"'
 )
 
+# the console's libraries: package, version, files (an ES module each, loaded by the console)
+CONSOLE = (("cytoscape", "3.35.0", ("dist/cytoscape.esm.min.mjs",)),)
 
-def tarball(package: str, version: str) -> tarfile.TarFile:
+
+def tarball(package: str, version: str, integrity: str | None = None) -> tarfile.TarFile:
+    """The package's tarball; with ``integrity`` (``sha512-...``), checked against it."""
     name = package.split("/")[-1]
     url = f"https://registry.npmjs.org/{package}/-/{name}-{version}.tgz"
     with urllib.request.urlopen(url, timeout=60) as response:
-        return tarfile.open(fileobj=io.BytesIO(response.read()), mode="r:gz")
+        data = response.read()
+    if integrity is not None:
+        digest = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+        if digest != integrity:
+            raise SystemExit(f"{package}@{version}: tarball {digest} != registry's {integrity}")
+    return tarfile.open(fileobj=io.BytesIO(data), mode="r:gz")
+
+
+def registry_integrity(package: str, version: str) -> str:
+    url = f"https://registry.npmjs.org/{package}/{version}"
+    with urllib.request.urlopen(url, timeout=60) as response:
+        return str(json.load(response)["dist"]["integrity"])
+
+
+def vendor_console() -> None:
+    for package, version, files in CONSOLE:
+        archive = tarball(package, version, registry_integrity(package, version))
+        target = VENDOR / f"{package}@{version}"
+        for file in files:
+            content = archive.extractfile(f"package/{file}")
+            if content is None:
+                raise SystemExit(f"{package}@{version}: no {file}")
+            data = content.read()
+            (target / file).parent.mkdir(parents=True, exist_ok=True)
+            (target / file).write_bytes(data)
+            print(f"{package}@{version}/{file}: {len(data):,} bytes, tarball integrity checked")
+        (target / "LICENSE").write_bytes(licence_of(archive, package, version))
 
 
 def licence_of(archive: tarfile.TarFile, package: str, version: str) -> bytes:
@@ -78,6 +111,7 @@ def main() -> int:
         (target / file).write_bytes(data)
         (target / "LICENSE").write_bytes(licence_of(archive, package, version))
         print(f"{package}@{version}/{file}: {len(data):,} bytes, integrity checked")
+    vendor_console()
     return 0
 
 

@@ -7,7 +7,8 @@ background resolver. Nothing connects at import time.
 
 Routes: ``/graphql`` (GraphiQL in a browser, GraphQL over POST), the Segment-compatible
 ``/v1/*`` ingestion endpoints, ``/healthz`` (the process answers), ``/readyz`` (Neo4j answers
-too), ``/metrics`` (Prometheus) and ``/static/`` (GraphiQL's vendored scripts and styles).
+too), ``/metrics`` (Prometheus), ``/static/`` (GraphiQL's vendored scripts and styles) and
+``/console/`` (the console for stewards and marketers: static files speaking GraphQL).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from identity import __version__
 from identity.api.audiences import export_routes
 from identity.api.auth import ApiKeys, Principal, WriteKeys, bearer_token
 from identity.api.background_resolve import BackgroundResolver
+from identity.api.console_files import ConsoleFiles
 from identity.api.graphql import STATIC_DIR, GraphQLApp
 from identity.api.ingestion import ingestion_routes
 from identity.api.limits import RateLimiter
@@ -224,6 +226,7 @@ def create_app(
         *ingestion_routes(),
         *export_routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+        Mount("/console", app=ConsoleFiles(), name="console"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     paths = frozenset(r.path for r in routes if isinstance(r, Route))
