@@ -47,6 +47,8 @@ run: setup
 	@echo
 	@echo "Neo4j: the Bolt URI above (user neo4j, password IDGRAPH_NEO4J_PASSWORD, default"
 	@echo "idgraph-local-password). Stop it with: make stop"
+	@echo "Console: http://127.0.0.1:8000/console  (sign in with demo-steward-key, demo-marketer-key,"
+	@echo "  demo-reader-key or demo-admin-key)"
 	@echo "GraphiQL: http://127.0.0.1:8000/graphql  (Headers: {\"Authorization\": \"Bearer demo-reader-key\"};"
 	@echo "  demo-steward-key, demo-marketer-key, demo-admin-key for the other roles)"
 	@echo "Segment ingestion: http://127.0.0.1:8000/v1/batch with write key demo-write-key"

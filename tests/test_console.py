@@ -371,6 +371,8 @@ def test_the_review_queue_opens_identities(
     browser.find_element(By.LINK_TEXT, largest[0]["id"]).click()
     assert wait(browser, "#identity-id").text == largest[0]["id"]
     graph_drawn(browser)
+    browser.find_element(By.CSS_SELECTOR, "#links tr[data-link]").click()
+    wait(browser, "#link-details")
     browser.save_screenshot(str(shots / "identity.png"))
 
 
