@@ -45,6 +45,7 @@ FILE_NAMES = {
     "dmp": "dmp.csv",
     "dmp_mapping": "dmp.mapping.toml",
     "truth": "truth.csv",
+    "cases": "cases.csv",
 }
 EVENT_TYPES = {"identify", "track", "page", "screen", "alias", "group"}
 
@@ -185,7 +186,7 @@ def test_truth_covers_every_identifier_emitted(data: Dataset) -> None:
         assert f"dmp_id:{row['partner_id']}" in data.truth
     persons = set(data.truth.values())
     assert {SHARED, JUNK} <= persons
-    assert all(re.fullmatch(r"p\d{6}", p) for p in persons - {SHARED, JUNK})
+    assert all(re.fullmatch(r"p\d{6}(-partner)?", p) for p in persons - {SHARED, JUNK})
 
 
 def test_logins_tie_cookies_to_crm_ids_and_emails(data: Dataset) -> None:
@@ -398,3 +399,44 @@ def test_memory_stays_bounded(tmp_path: Path) -> None:
     large = peak_memory(tmp_path / "large", SynthConfig(people=20_000, events_per_person=2))
     assert large < 50 * 2**20, f"peak {large / 2**20:.1f} MiB"
     assert large < 3 * small, f"peak {small / 2**20:.1f} -> {large / 2**20:.1f} MiB"
+
+
+def test_a_partner_signs_in_on_a_customers_device_between_their_logins(data: Dataset) -> None:
+    cases = read_csv(data.summary.files["cases"])
+    hosts = [r["person"] for r in cases if r["case"] == "partner_host"]
+    assert hosts and [r["person"] for r in cases if r["case"] == "partner"] == [
+        f"{h}-partner" for h in hosts
+    ]
+    for host in hosts:
+        partner = f"{host}-partner"
+        [email] = [k for k, p in data.truth.items() if p == partner and k.startswith("email:")]
+        value = email.split(":", 1)[1]
+        typed = [
+            e for e in data.events
+            if e["type"] == "identify" and "userId" not in e
+            and e["traits"].get("email", "").strip().lower() == value
+        ]  # fmt: skip
+        devices = {e["context"]["device"]["id"] for e in typed if "device" in e.get("context", {})}
+        [device] = devices  # the host's device, in the truth as the host's
+        assert data.truth[f"device:{device}"] == host
+        logins = [
+            e for e in data.events
+            if e.get("userId") and e.get("context", {}).get("device", {}).get("id") == device
+        ]  # fmt: skip
+        assert len(logins) >= 2 and not any(e.get("userId") for e in typed)
+
+
+def test_a_twin_writes_one_email_then_another(data: Dataset) -> None:
+    cases = read_csv(data.summary.files["cases"])
+    twins = [r["person"] for r in cases if r["case"] == "twin"]
+    assert twins
+    for twin in twins:
+        emails = sorted(k for k, p in data.truth.items() if p == twin and k.startswith("email:"))
+        assert len(emails) == 2, emails
+        seen: dict[str, list[str]] = {}
+        for e in data.events:
+            written = (e.get("traits") or {}).get("email")
+            if written:
+                seen.setdefault(f"email:{written.strip().lower()}", []).append(e["timestamp"])
+        old, new = sorted(emails, key=lambda k: min(seen[k]))
+        assert max(seen[old]) < min(seen[new])  # replaced once, never written again

@@ -6,8 +6,10 @@ ground truth); nothing is kept across people but the current household's shared 
 a ring of recent DMP partner ids, so memory does not grow with the number of people.
 
 Files: ``events.ndjson[.gz]`` (Segment spec), ``crm.csv`` + ``crm.mapping.toml``, ``dmp.csv`` +
-``dmp.mapping.toml``, and ``truth.csv`` (``type,value,person``: each identifier emitted, once,
-with its value as a loader normalizes it; person ``shared`` or ``junk`` marks the traps).
+``dmp.mapping.toml``, ``truth.csv`` (``type,value,person``: each identifier emitted, once,
+with its value as a loader normalizes it; person ``shared`` or ``junk`` marks the traps), and
+``cases.csv`` (``person,case``: the people in the hard cases below that evaluation reports
+apart: ``partner_host``, ``partner``, ``twin``).
 
 Hard cases and their rates (the constants in ``rates.py``, re-exported here):
 
@@ -25,6 +27,14 @@ Hard cases and their rates (the constants in ``rates.py``, re-exported here):
   and anonymousId);
 - one kiosk browser (one anonymousId) where 1% of people log in (``KIOSK_USER_RATE``; at least
   ``KIOSK_MIN_USERS`` = 3, made customers);
+- two people on one device (``cases``): 0.6% of people (``PARTNER_RATE``, at least one) are
+  customers with an app install of their own on which a partner, known only by an email,
+  signs in to a newsletter 2-4 times between the customer's logins (half of the partners also
+  typed it in a browser of their own); the device is the customer's in the truth, the partner
+  a person of their own (``p000042-partner``);
+- its innocent twin: 0.6% of people (``TWIN_RATE``, at least one) change their email address
+  once, at a random time in the middle of the window: before it they write one everywhere,
+  after it the other, each at least once on an app install of theirs;
 - ``test@example.com`` typed (identify without userId) on their own cookie by 1% of people
   (``TEST_EMAIL_RATE``; at least ``TEST_EMAIL_MIN_USERS`` = 2);
 - all-zero advertising ids on 30% of iOS installs (``ZERO_IDFA_RATE``);
@@ -77,6 +87,7 @@ from .rates import (
     MEAN_SESSION_EVENTS,
     MIN_PEOPLE_FOR_FORCED,
     NEWSLETTER_RATE,
+    PARTNER_RATE,
     PHONE_IN_IDENTIFY_RATE,
     PHONE_RATE,
     SECOND_APP_RATE,
@@ -85,6 +96,7 @@ from .rates import (
     TEST_EMAIL_MIN_USERS,
     TEST_EMAIL_RATE,
     TRACK_RATE,
+    TWIN_RATE,
     WRONG_DMP_LINK_RATE,
     ZERO_IDFA_RATE,
     ZERO_MAID,
@@ -126,6 +138,7 @@ __all__ = [
     "MIN_PEOPLE_FOR_FORCED",
     "NEWSLETTER_RATE",
     "PAGES",
+    "PARTNER_RATE",
     "PHONE_IN_IDENTIFY_RATE",
     "PHONE_RATE",
     "PRODUCT_EVENTS",
@@ -138,6 +151,7 @@ __all__ = [
     "TEST_EMAIL_RATE",
     "TRACK_RATE",
     "TRUTH_COLUMNS",
+    "TWIN_RATE",
     "WRONG_DMP_LINK_RATE",
     "ZERO_IDFA_RATE",
     "ZERO_MAID",

@@ -18,16 +18,19 @@ from typing import TextIO
 
 from identity.errors import ConfigError
 
+from .cases import CASE_COLUMNS, partner, twin_email, twin_sessions
 from .config import SynthConfig, SynthSummary
 from .events import session
-from .people import household_tablet, new_person
+from .people import app_touch, household_tablet, new_person
 from .rates import (
     KIOSK_USER_RATE,
     LOGIN_RATE,
     MEAN_SESSION_EVENTS,
     NEWSLETTER_RATE,
+    PARTNER_RATE,
     TEST_EMAIL,
     TEST_EMAIL_RATE,
+    TWIN_RATE,
 )
 from .state import _Run
 from .tables import (
@@ -62,13 +65,19 @@ def generate(
         "dmp": out_dir / "dmp.csv",
         "dmp_mapping": out_dir / "dmp.mapping.toml",
         "truth": out_dir / "truth.csv",
+        "cases": out_dir / "cases.csv",
     }
     files["crm_mapping"].write_text(CRM_MAPPING, encoding="utf-8")
     files["dmp_mapping"].write_text(DMP_MAPPING, encoding="utf-8")
     with ExitStack() as stack:
         events = _open_events(stack, files["events"], compress=config.gzip)
         tables = []
-        for name, header in (("crm", CRM_COLUMNS), ("dmp", DMP_COLUMNS), ("truth", TRUTH_COLUMNS)):
+        for name, header in (
+            ("crm", CRM_COLUMNS),
+            ("dmp", DMP_COLUMNS),
+            ("truth", TRUTH_COLUMNS),
+            ("cases", CASE_COLUMNS),
+        ):
             handle = stack.enter_context(files[name].open("w", encoding="utf-8", newline=""))
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(header)
@@ -93,7 +102,19 @@ def _person(run: _Run, i: int) -> None:
     household = household_tablet(run, i)
     kiosk = i in run.forced_kiosk or rng.random() < KIOSK_USER_RATE
     test = i in run.forced_test or rng.random() < TEST_EMAIL_RATE
-    p = new_person(run, i, customer=household is not None or i in run.forced_kiosk)
+    case = None
+    if household is None and not kiosk:
+        if i == run.forced_partner or rng.random() < PARTNER_RATE:
+            case = "partner"
+        elif i == run.forced_twin or rng.random() < TWIN_RATE:
+            case = "twin"
+    customer = household is not None or i in run.forced_kiosk or case == "partner"
+    p = new_person(run, i, customer=customer)
+    if case is not None:
+        if not p.apps:
+            p.apps.append(app_touch(run))
+        if case == "twin":
+            twin_email(run, p)
     out: list[tuple[int, str]] = []
     mean = run.config.events_per_person
     budget = round(rng.expovariate(1.0 / mean)) if mean > 0 else 0
@@ -110,6 +131,10 @@ def _person(run: _Run, i: int) -> None:
         session(run, p, run.kiosk, out, size=2, login=p.crm_id is not None, typed=p.email)
     if test:
         session(run, p, p.browsers[0], out, size=2, login=False, typed=TEST_EMAIL)
+    if case == "partner":
+        partner(run, p, out)
+    elif case == "twin":
+        twin_sessions(run, p, out)
     out.sort(key=itemgetter(0))
     run.events_file.write("".join([line for _, line in out]))
     run.counts["events"] += len(out)

@@ -39,15 +39,21 @@ def session(
     size: int,
     login: bool,
     typed: str | None = None,
+    during: tuple[float, float] = (0.0, 1.0),
 ) -> int:
     """Append one session's events to ``out`` as (time, JSON line); returns how many.
 
     Lines are assembled from fragments for speed: every value placed raw is generated here
     from ``[0-9A-Za-z_.:/ -]`` and needs no escaping; traits and context go through json.
+    The session starts at a random time within ``during`` (fractions of the window).
     """
     rng = run.rng
     random_ = rng.random
-    t = int(random_() * run.window_ms)
+    low, high = during
+    t = int((low + random_() * (high - low)) * run.window_ms)
+    email = p.email_at(t)
+    if typed == p.email:
+        typed = email
     if touch.web and touch.lifetime_ms:
         epoch = (t + touch.phase_ms) // touch.lifetime_ms
         anonymous_id = touch.cookies.get(epoch) or touch.cookies.setdefault(epoch, run.uuid())
@@ -71,7 +77,7 @@ def session(
         user_part = f',"userId":"{user}"'
         if random_() < ALIAS_RATE:
             bodies.append(("alias", f',"previousId":"{anonymous_id}"'))
-        bodies.append(("identify", f',"traits":{run.encode(_traits(run, p))}'))
+        bodies.append(("identify", f',"traits":{run.encode(_traits(run, p, email))}'))
         bodies.append(("track", _SIGNED_IN))
         if random_() < GROUP_RATE:
             bodies.append(("group", f',"groupId":"acct_{int(random_() * 10_000):04d}"'))
@@ -96,7 +102,7 @@ def session(
         ctx = plain
         if user is not None and kind != "identify" and random_() < CONTEXT_TRAITS_RATE:
             if with_traits is None:
-                shown = {**context, "traits": {"email": p.email}}
+                shown = {**context, "traits": {"email": email}}
                 with_traits = f',"context":{run.encode(shown)}'
             ctx = with_traits
         line = (
@@ -107,9 +113,9 @@ def session(
     return len(bodies)
 
 
-def _traits(run: _Run, p: _Person) -> dict[str, Any]:
-    traits: dict[str, Any] = {"email": email_text(run, p.email)}
-    run.emit("email", p.email, p)
+def _traits(run: _Run, p: _Person, email: str) -> dict[str, Any]:
+    traits: dict[str, Any] = {"email": email_text(run, email)}
+    run.emit("email", email, p)
     if p.phone is not None and run.rng.random() < PHONE_IN_IDENTIFY_RATE:
         traits["phone"] = phone_text(run, p.phone)
         run.emit("phone", p.phone, p)

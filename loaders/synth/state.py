@@ -68,13 +68,28 @@ class _Person:
     dmp_id: str | None
     browsers: list[_Touch]
     apps: list[_Touch]
+    # one person, two emails: from ``email_change_ms`` on, they write ``second_email``
+    second_email: str | None = None
+    email_change_ms: int = 0
+
+    def email_at(self, t: int) -> str:
+        """The email the person writes at ``t`` (ms from the start)."""
+        if self.second_email is not None and t >= self.email_change_ms:
+            return self.second_email
+        return self.email
 
 
 class _Run:
     """The state of one run: the random stream, the open writers, what truth already holds."""
 
     def __init__(
-        self, config: SynthConfig, events: TextIO, crm: Writer, dmp: Writer, truth: Writer
+        self,
+        config: SynthConfig,
+        events: TextIO,
+        crm: Writer,
+        dmp: Writer,
+        truth: Writer,
+        cases: Writer,
     ) -> None:
         self.config = config
         self.rng = rng = random.Random(config.seed)
@@ -82,6 +97,7 @@ class _Run:
         self.crm = crm
         self.dmp = dmp
         self.truth = truth
+        self.cases = cases
         self.encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
         start = config.start if config.start.tzinfo else config.start.replace(tzinfo=UTC)
         self.base_ms = int(start.timestamp() * 1000)
@@ -96,11 +112,12 @@ class _Run:
         self.household_left = 0
         self.household_keys: list[tuple[str, str]] = []
         self.counts = {"events": 0, "crm": 0, "dmp": 0}
-        picks = [-1] * (KIOSK_MIN_USERS + TEST_EMAIL_MIN_USERS + 1)
+        picks = [-1] * (KIOSK_MIN_USERS + TEST_EMAIL_MIN_USERS + 3)
         if config.people >= MIN_PEOPLE_FOR_FORCED:
             picks = rng.sample(range(config.people), len(picks))
         self.forced_kiosk = set(picks[:KIOSK_MIN_USERS])
-        self.forced_test = set(picks[KIOSK_MIN_USERS:-1])
+        self.forced_test = set(picks[KIOSK_MIN_USERS:-3])
+        self.forced_partner, self.forced_twin = picks[-3], picks[-2]
         self.forced_household = min(picks[-1], config.people - 3)
         self.kiosk = _Touch(web=True, anonymous_id=self.uuid())
         self.fix("cookie", self.kiosk.anonymous_id, SHARED)

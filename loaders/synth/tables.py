@@ -60,7 +60,8 @@ SEGMENTS = (
 def crm_row(run: _Run, p: _Person) -> None:
     assert p.crm_id is not None
     run.emit("crm_id", p.crm_id, p)
-    run.emit("email", p.email, p)
+    email = p.email_at(run.window_ms)  # the CRM exports the current address
+    run.emit("email", email, p)
     mobile = ""
     if p.phone is not None:
         mobile = phone_text(run, p.phone)
@@ -70,7 +71,7 @@ def crm_row(run: _Run, p: _Person) -> None:
     run.crm.writerow(
         (
             p.crm_id,
-            email_text(run, p.email),
+            email_text(run, email),
             mobile,
             p.first,
             p.last,
