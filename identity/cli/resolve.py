@@ -90,6 +90,8 @@ def print_resolve(report: ResolveReport) -> None:
     table.add_row("memberships moved", f"{p.get('moved', 0):,}")
     table.add_row("shared identifiers", f"{report.shared:,}")
     table.add_row("quarantined components", f"{len(report.quarantined):,}")
+    table.add_row("shared devices split", f"{report.devices_split:,}")
+    table.add_row("one device, kept together", f"{report.devices_kept:,}")
     table.add_row("profiles changed", f"{report.profiles:,}")
     out.print(table)
     for q in report.quarantined:
@@ -198,19 +200,39 @@ def evaluate_command(
     row("no guards (plain components)", result.no_guards)
     row("ceiling (same-person links)", result.ceiling)
     out.print(table)
+    if result.cases:
+        cases = Table(box=None, pad_edge=False, title="hard cases (cases.csv)")
+        for column in ("case", "people", "over-merged", "emails together", "in review"):
+            cases.add_column(column, justify="right" if column != "case" else "left")
+        for c in result.cases:
+            cases.add_row(
+                c.case,
+                f"{c.people:,}",
+                f"{c.over_merged:,}",
+                f"{c.emails_together:,}",
+                f"{c.in_review:,}",
+            )
+        out.print(cases)
 
 
 @commands.command()
 def review(limit: int = typer.Option(50, min=1, help="Rows to show per list.")) -> None:
-    """List shared identifiers and quarantined components, for steward review."""
+    """List shared identifiers, quarantined components and possible shared devices, for
+    steward review."""
     settings = cli_settings()
     with graph_session(settings) as graph:
-        shared, quarantines = read_review(graph, limit)
+        shared, quarantines, devices = read_review(graph, limit)
     out.print(f"shared identifiers: {len(shared):,} shown")
     for row in shared:
         out.print(f"  {row['key']} ({row['kind']}): {row['reason']}", soft_wrap=True)
     out.print(f"quarantined components: {len(quarantines):,} open")
     for row in quarantines:
         out.print(f"  {row['id']}: {row['size']:,} identifiers, e.g. {', '.join(row['sample'])}")
-    if not shared and not quarantines:
+    out.print(f"possible shared devices: {len(devices):,} open")
+    for row in devices:
+        call = "split" if row["split"] else "kept together"
+        out.print(f"  {row['id']} ({call}): {row['reason']}", soft_wrap=True)
+        out.print(f"    side kept with the device: {', '.join(row['kept'])}", soft_wrap=True)
+        out.print(f"    other side: {', '.join(row['other'])}", soft_wrap=True)
+    if not shared and not quarantines and not devices:
         err.print("nothing to review")

@@ -122,6 +122,8 @@ class Policy:
     source_merge: Mapping[str, bool] = field(default_factory=dict)
     anchor_types: tuple[str, ...] = DEFAULT_ANCHOR_TYPES
     two_hop: bool = True
+    # two anchors meeting only on one device, their use of it alternating: two people
+    shared_devices: bool = True
     max_identity_size: int | None = DEFAULT_MAX_IDENTITY_SIZE  # None: no circuit breaker
     retention_days: Mapping[str, int] = field(default_factory=dict)  # per source
     profiles: ProfileRules = field(default_factory=ProfileRules)
@@ -161,6 +163,7 @@ class Policy:
             "source_merge": dict(sorted(self.source_merge.items())),
             "anchor_types": list(self.anchor_types),
             "two_hop": self.two_hop,
+            "shared_devices": self.shared_devices,
             "max_identity_size": self.max_identity_size,
         }
         text = json.dumps(resolution, sort_keys=True)

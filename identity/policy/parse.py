@@ -34,6 +34,7 @@ file (or none) is a working policy::
     [shared]
     anchor_types = ["crm_id", "email", "phone"]
     two_hop = true
+    devices = true
 
     [circuit_breaker]
     max_identity_size = 1000
@@ -241,6 +242,9 @@ class _Parser:
         two_hop = shared.get("two_hop", True)
         if not isinstance(two_hop, bool):
             raise self.fail("shared", "two_hop", "shared.two_hop must be true or false")
+        devices = shared.get("devices", True)
+        if not isinstance(devices, bool):
+            raise self.fail("shared", "devices", "shared.devices must be true or false")
         breaker = self.table("circuit_breaker")
         max_size = self._count(
             "circuit_breaker", "max_identity_size", breaker, DEFAULT_MAX_IDENTITY_SIZE, minimum=2
@@ -284,6 +288,7 @@ class _Parser:
             source_merge=source_merge,
             anchor_types=anchors,
             two_hop=two_hop,
+            shared_devices=devices,
             max_identity_size=max_size,
             retention_days=retention,
             profiles=self._profiles(),

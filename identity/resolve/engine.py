@@ -64,14 +64,16 @@ from identity.resolve.graph import BRIDGE, DAY_MS, DIRECT, TWO_HOP, LinkGraph
 from identity.resolve.local import (
     EXAMPLES,
     NO_LIMIT,
+    DeviceCall,
     LimitConflict,
     SharedNote,
     bridge_anchors,
+    shared_devices,
     split_under_limits,
 )
 
 # Link verdicts: why a link did or did not merge.
-MERGED, THIRD_PARTY, CUT, EXPIRED, BLOCKED, SHARED, QUARANTINED, LIMIT = range(8)
+MERGED, THIRD_PARTY, CUT, EXPIRED, BLOCKED, SHARED, QUARANTINED, LIMIT, DEVICE = range(9)
 VERDICTS = (
     "merged",
     "third_party",
@@ -81,6 +83,7 @@ VERDICTS = (
     "shared",
     "quarantined",
     "limit",
+    "shared_device",
 )
 
 
@@ -101,6 +104,8 @@ class Resolution:
     shared: dict[int, SharedNote] = field(default_factory=dict)
     conflicts: dict[int, LimitConflict] = field(default_factory=dict)
     quarantined: list[list[int]] = field(default_factory=list)
+    devices: list[DeviceCall] = field(default_factory=list)  # calls resting on one device
+    device_links: dict[int, DeviceCall] = field(default_factory=dict)  # refused link -> call
 
     def groups(self) -> list[npt.NDArray[np.int64]]:
         """The members of each group (node indices), one array per group."""
@@ -147,6 +152,14 @@ class _Engine:
         self.shared_kind = np.zeros(graph.n, dtype=np.int8)
         self.notes: dict[int, SharedNote] = {}
         self._adjacency_of: tuple[npt.NDArray[np.bool_], csr_array] | None = None
+        # anchor types a person may hold several of (emails): the device rule judges those
+        self.device_types = frozenset(
+            t
+            for t in range(self.n_types)
+            if policy.shared_devices and self.anchor_type[t] and self.limits[t] > 1
+        )
+        self.device_calls: list[DeviceCall] = []
+        self.device_links: dict[int, DeviceCall] = {}
 
     def run(self) -> Resolution:
         g = self.g
@@ -168,6 +181,11 @@ class _Engine:
             labels = _labels(g.n, g.a[eligible], g.b[eligible])
         else:
             eligible, labels = pre, pre_labels
+        refused = self._devices(eligible, labels) & ~forced
+        if refused.any():
+            self.verdict[refused] = DEVICE
+            eligible = eligible & ~refused
+            labels = _labels(g.n, g.a[eligible], g.b[eligible])
         if (forced & ~eligible).any():
             eligible = eligible | forced
             labels = _labels(g.n, g.a[eligible], g.b[eligible])
@@ -186,6 +204,8 @@ class _Engine:
             shared=self.notes,
             conflicts=self.conflicts,
             quarantined=quarantined,
+            devices=self.device_calls,
+            device_links=self.device_links,
         )
 
     # -- 1. candidates -------------------------------------------------------------------
@@ -322,6 +342,48 @@ class _Engine:
             self.shared_kind[x] = BRIDGE
             self.notes[x] = note
         return bool(found)
+
+    def _devices(
+        self, eligible: npt.NDArray[np.bool_], labels: npt.NDArray[np.int32]
+    ) -> npt.NDArray[np.bool_]:
+        """The links the device rule refuses (:func:`~identity.resolve.local.shared_devices`),
+        judged only in the components where a non-anchor identifier links two anchors of a
+        judged type (a few percent of them); the calls are kept for review."""
+        g = self.g
+        refused = np.zeros(len(g.a), dtype=np.bool_)
+        if not self.device_types or not g.n:
+            return refused
+        judged = np.zeros(self.n_types, dtype=np.bool_)
+        judged[list(self.device_types)] = True
+        anchor = self.anchor_type[g.types]
+        a, b = g.a[eligible].astype(np.int64), g.b[eligible].astype(np.int64)
+        users, devices = np.concatenate([a, b]), np.concatenate([b, a])
+        pair = judged[g.types[users]] & anchor[users] & ~anchor[devices]
+        t = self.n_types
+        cells = devices[pair] * t + g.types[users[pair]]
+        counts = np.bincount(cells, minlength=g.n * t).reshape(g.n, t)
+        busy_nodes = np.flatnonzero((counts >= 2).any(axis=1) & g.region)
+        if not len(busy_nodes):
+            return refused
+        busy = np.zeros(int(labels.max()) + 1, dtype=np.bool_)
+        busy[labels[busy_nodes]] = True
+        links = np.flatnonzero(eligible & busy[labels[g.a]])
+        g.load_first_seen(links.tolist())  # once for all (reads skip it: one query, not many)
+        by_component: dict[int, list[int]] = defaultdict(list)
+        for j, label in zip(links.tolist(), labels[g.a[links]].tolist(), strict=True):
+            by_component[label].append(j)
+        for label in sorted(by_component):
+            calls, cut = shared_devices(g, by_component[label], self.anchor_type, self.device_types)
+            self.device_calls.extend(calls)
+            if cut:
+                refused[cut] = True
+                split = [c for c in calls if c.split]
+                for j in cut:
+                    ends = {g.keys[int(g.a[j])], g.keys[int(g.b[j])]}
+                    self.device_links[j] = next(
+                        (c for c in split if ends & set(c.device)), split[0]
+                    )
+        return refused
 
     # -- 3-4. components, circuit breaker, limits ----------------------------------------
 

@@ -29,6 +29,7 @@ from identity.normalize import parse_key
 from identity.resolve.engine import (
     BLOCKED,
     CUT,
+    DEVICE,
     EXPIRED,
     LIMIT,
     MERGED,
@@ -125,7 +126,15 @@ def explain(ctx: ServiceContext, a: str, b: str, *, as_of: datetime | None = Non
     result.path = hops
     if result.same:
         forced = [h.why for h in hops if h.why != "merged"]
-        result.summary = "; ".join([f"same identity, joined by {len(hops)} link(s)", *forced])
+        on_path = {h.a for h in hops} | {h.b for h in hops}
+        resting = [
+            f"the merge rests on one device: {call.reason}"
+            for call in resolution.devices
+            if not call.split and on_path & set(call.device)
+        ]
+        result.summary = "; ".join(
+            [f"same identity, joined by {len(hops)} link(s)", *forced, *resting]
+        )
     else:
         kept_out = [h for h in hops if h.verdict != VERDICTS[MERGED]]
         reasons = "; ".join(dict.fromkeys(h.why for h in kept_out))
@@ -152,6 +161,9 @@ def hop_of(resolution: Resolution, link: int, a: str, b: str) -> Hop:
                 f"{a} - {b} refused by the {conflict.type} limit of {conflict.limit}: "
                 f"conflicting {', '.join(conflict.identifiers)}"
             )
+    if verdict == DEVICE:
+        call = resolution.device_links.get(link)
+        why = f"{a} - {b} refused: " + (call.reason if call else "two people on one device")
     if verdict == SHARED:
         for end in (int(g.a[link]), int(g.b[link])):
             note = resolution.shared.get(end)

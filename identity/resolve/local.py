@@ -160,3 +160,135 @@ def split_under_limits(
     for key in held:
         parts[sets.find(key)].append(g.index[key])
     return list(parts.values()), conflicts
+
+
+@dataclass(frozen=True)
+class DeviceCall:
+    """Two sides of a component that meet only on one device (its identifiers: an app's
+    cookie, device id and advertising id, or one browser cookie), each side with its own
+    anchor of one type. ``split``: their use of the device interleaves in time, so they are
+    two people and the other side's links to the device are refused; otherwise one side
+    replaced the other there once (one person changing address) and they stay together.
+    Either way the call rests on one device, so a steward is asked to check it."""
+
+    type: str
+    device: tuple[str, ...]
+    kept: tuple[str, ...]  # anchors of the side that keeps the device
+    other: tuple[str, ...]  # anchors of the other side
+    split: bool
+
+    @property
+    def reason(self) -> str:
+        device, kept, other = (", ".join(x) for x in (self.device, self.kept, self.other))
+        if self.split:
+            return (
+                f"{other} and {kept} meet only on the device {device}, where their use "
+                "alternates: two people on one device"
+            )
+        return (
+            f"{other} and {kept} meet only on the device {device}, one after the other "
+            "there: kept together (one person changing address?), to be checked"
+        )
+
+
+def shared_devices(
+    graph: LinkGraph,
+    links: list[int],
+    anchor_type: npt.NDArray[np.bool_],
+    judged_types: frozenset[int],
+) -> tuple[list[DeviceCall], list[int]]:
+    """The device calls of the component made of ``links``, and the links they refuse.
+
+    A *device* is a group of linked non-anchor identifiers each linked to two or more anchors
+    of one judged type (an email limit above one). Removing it, the parts that hold such an
+    anchor linked to it are the people who used it. The part with the strongest tie to the
+    device keeps it (an anchor of a higher type there, a CRM id; then the most sightings);
+    each other part is judged against it: when both sides were seen on the device at least
+    twice and their spans of use there overlap, they alternate on it: two people, and the
+    links between the device and that part are refused (see :class:`DeviceCall`).
+    O(V + E) per device in the component."""
+    g = graph
+    component = nx.Graph()
+    for j, a, b in zip(links, g.a[links].tolist(), g.b[links].tolist(), strict=True):
+        component.add_edge(a, b, link=j)
+
+    def judged_anchor(node: int) -> bool:
+        return bool(anchor_type[g.types[node]]) and int(g.types[node]) in judged_types
+
+    candidates = [
+        d
+        for d in component
+        if not anchor_type[g.types[d]]
+        and _most_of_one_type(g, [n for n in component[d] if judged_anchor(n)]) >= 2
+    ]
+    if not candidates:
+        return [], []
+    g.load_first_seen(links)
+    calls: list[DeviceCall] = []
+    refused: list[int] = []
+    devices = sorted(
+        (sorted(group, key=g.keys.__getitem__) for group in
+         nx.connected_components(component.subgraph(candidates))),
+        key=lambda group: g.keys[group[0]],
+    )  # fmt: skip
+    for device in devices:
+        on_device = set(device)
+        rest = component.subgraph(n for n in component if n not in on_device)
+        sides = []
+        for part in nx.connected_components(rest):
+            touching = [
+                (n, component[n][d]["link"]) for n in part for d in device if d in component[n]
+            ]
+            users = sorted({n for n, _ in touching if judged_anchor(n)}, key=g.keys.__getitem__)
+            if users:
+                sides.append((part, users, [j for _, j in touching]))
+        if len(sides) < 2:
+            continue
+        sides.sort(key=lambda side: _strength(g, side, anchor_type))
+        kept = sides[0]
+        for other in sides[1:]:
+            if g.forced[other[2]].any():
+                continue  # a steward forced them together: decided
+            type_ = int(g.types[other[1][0]])
+            split = _alternate(g, kept[2], other[2])
+            calls.append(
+                DeviceCall(
+                    type=g.type_names[type_],
+                    device=tuple(g.keys[d] for d in device),
+                    kept=tuple(g.keys[n] for n in kept[1][:EXAMPLES]),
+                    other=tuple(g.keys[n] for n in other[1][:EXAMPLES]),
+                    split=split,
+                )
+            )
+            if split:
+                refused.extend(other[2])
+    return calls, sorted(refused)
+
+
+def _most_of_one_type(g: LinkGraph, nodes: list[int]) -> int:
+    counts: dict[int, int] = defaultdict(int)
+    for n in nodes:
+        counts[int(g.types[n])] += 1
+    return max(counts.values(), default=0)
+
+
+def _strength(
+    g: LinkGraph, side: tuple[set[int], list[int], list[int]], anchor_type: npt.NDArray[np.bool_]
+) -> tuple[int, int, str]:
+    """Sort key, strongest first: the side holding an anchor linked to the device that is not
+    of the judged type (a CRM id), then the most sightings on the device, then keys."""
+    part, users, touching = side
+    linked = {int(g.a[j]) for j in touching} | {int(g.b[j]) for j in touching}
+    anchored = any(anchor_type[g.types[n]] and n not in users for n in linked & part)
+    sightings = int(g.count[touching].sum())
+    return (0 if anchored else 1, -sightings, g.keys[users[0]])
+
+
+def _alternate(g: LinkGraph, kept: list[int], other: list[int]) -> bool:
+    """Whether two sides' uses of a device alternate: each seen there at least twice, and
+    their spans of use there overlap."""
+    if g.count[kept].max() < 2 or g.count[other].max() < 2:
+        return False
+    start = max(int(g.first_seen[kept].min()), int(g.first_seen[other].min()))
+    end = min(int(g.last_seen[kept].max()), int(g.last_seen[other].max()))
+    return start < end

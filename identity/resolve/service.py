@@ -33,7 +33,12 @@ from identity.resolve.graph import DAY_MS, SHARED_KINDS
 from identity.resolve.lineage import Plan, plan
 from identity.resolve.snapshot import Snapshot, read_full, read_region
 from identity.store.activity import seconds_properties
-from identity.store.identities import identities_of, write_flags, write_units
+from identity.store.identities import (
+    identities_of,
+    write_device_reviews,
+    write_flags,
+    write_units,
+)
 from identity.store.runs import (
     ResolveLock,
     begin_run,
@@ -71,6 +76,8 @@ class ResolveReport:
     shared: int = 0
     shared_changed: int = 0
     quarantined: list[Quarantined] = field(default_factory=list)
+    devices_split: int = 0  # two people on one device: split, listed for review
+    devices_kept: int = 0  # one device, one after the other: kept together, listed for review
     changes: list[str] = field(default_factory=list)
     profiles: int = 0  # profiles that changed
     seconds: dict[str, float] = field(default_factory=dict)
@@ -193,6 +200,10 @@ class _Run:
                 ],
                 released,
                 int(time.time() * 1000),
+            )
+            region = None if mode == "full" else _region_keys(snapshot)
+            write_device_reviews(
+                self.graph, self.run, _device_rows(resolution), region, int(time.time() * 1000)
             )
             self.lap("write")
             report.profiles = built + self._profiles(mode, batches, changes, built)
@@ -322,6 +333,8 @@ class _Run:
         report.shared = int(((resolution.shared_kind > 0) & g.region).sum())
         report.shared_changed = len(shared_rows)
         report.quarantined = [q for q, _ in quarantines]
+        report.devices_split = sum(1 for c in resolution.devices if c.split)
+        report.devices_kept = sum(1 for c in resolution.devices if not c.split)
         for unit in changes.units:
             for event in unit.events:
                 report.changes.append(_describe(event))
@@ -359,6 +372,27 @@ def _quarantines(
         found.append((Quarantined(qid, len(keys), keys[:10]), keys))
     released = sorted(snapshot.quarantined - now)
     return found, released
+
+
+def _region_keys(snapshot: Snapshot) -> list[str]:
+    g = snapshot.graph
+    return [g.keys[i] for i in np.flatnonzero(g.region).tolist()]
+
+
+def _device_rows(resolution: Resolution) -> list[dict[str, Any]]:
+    """The resolution's device calls as review rows, each id from its device and sides."""
+    return [
+        {
+            "id": "d-" + uuid.uuid5(uuid.NAMESPACE_URL, " ".join(c.device + c.other)).hex[:16],
+            "type": c.type,
+            "device": list(c.device),
+            "kept": list(c.kept),
+            "other": list(c.other),
+            "split": c.split,
+            "reason": c.reason,
+        }
+        for c in resolution.devices
+    ]
 
 
 def _describe(event: Event) -> str:

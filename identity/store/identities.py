@@ -230,6 +230,42 @@ def write_flags(
         )
 
 
+def write_device_reviews(
+    graph: Graph,
+    run: str,
+    calls: Sequence[dict[str, Any]],
+    region: Sequence[str] | None,
+    at_ms: int,
+) -> None:
+    """The device calls of a resolve, open for review (``(:DeviceReview)``, one per device and
+    side, its id from their keys); the open ones this resolve no longer makes are closed:
+    every one for a full run (``region`` None), else those whose device is in ``region``."""
+    _fenced_write(
+        graph,
+        run,
+        "close device reviews",
+        """
+        MATCH (r:DeviceReview) WHERE r.status = 'open' AND NOT r.id IN $ids
+          AND ($region IS NULL OR any(k IN r.device WHERE k IN $region))
+        SET r.status = 'closed', r.closed_at = datetime({epochMillis: $at})
+        """,
+        {"ids": [c["id"] for c in calls], "region": region, "at": at_ms},
+    )
+    for start in range(0, len(calls), _ROWS_PER_TX):
+        _fenced_write(
+            graph,
+            run,
+            "write device reviews",
+            """
+            UNWIND $rows AS c
+            MERGE (r:DeviceReview {id: c.id})
+            ON CREATE SET r.detected_at = datetime({epochMillis: $at})
+            SET r += c, r.status = 'open', r.run = $run
+            """,
+            {"rows": list(calls[start : start + _ROWS_PER_TX]), "at": at_ms, "run": run},
+        )
+
+
 def _fenced_write(
     graph: Graph, run: str, operation: str, query: str, params: dict[str, Any]
 ) -> None:
@@ -267,8 +303,10 @@ def stream_identities(graph: Graph) -> Iterable[tuple[str, list[list[str]]]]:
         yield record["id"], record["identifiers"]
 
 
-def read_review(graph: Graph, limit: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Shared identifiers and open quarantines, for steward review."""
+def read_review(
+    graph: Graph, limit: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Shared identifiers, open quarantines and open device calls, for steward review."""
     shared = graph.read(
         "read shared identifiers",
         "MATCH (i:Identifier) WHERE i.shared IS NOT NULL "
@@ -282,4 +320,23 @@ def read_review(graph: Graph, limit: int) -> tuple[list[dict[str, Any]], list[di
         "RETURN q.id AS id, q.size AS size, q.sample AS sample ORDER BY q.size DESC LIMIT $limit",
         {"limit": limit},
     )
-    return shared, quarantines
+    devices = graph.read(
+        "read device reviews",
+        "MATCH (r:DeviceReview) WHERE r.status = 'open' "
+        "RETURN r.id AS id, r.split AS split, r.reason AS reason, r.device AS device, "
+        "r.kept AS kept, r.other AS other ORDER BY r.split DESC, r.detected_at DESC, r.id "
+        "LIMIT $limit",
+        {"limit": limit},
+    )
+    return shared, quarantines, devices
+
+
+def device_review_keys(graph: Graph) -> set[str]:
+    """The anchors named by open device reviews, either side."""
+    return set(
+        graph.read_collected(
+            "read device review anchors",
+            "MATCH (r:DeviceReview) WHERE r.status = 'open' "
+            "UNWIND r.kept + r.other AS key RETURN collect(DISTINCT key)",
+        )
+    )

@@ -151,6 +151,18 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        8,
+        "possible shared devices kept for review: (:DeviceReview) ids unique, by status",
+        (
+            "CREATE CONSTRAINT device_review_id IF NOT EXISTS "
+            "FOR (r:DeviceReview) REQUIRE r.id IS UNIQUE",
+            "CREATE INDEX device_review_status IF NOT EXISTS FOR (r:DeviceReview) ON (r.status)",
+        ),
+    ),
+)
+
 LATEST = MIGRATIONS[-1].version
 
 
