@@ -20,7 +20,8 @@ class Hop:
     a: str
     b: str
     verdict: str = strawberry.field(
-        description="merged, third_party, cut, expired, blocked, shared, quarantined or limit."
+        description="merged, third_party, cut, expired, blocked, shared, quarantined, limit or "
+        "shared_device."
     )
     why: str
     sources: list[str]
@@ -70,10 +71,27 @@ class Quarantine:
     detected_at: datetime | None
 
 
+@strawberry.type(
+    description="Two sides of an identity that meet only on one device: split (their use of "
+    "it alternates: two people) or kept together (one after the other there), for a steward "
+    "to confirm or undo (force-merge or split off)."
+)
+class SharedDevice:
+    id: strawberry.ID
+    type: str = strawberry.field(description="The type of the two sides' anchors (email).")
+    split: bool
+    reason: str
+    device: list[str] = strawberry.field(description="The device's identifiers.")
+    kept: list[str] = strawberry.field(description="Anchors of the side that keeps the device.")
+    other: list[str] = strawberry.field(description="Anchors of the other side.")
+    detected_at: datetime | None
+
+
 @strawberry.type(description="What awaits a steward.")
 class ReviewQueue:
     shared: SharedIdentifierConnection
     quarantines: list[Quarantine]
+    shared_devices: list[SharedDevice]
 
 
 @strawberry.type

@@ -36,6 +36,7 @@ from identity.api.reports import (
     Quarantine,
     ResolveInfo,
     ReviewQueue,
+    SharedDevice,
     SharedIdentifier,
     SharedIdentifierConnection,
     SharedIdentifierEdge,
@@ -211,7 +212,8 @@ class Query:
         return IdentityEventConnection.of(rows, limit)
 
     @strawberry.field(
-        description="Shared identifiers and quarantined components awaiting a steward. "
+        description="Shared identifiers, quarantined components and possible shared devices "
+        "awaiting a steward. "
         "Role: steward."
     )
     async def review_queue(
@@ -229,6 +231,7 @@ class Query:
             SharedIdentifierEdge(cursor=encode_cursor(s.identifier.key), node=s) for s in items
         ]
         held = await reads.quarantines(context.reads, context.settings.api_max_page)
+        devices = await activity.device_reviews(context.reads, context.settings.api_max_page)
         return ReviewQueue(
             shared=SharedIdentifierConnection(
                 edges=edges,
@@ -238,6 +241,12 @@ class Query:
             quarantines=[
                 converted(Quarantine, q, id=strawberry.ID(q.id), detected_at=when(q.detected_at))
                 for q in held
+            ],
+            shared_devices=[
+                SharedDevice(
+                    **{**d, "id": strawberry.ID(d["id"]), "detected_at": when(d["detected_at"])}
+                )
+                for d in devices
             ],
         )
 

@@ -28,7 +28,7 @@ import csv
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,9 +37,9 @@ from identity.context import ServiceContext
 from identity.errors import InputError
 from identity.normalize import sha256_hex
 from identity.resolve.components import connected_components
-from identity.resolve.engine import LIMIT, MERGED, QUARANTINED, SHARED, resolve
+from identity.resolve.engine import DEVICE, LIMIT, MERGED, QUARANTINED, SHARED, resolve
 from identity.resolve.snapshot import read_full
-from identity.store.identities import stream_identities
+from identity.store.identities import device_review_keys, stream_identities
 from identity.store.runs import last_completed_run
 
 TRAPS = frozenset({"shared", "junk"})
@@ -60,12 +60,24 @@ class Scores:
 
 
 @dataclass(frozen=True)
+class CaseScore:
+    """How the people of one hard case (``cases.csv``) fared in the stored identities."""
+
+    case: str
+    people: int
+    over_merged: int  # in an identity holding another person's identifiers
+    emails_together: int  # all their emails in one identity
+    in_review: int  # one of their emails named by an open device review
+
+
+@dataclass(frozen=True)
 class Evaluation:
     identities: Scores
     no_guards: Scores
     ceiling: Scores
     people: int
     identifiers: int  # scored (in the truth and the graph)
+    cases: list[CaseScore] = field(default_factory=list)
 
 
 def read_truth(path: Path, *, hash_pii: bool = False) -> dict[str, str]:
@@ -154,16 +166,63 @@ def evaluate(ctx: ServiceContext, truth_path: Path) -> Evaluation:
     last = last_completed_run(graph)
     as_of = int(last["as_of"]) if last else int(time.time() * 1000)
     verdict = resolve(g, policy, as_of).verdict
-    allowed = np.isin(verdict, (MERGED, SHARED, LIMIT, QUARANTINED))  # all but party/TTL/cut
+    # all but party, TTL and cut
+    allowed = np.isin(verdict, (MERGED, SHARED, LIMIT, QUARANTINED, DEVICE))
     own = np.flatnonzero(same & allowed)
     ceiling = connected_components(
         ((keys[int(g.a[j])], keys[int(g.b[j])]) for j in own.tolist()), keys
     )
     scored = sum(1 for p in person if p is not None and p not in TRAPS)
+    cases_path = truth_path.parent / "cases.csv"
+    cases = (
+        score_cases(identities, truth, read_cases(cases_path), device_review_keys(graph))
+        if cases_path.is_file()
+        else []
+    )
     return Evaluation(
         identities=score(identities, truth),
         no_guards=score(no_guards, truth),
         ceiling=score(ceiling, truth),
         people=len({p for p in person if p is not None and p not in TRAPS}),
         identifiers=scored,
+        cases=cases,
     )
+
+
+def read_cases(path: Path) -> dict[str, str]:
+    """person -> case from ``cases.csv`` (``person,case``), written by ``idgraph synth``."""
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            return {row["person"]: row["case"] for row in csv.DictReader(f)}
+    except (OSError, KeyError) as e:
+        raise InputError(f"cannot read the cases file {path}: {e}") from e
+
+
+def score_cases(
+    groups: list[list[str]],
+    truth: Mapping[str, str],
+    cases: Mapping[str, str],
+    reviewed: set[str],
+) -> list[CaseScore]:
+    """Per case: its people, how many are over-merged, have their emails together, are named
+    by an open device review."""
+    people_of: list[set[str]] = []
+    group_of: dict[str, int] = {}
+    for gi, group in enumerate(groups):
+        people_of.append({p for k in group if (p := truth.get(k)) and p not in TRAPS})
+        for key in group:
+            group_of[key] = gi
+    emails: dict[str, list[str]] = {}
+    for key, person in truth.items():
+        if person in cases and key.startswith("email:"):
+            emails.setdefault(person, []).append(key)
+    found: dict[str, list[int]] = {}
+    for person, case in cases.items():
+        own = emails.get(person, [])
+        held = {group_of[k] for k in own if k in group_of}
+        counts = found.setdefault(case, [0, 0, 0, 0])
+        counts[0] += 1
+        counts[1] += any(len(people_of[g]) > 1 for g in held)
+        counts[2] += len(held) == 1
+        counts[3] += any(k in reviewed for k in own)
+    return [CaseScore(case, *found[case]) for case in sorted(found)]

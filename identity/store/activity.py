@@ -4,6 +4,8 @@ into large ones."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from identity.store.driver import AsyncGraph
 from identity.store.read_types import EventRow, LoadRow, RunRow
 from identity.store.reads import EVENT_COLUMNS
@@ -82,3 +84,17 @@ async def segments_of(reads: AsyncGraph, identity: str) -> list[tuple[str, str, 
         {"id": identity},
     )
     return [(str(r[0][0]), str(r[0][1]), r[0][2]) for r in records]
+
+
+async def device_reviews(reads: AsyncGraph, limit: int) -> list[dict[str, Any]]:
+    """Open calls on possible shared devices, splits first, newest first."""
+    records = await reads.read(
+        "review devices",
+        "MATCH (r:DeviceReview) WHERE r.status = 'open' "
+        "RETURN [r.id, r.type, r.split, r.reason, r.device, r.kept, r.other, "
+        "  r.detected_at.epochMillis] "
+        "ORDER BY r.split DESC, r.detected_at DESC, r.id LIMIT $limit",
+        {"limit": limit},
+    )
+    fields = ("id", "type", "split", "reason", "device", "kept", "other", "detected_at")
+    return [dict(zip(fields, r[0], strict=True)) for r in records]

@@ -12,6 +12,7 @@ export const VERDICTS = {
   expired: { color: "#9e9e9e", label: "expired (TTL)" },
   third_party: { color: "#1d7fd6", label: "third-party (never merges)" },
   limit: { color: "#8d5524", label: "refused by a limit" },
+  shared_device: { color: "#e63946", label: "two people on one device" },
   blocked: { color: "#6a040f", label: "blocked value" },
   quarantined: { color: "#e9c46a", label: "quarantined" },
 };
@@ -59,7 +60,7 @@ export function draw(container, graph, types, { onNode, onLink, onBackground }) 
       { selector: "node.quarantined", style: { "border-width": 3, "border-style": "dashed", "border-color": "#c9a227" } },
       { selector: "node.chosen", style: { "border-width": 4, "border-color": "#ffbe0b", "overlay-color": "#ffbe0b", "overlay-opacity": 0.15 } },
       { selector: "edge", style: { width: "data(width)", "line-color": "data(color)", "curve-style": "bezier" } },
-      { selector: "edge.v-cut, edge.v-expired, edge.v-limit", style: { "line-style": "dashed" } },
+      { selector: "edge.v-cut, edge.v-expired, edge.v-limit, edge.v-shared_device", style: { "line-style": "dashed" } },
       { selector: "edge.v-shared, edge.v-third_party, edge.v-blocked", style: { "line-style": "dotted" } },
       { selector: "edge.chosen", style: { "overlay-color": "#ffbe0b", "overlay-opacity": 0.35, "overlay-padding": 4 } },
     ],

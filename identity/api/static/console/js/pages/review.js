@@ -8,6 +8,7 @@ const QUERY = `{
   reviewQueue(first: 20) {
     shared { totalCount edges { node { links identifier { key type value shared { kind reason } identity { id } } } } }
     quarantines { id size sample detectedAt }
+    sharedDevices { id split reason device kept other detectedAt }
   }
   largestIdentities(first: 10) { id size updatedAt }
   largeMerges(first: 10, minSize: 5) { id at reason actor identities { id role current { id size } } }
@@ -24,7 +25,7 @@ function search(key) {
 
 export async function render(view) {
   const data = await gql(QUERY);
-  const { shared, quarantines } = data.reviewQueue;
+  const { shared, quarantines, sharedDevices } = data.reviewQueue;
   fill(
     view,
     h("h1", {}, "Review queue"),
@@ -35,6 +36,15 @@ export async function render(view) {
         ["Identifier", "Kind", "Why", "Links", "Identity"],
         shared.edges.map(({ node }) => [node.identifier.key, node.identifier.shared ? node.identifier.shared.kind : "–", node.identifier.shared ? node.identifier.shared.reason || "–" : "–", number(node.links), open(node.identifier.identity && node.identifier.identity.id)]),
         { empty: "No shared identifier." },
+      ),
+    ),
+    section(
+      `Possible shared devices (${sharedDevices.length})`,
+      h("p", { class: "help" }, "Two sides that meet only on one device. Split: their use of it alternates (two people): force-merge them if they are one. Kept together: one came after the other there: split the other side off if they are two."),
+      table(
+        ["Call", "Side with the device", "Other side", "Device", "Detected"],
+        sharedDevices.map((d) => [d.split ? "split" : "kept together", h("span", {}, d.kept.map((k) => [search(k), " "])), h("span", {}, d.other.map((k) => [search(k), " "])), d.device.join(", "), when(d.detectedAt)]),
+        { empty: "No device call open." },
       ),
     ),
     section(
