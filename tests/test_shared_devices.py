@@ -145,3 +145,30 @@ def test_explain_says_a_merge_rests_on_one_device() -> None:
     k = next(j for j, c in split.device_links.items())
     hop = hop_of(split, k, split.graph.keys[int(split.graph.a[k])], "x")
     assert hop.verdict == "shared_device" and "two people on one device" in hop.why
+
+
+def test_each_partner_of_three_has_their_own_call_and_links() -> None:
+    res = run(
+        [
+            *tablet(),
+            *ann(),
+            *on_tablet("email:bob@x.org", 10, 40),
+            *on_tablet("email:carol@x.org", 12, 45),
+        ]
+    )
+    calls = {c.other: c for c in res.devices}
+    assert set(calls) == {("email:bob@x.org",), ("email:carol@x.org",)}
+    assert all(c.split and c.kept == ("email:ann@x.org",) for c in calls.values())
+    g = res.graph
+    for j, call in res.device_links.items():
+        ends = {g.keys[int(g.a[j])], g.keys[int(g.b[j])]}
+        assert set(call.other) & ends  # the refused link is that partner's own
+    assert len(res.device_links) == 6
+
+
+def test_anchors_of_another_type_are_not_judged_against_the_email() -> None:
+    # Ann's phone seen only on her tablet: not a side against her email, partner or not
+    phone = on_tablet("phone:+33612345670", 6, 48)
+    res = run([*tablet(), *ann(), *phone, *on_tablet("email:bob@x.org", 10, 40)])
+    assert group_of(res, "phone:+33612345670") == group_of(res, "crm_id:C1")
+    assert [c.type for c in res.devices] == ["email"]

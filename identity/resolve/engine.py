@@ -23,17 +23,21 @@ rules"):
      people who each have their own email. Found with networkx articulation points, only in
      components holding two anchors of one type (a few percent of them).
 
-3. **Components** of the remaining links (``scipy.sparse.csgraph``), then the **circuit
+3. **Two people on one device** (:mod:`identity.resolve.devices`): in the few components
+   where a cookie or device links two emails, parts that meet only on one device and whose
+   uses of it alternate in time are two people: the other part's links to it are refused.
+4. **Components** of the remaining links (``scipy.sparse.csgraph``), then the **circuit
    breaker**: a component above ``max_identity_size`` is quarantined, its identifiers left
    unmerged and listed for review.
-4. **Limits**: a component holding more identifiers of a type than the type's limit is split
+5. **Limits**: a component holding more identifiers of a type than the type's limit is split
    greedily, Kruskal-style: its links sorted strongest first (links forced by a steward, then
    weight = the lower priority of the two ends, then count, then earliest first_seen, then
    keys) join two parts unless the union would break a limit; a link refused is recorded with
    the identifiers it conflicts with. The order is total, so the split is deterministic.
 
-Rules 1-3 are graph-wide; the bridge test and the limit split look at one component at a time
-(:mod:`identity.resolve.local`), so that another engine can run them where the component is.
+Rules 1, 2 and 4 are graph-wide; the bridge test, the device rule and the limit split look at
+one component at a time (:mod:`identity.resolve.local`, :mod:`identity.resolve.devices`), so
+that another engine can run them where the component is.
 
 A link **forced** by a steward (``forced`` true) is a candidate whatever its party, sources
 or age, and merges even where an end is shared (the shared identifier still merges nothing
@@ -60,15 +64,14 @@ from scipy.sparse import coo_array, csr_array
 from scipy.sparse.csgraph import connected_components
 
 from identity.policy import Policy
+from identity.resolve.devices import DeviceCall, judge_devices
 from identity.resolve.graph import BRIDGE, DAY_MS, DIRECT, TWO_HOP, LinkGraph
 from identity.resolve.local import (
     EXAMPLES,
     NO_LIMIT,
-    DeviceCall,
     LimitConflict,
     SharedNote,
     bridge_anchors,
-    shared_devices,
     split_under_limits,
 )
 
@@ -346,43 +349,16 @@ class _Engine:
     def _devices(
         self, eligible: npt.NDArray[np.bool_], labels: npt.NDArray[np.int32]
     ) -> npt.NDArray[np.bool_]:
-        """The links the device rule refuses (:func:`~identity.resolve.local.shared_devices`),
-        judged only in the components where a non-anchor identifier links two anchors of a
-        judged type (a few percent of them); the calls are kept for review."""
-        g = self.g
-        refused = np.zeros(len(g.a), dtype=np.bool_)
-        if not self.device_types or not g.n:
-            return refused
-        judged = np.zeros(self.n_types, dtype=np.bool_)
-        judged[list(self.device_types)] = True
-        anchor = self.anchor_type[g.types]
-        a, b = g.a[eligible].astype(np.int64), g.b[eligible].astype(np.int64)
-        users, devices = np.concatenate([a, b]), np.concatenate([b, a])
-        pair = judged[g.types[users]] & anchor[users] & ~anchor[devices]
-        t = self.n_types
-        cells = devices[pair] * t + g.types[users[pair]]
-        counts = np.bincount(cells, minlength=g.n * t).reshape(g.n, t)
-        busy_nodes = np.flatnonzero((counts >= 2).any(axis=1) & g.region)
-        if not len(busy_nodes):
-            return refused
-        busy = np.zeros(int(labels.max()) + 1, dtype=np.bool_)
-        busy[labels[busy_nodes]] = True
-        links = np.flatnonzero(eligible & busy[labels[g.a]])
-        g.load_first_seen(links.tolist())  # once for all (reads skip it: one query, not many)
-        by_component: dict[int, list[int]] = defaultdict(list)
-        for j, label in zip(links.tolist(), labels[g.a[links]].tolist(), strict=True):
-            by_component[label].append(j)
-        for label in sorted(by_component):
-            calls, cut = shared_devices(g, by_component[label], self.anchor_type, self.device_types)
-            self.device_calls.extend(calls)
-            if cut:
-                refused[cut] = True
-                split = [c for c in calls if c.split]
-                for j in cut:
-                    ends = {g.keys[int(g.a[j])], g.keys[int(g.b[j])]}
-                    self.device_links[j] = next(
-                        (c for c in split if ends & set(c.device)), split[0]
-                    )
+        """The links the device rule refuses (:mod:`identity.resolve.devices`)."""
+        found = judge_devices(
+            self.g, eligible, labels, self.anchor_type, self.device_types,
+            self.policy.max_identity_size,
+        )  # fmt: skip
+        refused = np.zeros(len(self.g.a), dtype=np.bool_)
+        for call, cut in found:
+            self.device_calls.append(call)
+            refused[cut] = True
+            self.device_links.update(dict.fromkeys(cut, call))
         return refused
 
     # -- 3-4. components, circuit breaker, limits ----------------------------------------
