@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from identity.config import Settings
+from identity.privacy.forget import forget_profile
 from identity.resolve.explain import explain
 from identity.steward import actions
 from identity.store.driver import Graph
@@ -93,3 +94,22 @@ def test_a_stewards_force_merge_closes_the_review(
     assert identity_of(graph, "email:bob@example.org") == identity_of(graph, "crm_id:C1")
     assert read_review(graph, 10)[2] == []
     assert stored(graph) == recomputed(graph, tmp_path, as_of=datetime.now(UTC))
+
+
+def test_forgetting_the_partner_removes_the_reviews_naming_them(
+    graph: Graph, tmp_path: Path
+) -> None:
+    load_events(graph, tmp_path, "ann", ANN + BOB_FIRST + BOB_AGAIN)
+    run(graph, tmp_path)
+    assert read_review(graph, 10)[2]
+    forget_profile(
+        services(graph, tmp_path, actor="admin:dpo"),
+        identifier="email:bob@example.org",
+        reason="GDPR request",
+    )
+    assert read_review(graph, 10)[2] == []
+    named = graph.read(
+        "reviews naming bob",
+        "MATCH (r:DeviceReview) WHERE r.reason CONTAINS 'bob@' RETURN count(r) AS n",
+    )
+    assert named[0]["n"] == 0

@@ -240,17 +240,29 @@ def write_device_reviews(
     """The device calls of a resolve, open for review (``(:DeviceReview)``, one per device and
     side, its id from their keys); the open ones this resolve no longer makes are closed:
     every one for a full run (``region`` None), else those whose device is in ``region``."""
-    _fenced_write(
-        graph,
-        run,
-        "close device reviews",
-        """
-        MATCH (r:DeviceReview) WHERE r.status = 'open' AND NOT r.id IN $ids
-          AND ($region IS NULL OR any(k IN r.device WHERE k IN $region))
-        SET r.status = 'closed', r.closed_at = datetime({epochMillis: $at})
-        """,
-        {"ids": [c["id"] for c in calls], "region": region, "at": at_ms},
-    )
+    ids = {c["id"] for c in calls}
+    within = set(region) if region is not None else None
+    # open reviews are few (a fraction of a percent of people): judged here, not in Cypher
+    stale = [
+        row["id"]
+        for row in graph.read(
+            "read open device reviews",
+            "MATCH (r:DeviceReview) WHERE r.status = 'open' RETURN r.id AS id, r.device AS device",
+        )
+        if row["id"] not in ids and (within is None or within.intersection(row["device"]))
+    ]
+    if stale:
+        _fenced_write(
+            graph,
+            run,
+            "close device reviews",
+            """
+            UNWIND $ids AS id
+            MATCH (r:DeviceReview {id: id})
+            SET r.status = 'closed', r.closed_at = datetime({epochMillis: $at})
+            """,
+            {"ids": stale, "at": at_ms},
+        )
     for start in range(0, len(calls), _ROWS_PER_TX):
         _fenced_write(
             graph,
@@ -261,6 +273,7 @@ def write_device_reviews(
             MERGE (r:DeviceReview {id: c.id})
             ON CREATE SET r.detected_at = datetime({epochMillis: $at})
             SET r += c, r.status = 'open', r.run = $run
+            REMOVE r.closed_at
             """,
             {"rows": list(calls[start : start + _ROWS_PER_TX]), "at": at_ms, "run": run},
         )

@@ -246,6 +246,12 @@ _FINISH: tuple[LiteralString, ...] = (
     MATCH (q:Quarantine {id: id})
     SET q.sample = [k IN q.sample WHERE NOT k IN $keys]
     """,
+    # device reviews naming an erased key go (their reason names it too); the next resolve
+    # makes the call again over what is left, if it still holds
+    """
+    MATCH (r:DeviceReview) WHERE any(k IN r.device + r.kept + r.other WHERE k IN $keys)
+    DETACH DELETE r
+    """,
     # the keys the chunks of loads not yet resolved keep (resolved ones keep none)
     """
     MATCH (b:Batch) WHERE b.resolved_at IS NULL
