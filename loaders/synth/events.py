@@ -62,7 +62,6 @@ def session(
     user = p.crm_id if login else None
     for kind, value in touch_keys(touch) if touch.maid else ():
         run.emit(kind, value, p)
-    run.emit("cookie", anonymous_id, p)
     context, plain = touch.context, touch.context_json
     if touch.web and p.dmp_id is not None and random_() < EXTERNAL_ID_RATE:
         external = {"id": p.dmp_id, "type": "dmp_id", "collection": "users", "encoding": "none"}
@@ -95,10 +94,13 @@ def session(
             bodies.append(("screen", _SCREEN_BODIES[int(random_() * len(_SCREEN_BODIES))]))
     ids = f'"anonymousId":"{anonymous_id}"{user_part}'
     uuid, ts = run.uuid, run.ts
+    used = False  # the cookie goes to the truth only if an event carries it
     for kind, body in bodies:
         head = ids
         if touch.web and random_() < JUNK_ANONYMOUS_ID_RATE:
             head = f'"anonymousId":"{JUNK_ANONYMOUS_IDS[random_() >= 0.8]}"{user_part}'
+        else:
+            used = True
         ctx = plain
         if user is not None and kind != "identify" and random_() < CONTEXT_TRAITS_RATE:
             if with_traits is None:
@@ -110,6 +112,8 @@ def session(
         )
         out.append((t, line))
         t += 2_000 + int(random_() * 88_000)
+    if used:
+        run.emit("cookie", anonymous_id, p)
     return len(bodies)
 
 

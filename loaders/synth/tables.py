@@ -101,6 +101,7 @@ def dmp_rows(run: _Run, p: _Person) -> None:
                 partner = run.pick(run.dmp_ring)
             else:
                 run.emit("dmp_id", partner, p)
+            run.emit("cookie", cookie, p)  # in the DMP file even if no event carried it
             segments = "|".join(rng.sample(SEGMENTS, 1 + run.below(3)))
             seen_at = run.ts(born + run.below(died - born))
             run.dmp.writerow((cookie, partner, segments, run.pick(DMP_TTL_DAYS), seen_at))
