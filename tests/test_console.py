@@ -185,6 +185,13 @@ def test_the_page_is_served_with_its_safety_headers(api: str) -> None:
         assert "unsafe-inline" not in csp and "http" not in csp
         assert response.headers["cache-control"] == "no-store"
         assert response.headers["x-content-type-options"] == "nosniff"
+    missing = httpx.get(api + "/console/no-such-page")
+    assert (
+        missing.status_code == 404
+        and "script-src 'self'" in missing.headers["content-security-policy"]
+    )
+    # the console's files only where the headers are: not under /static
+    assert httpx.get(api + "/static/console/index.html").status_code == 404
     module = httpx.get(api + "/console/js/graph.js").text
     vendored = module.split('from "', 1)[1].split('"', 1)[0]
     assert vendored.startswith("/static/vendor/cytoscape@")

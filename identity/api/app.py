@@ -225,7 +225,8 @@ def create_app(
         Route("/metrics", metrics_endpoint),
         *ingestion_routes(),
         *export_routes(),
-        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+        # only the vendored libraries: the console's own files are served under /console/
+        Mount("/static/vendor", app=StaticFiles(directory=STATIC_DIR / "vendor"), name="static"),
         Mount("/console", app=ConsoleFiles(), name="console"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -6,7 +6,8 @@ no way in of its own."""
 
 from __future__ import annotations
 
-from starlette.responses import Response
+from starlette.exceptions import HTTPException
+from starlette.responses import PlainTextResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
@@ -32,6 +33,9 @@ class ConsoleFiles(StaticFiles):
         super().__init__(directory=CONSOLE_DIR, html=True)
 
     async def get_response(self, path: str, scope: Scope) -> Response:
-        response = await super().get_response(path, scope)
+        try:
+            response = await super().get_response(path, scope)
+        except HTTPException as e:  # a missing file: the same headers on the answer
+            response = PlainTextResponse(e.detail, e.status_code)
         response.headers.update(HEADERS)
         return response

@@ -73,8 +73,9 @@ class Quarantine:
 
 @strawberry.type(
     description="Two sides of an identity that meet only on one device: split (their use of "
-    "it alternates: two people) or kept together (one after the other there), for a steward "
-    "to confirm or undo (force-merge or split off)."
+    "it alternates: two people) or kept together (one after the other there), until a "
+    "steward settles it (force-merge the sides or cut the other side's device links; split "
+    "off what was kept together)."
 )
 class SharedDevice:
     id: strawberry.ID

@@ -64,7 +64,7 @@ async def large_merges(reads: AsyncGraph, min_size: int, limit: int) -> list[Eve
         "WITH e ORDER BY e.at DESC, e.id DESC LIMIT 2000 "
         "MATCH (e)-[:AFFECTED {role: 'survivor'}]->(s:Identity) "
         "WHERE s.status = 'active' AND s.size >= $min_size "
-        f"WITH e LIMIT $limit RETURN {EVENT_COLUMNS}",
+        f"WITH e ORDER BY e.at DESC, e.id DESC LIMIT $limit RETURN {EVENT_COLUMNS}",
         {"min_size": min_size, "limit": limit},
     )
     return [EventRow._make(r[0]) for r in records]

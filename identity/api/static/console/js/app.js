@@ -110,11 +110,20 @@ search.addEventListener("submit", (event) => {
   if (value) go(`#/search/${encodeURIComponent(type || "any")}/${encodeURIComponent(value)}`);
 });
 
+function decoded(part) {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
+// Each navigation renders into a container of its own: a slow page that finishes after the
+// user moved on writes into a container no longer shown.
 async function route() {
   if (!session.viewer) return;
   if (notice.className === "error") say(""); // what was done stays a few seconds
-
-  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decoded);
   const [path, ...params] = parts;
   for (const a of nav.querySelectorAll("a")) a.classList.toggle("current", a.dataset.page === path);
   const known = PAGES.find((p) => p.path === path);
@@ -122,16 +131,18 @@ async function route() {
   if (path === "identity") page = identity;
   if (path === "search") page = results;
   if (!page) return go("#/overview");
+  const container = h("div", { class: "page" });
+  fill(view, container);
   if (known && !session.may(known.permission)) {
-    fill(view, h("p", { class: "empty" }, `Your role (${session.viewer.role}) does not open this page.`));
+    fill(container, h("p", { class: "empty" }, `Your role (${session.viewer.role}) does not open this page.`));
     return;
   }
-  fill(view, h("p", { class: "empty" }, "Loading..."));
+  fill(container, h("p", { class: "empty" }, "Loading..."));
   try {
-    await page.render(view, params, { go, say });
+    await page.render(container, params, { go, say });
   } catch (e) {
     if (e instanceof ApiError && e.code === "UNAUTHENTICATED") return signOut();
-    fill(view, h("p", { class: "problem", role: "alert" }, e.message));
+    fill(container, h("p", { class: "problem", role: "alert" }, e.message));
   }
 }
 

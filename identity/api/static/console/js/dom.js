@@ -73,7 +73,9 @@ export function section(title, ...children) {
   return h("section", { class: "panel" }, h("h2", {}, title), ...children);
 }
 
+// A link inside the console (a #/ route): nothing else, so no value can become a URL.
 export function link(href, label, props = {}) {
+  if (!String(href).startsWith("#/")) throw new Error(`not a console route: ${href}`);
   return h("a", { href, ...props }, label);
 }
 

@@ -15,17 +15,22 @@ export const KINDS = {
 const OPERATORS = ["eq", "neq", "in", "gt", "gte", "lt", "lte", "contains", "exists"];
 const OPERATOR_LABELS = { eq: "=", neq: "≠", in: "in (comma-separated)", gt: ">", gte: "≥", lt: "<", lte: "≤", contains: "contains", exists: "exists" };
 
-// A typed value: a number when it reads as one, true/false, else the text as it is.
+// A typed value: a number when it reads as one, true/false, text in double quotes as text
+// ("75001" stays a string), else the text as it is.
 function scalar(text) {
   const t = text.trim();
+  if (t.length >= 2 && t.startsWith('"') && t.endsWith('"')) return t.slice(1, -1);
   if (t === "true" || t === "false") return t === "true";
   if (t !== "" && /^-?\d+(\.\d+)?$/.test(t)) return Number(t);
   return text;
 }
 
+// A value as the marketer edits it: what scalar() reads back as the same value.
 function shown(value) {
   if (Array.isArray(value)) return value.map(shown).join(", ");
-  return value === undefined || value === null ? "" : String(value);
+  if (value === undefined || value === null) return "";
+  if (typeof value === "string" && scalar(value) !== value) return `"${value}"`;
+  return String(value);
 }
 
 export function blank(kind = "trait") {

@@ -40,7 +40,7 @@ export async function render(view) {
     ),
     section(
       `Possible shared devices (${sharedDevices.length})`,
-      h("p", { class: "help" }, "Two sides that meet only on one device. Split: their use of it alternates (two people): force-merge them if they are one. Kept together: one came after the other there: split the other side off if they are two."),
+      h("p", { class: "help" }, "Two sides that meet only on one device. Split: their use of it alternates (two people): force-merge them if they are one, cut the other side's links to the device if they are two. Kept together: one came after the other there: split the other side off if they are two."),
       table(
         ["Call", "Side with the device", "Other side", "Device", "Detected"],
         sharedDevices.map((d) => [d.split ? "split" : "kept together", h("span", {}, d.kept.map((k) => [search(k), " "])), h("span", {}, d.other.map((k) => [search(k), " "])), d.device.join(", "), when(d.detectedAt)]),

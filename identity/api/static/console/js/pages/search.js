@@ -23,7 +23,7 @@ async function byValue(value, types) {
   return gql(`query (${declared.join(", ")}) { ${fields.join(" ")} }`, variables, { partial: true });
 }
 
-export async function render(view, [type, value], { go }) {
+export async function render(view, [type, value]) {
   const types = type === "any" ? session.types : type === "id" ? [] : [type];
   const hits = [];
   const refused = [];
@@ -42,7 +42,9 @@ export async function render(view, [type, value], { go }) {
   if (distinct.length === 1) {
     const { profile } = distinct[0];
     // a merged id opens its survivor, which says it was merged
-    return go(`#/identity/${encodeURIComponent(profile.redirected ? profile.requestedId : profile.id)}`);
+    // replace the search in the history, so that Back goes to where the search started
+    location.replace(`#/identity/${encodeURIComponent(profile.redirected ? profile.requestedId : profile.id)}`);
+    return;
   }
   if (!distinct.length) {
     const as = type === "any" ? "as an identity id or an identifier of any type" : type === "id" ? "as an identity id" : `as a ${type}`;

@@ -49,7 +49,11 @@ async function list(view) {
 
 function detail(view, segment, loaded, tools) {
   const root = segment ? fromDefinition(segment.definition) : blank("all");
-  const tree = root.kind === "all" || root.kind === "any" ? root : { kind: "all", not: false, children: [root] };
+  // a saved single condition is edited inside a group, and saved back as it was when it
+  // still is one condition (else saving would change the definition and stale the segment)
+  const single = !(root.kind === "all" || root.kind === "any");
+  const tree = single ? { kind: "all", not: false, children: [root] } : root;
+  const definitionOf = () => (single && tree.kind === "all" && !tree.not && tree.children.length === 1 ? toDefinition(tree.children[0]) : toDefinition(tree));
   if (!segment && !tree.children.length) tree.children.push(blank("trait"));
   const name = h("input", { id: "segment-name", value: segment ? segment.name : "", placeholder: "fr-repeat-buyers", required: true });
   const description = h("input", { id: "segment-description", value: segment ? segment.description : "", placeholder: "What it is for" });
@@ -59,7 +63,7 @@ function detail(view, segment, loaded, tools) {
   let asked = 0;
 
   const estimateNow = async () => {
-    const definition = toDefinition(tree);
+    const definition = definitionOf();
     json.textContent = JSON.stringify(definition, null, 2);
     const mine = ++asked;
     estimate.dataset.state = "busy";
@@ -82,7 +86,7 @@ function detail(view, segment, loaded, tools) {
   const save = h("button", { type: "button", id: "save-segment" }, segment ? "Save" : "Create");
   save.addEventListener("click", async () => {
     try {
-      const variables = { name: name.value.trim(), d: toDefinition(tree), description: description.value.trim() };
+      const variables = { name: name.value.trim(), d: definitionOf(), description: description.value.trim() };
       if (segment) {
         await gql(UPDATE, { id: segment.id, ...variables });
         tools.say("Saved: the members change at the next refresh.", "ok");
@@ -140,8 +144,12 @@ function savedPanels(segment, loaded, tools) {
   const remove = h("button", { type: "button", class: "danger", id: "delete-segment" }, "Delete");
   remove.addEventListener("click", async () => {
     if (!window.confirm(`Delete segment ${segment.name} and its memberships?`)) return;
-    await gql(DELETE, { id: segment.id });
-    tools.go("#/segments");
+    try {
+      await gql(DELETE, { id: segment.id });
+      tools.go("#/segments");
+    } catch (e) {
+      tools.say(e.message);
+    }
   });
   const points = [...refreshes].reverse().map((r) => ({ at: new Date(r.at), value: r.size }));
   return [
