@@ -209,7 +209,7 @@ def evaluate_command(
                 c.case,
                 f"{c.people:,}",
                 f"{c.over_merged:,}",
-                f"{c.emails_together:,}",
+                "-" if c.emails_together is None else f"{c.emails_together:,}",
                 f"{c.in_review:,}",
             )
         out.print(cases)

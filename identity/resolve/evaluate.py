@@ -66,7 +66,7 @@ class CaseScore:
     case: str
     people: int
     over_merged: int  # in an identity holding another person's identifiers
-    emails_together: int  # all their emails in one identity
+    emails_together: int | None  # all their emails in one identity (None: one email each)
     in_review: int  # one of their emails named by an open device review
 
 
@@ -220,9 +220,13 @@ def score_cases(
     for person, case in cases.items():
         own = emails.get(person, [])
         held = {group_of[k] for k in own if k in group_of}
-        counts = found.setdefault(case, [0, 0, 0, 0])
+        counts = found.setdefault(case, [0, 0, 0, 0, 0])
         counts[0] += 1
         counts[1] += any(len(people_of[g]) > 1 for g in held)
         counts[2] += len(held) == 1
         counts[3] += any(k in reviewed for k in own)
-    return [CaseScore(case, *found[case]) for case in sorted(found)]
+        counts[4] += len(own) > 1
+    return [
+        CaseScore(case, people, over, together if several else None, review)
+        for case, (people, over, together, review, several) in sorted(found.items())
+    ]
