@@ -112,14 +112,17 @@ def world(
         ],
     )
     run(graph, tmp, as_of=datetime.now(UTC))
-    # Carl's second cookie, alone until a later load ties it to his email: a merge
-    load_events(graph, tmp, "carl", [identify(7, cookie="ck-carl-2", email="carl@example.org")])
-    absorbed = identity_of(graph, "cookie:ck-carl-2")
+    # Carl's second cookie, alone until a later load ties it to his email: a merge; of the
+    # two identities (as old as each other) one keeps its id, the other is merged into it
+    before = {identity_of(graph, "cookie:ck-carl-2"), identity_of(graph, CARL)}
+    load_events(graph, tmp, "carl", [identify(9, cookie="ck-carl-2", email="carl@example.org")])
     run(graph, tmp, as_of=datetime.now(UTC))
+    carl = identity_of(graph, CARL)
+    [absorbed] = before - {carl}
     return {
         "family": identity_of(graph, ANN),
         "hostile": identity_of(graph, f"cookie:{HOSTILE}"),
-        "carl": identity_of(graph, CARL),
+        "carl": carl,
         "absorbed": absorbed,
     }
 
