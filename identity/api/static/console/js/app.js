@@ -22,11 +22,14 @@ const PAGES = [
   { path: "segments", label: "Segments", permission: "marketer", page: segments },
 ];
 
+let fading = null; // the timer that clears the last message shown
+
 export function say(message, kind = "error") {
+  clearTimeout(fading);
   notice.hidden = !message;
   notice.className = kind;
   fill(notice, message || "");
-  if (message && kind !== "error") setTimeout(() => say(""), 6000);
+  if (message && kind !== "error") fading = setTimeout(() => say(""), 6000);
 }
 
 export function go(hash) {
@@ -71,8 +74,9 @@ async function signIn(key) {
     if (!location.hash || location.hash === "#/" || location.hash === "#/signin") go("#/overview");
     else route();
   } catch (e) {
-    session.key = null;
-    signInPage(e instanceof ApiError && e.code === "UNAUTHENTICATED" ? "That key is not known to this server." : e.message);
+    const refused = e instanceof ApiError && e.code === "UNAUTHENTICATED";
+    if (refused) session.key = null; // a server that does not answer keeps the key for a retry
+    signInPage(refused ? "That key is not known to this server." : e.message);
   }
 }
 

@@ -39,7 +39,7 @@ export async function render(view) {
       ),
     ),
     section(
-      `Possible shared devices (${sharedDevices.length})`,
+      `Possible shared devices (${sharedDevices.length >= 200 ? "the first 200" : sharedDevices.length} open)`,
       h("p", { class: "help" }, "Two sides that meet only on one device. Split: their use of it alternates (two people): force-merge them if they are one, cut the other side's links to the device if they are two. Kept together: one came after the other there: split the other side off if they are two."),
       table(
         ["Call", "Side with the device", "Other side", "Device", "Detected"],
