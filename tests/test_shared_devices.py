@@ -172,3 +172,20 @@ def test_anchors_of_another_type_are_not_judged_against_the_email() -> None:
     res = run([*tablet(), *ann(), *phone, *on_tablet("email:bob@x.org", 10, 40)])
     assert group_of(res, "phone:+33612345670") == group_of(res, "crm_id:C1")
     assert [c.type for c in res.devices] == ["email"]
+
+
+def test_the_side_that_keeps_the_device_is_chosen_once_for_every_type() -> None:
+    # Ann's phone seen only on her tablet; Bob with an email and a phone of his own there:
+    # Bob is judged against Ann once, and Ann's phone stays hers
+    bob = [
+        *on_tablet("email:bob@x.org", 10, 40),
+        *on_tablet("phone:+33612345671", 11, 41),
+        link("email:bob@x.org", "phone:+33612345671", count=2, first_seen=day(9)),
+    ]
+    res = run([*tablet(), *ann(), *on_tablet("phone:+33612345670", 6, 48), *bob])
+    assert group_of(res, "phone:+33612345670") == group_of(res, "crm_id:C1")
+    assert group_of(res, "phone:+33612345671") == group_of(res, "email:bob@x.org")
+    assert group_of(res, "email:bob@x.org") != group_of(res, "crm_id:C1")
+    [call] = res.devices
+    assert call.split and call.kept == ("email:ann@x.org",)
+    assert call.other == ("email:bob@x.org",)

@@ -158,34 +158,33 @@ def shared_devices(
             parts[block_of[frozenset((node, n))]].append(n)
         if len(parts) < 2:
             continue  # one part: the anchors meet elsewhere too
-        users = [n for n in contracted[node] if n >= 0 and judged_anchor(n)]
-        types = sorted({int(g.types[n]) for n in users})
-        for type_ in types:
-            sides = []
-            for block in sorted(parts):
-                near = parts[block]
-                own = sorted(
-                    (n for n in near if n >= 0 and judged_anchor(n) and g.types[n] == type_),
-                    key=g.keys.__getitem__,
-                )
-                if own:
-                    touching = [j for n in near for j in contracted[node][n]["links"]]
-                    sides.append((near, own, touching))
-            if len(sides) < 2:
-                continue
-            sides.sort(key=lambda side: _strength(g, side, anchor_type))
-            kept = sides[0]
-            for other in sides[1:]:
-                if g.forced[other[2]].any():
-                    continue  # a steward forced them together: decided
-                call = DeviceCall(
-                    type=g.type_names[type_],
-                    device=tuple(g.keys[d] for d in device),
-                    kept=tuple(g.keys[n] for n in kept[1][:EXAMPLES]),
-                    other=tuple(g.keys[n] for n in other[1][:EXAMPLES]),
-                    split=_alternate(g, kept[2], other[2]),
-                )
-                found.append((call, sorted(other[2]) if call.split else []))
+        # the parts that used it (with an anchor of a judged type linked to it), ranked once:
+        # the strongest keeps the device, each other is judged against it on a type they share
+        sides = []
+        for block in sorted(parts):
+            near = parts[block]
+            own = sorted((n for n in near if n >= 0 and judged_anchor(n)), key=g.keys.__getitem__)
+            if own:
+                touching = [j for n in near for j in contracted[node][n]["links"]]
+                sides.append((near, own, touching))
+        if len(sides) < 2:
+            continue
+        sides.sort(key=lambda side: _strength(g, side, anchor_type, judged_types))
+        kept = sides[0]
+        kept_types = {int(g.types[n]) for n in kept[1]}
+        for other in sides[1:]:
+            shared_types = sorted(kept_types & {int(g.types[n]) for n in other[1]})
+            if not shared_types or g.forced[other[2]].any():
+                continue  # nothing to compare; or a steward forced them together: decided
+            type_ = shared_types[0]
+            call = DeviceCall(
+                type=g.type_names[type_],
+                device=tuple(g.keys[d] for d in device),
+                kept=tuple(g.keys[n] for n in kept[1] if g.types[n] == type_)[:EXAMPLES],
+                other=tuple(g.keys[n] for n in other[1] if g.types[n] == type_)[:EXAMPLES],
+                split=_alternate(g, kept[2], other[2]),
+            )
+            found.append((call, sorted(other[2]) if call.split else []))
     return found
 
 
@@ -197,12 +196,17 @@ def _most_of_one_type(g: LinkGraph, nodes: list[int]) -> int:
 
 
 def _strength(
-    g: LinkGraph, side: tuple[list[int], list[int], list[int]], anchor_type: npt.NDArray[np.bool_]
+    g: LinkGraph,
+    side: tuple[list[int], list[int], list[int]],
+    anchor_type: npt.NDArray[np.bool_],
+    judged_types: frozenset[int],
 ) -> tuple[int, int, str]:
-    """Sort key, strongest first: the side with another anchor linked to the device (a CRM
-    id), then the most sightings on the device, then keys."""
+    """Sort key, strongest first: the side with an anchor of a type not judged here (a CRM id)
+    linked to the device, then the most sightings on the device, then keys."""
     near, users, touching = side
-    anchored = any(n >= 0 and anchor_type[g.types[n]] and n not in users for n in near)
+    anchored = any(
+        n >= 0 and anchor_type[g.types[n]] and int(g.types[n]) not in judged_types for n in near
+    )
     sightings = int(g.count[touching].sum())
     return (0 if anchored else 1, -sightings, g.keys[users[0]])
 
