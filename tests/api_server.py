@@ -91,3 +91,10 @@ def gql(
     body: dict[str, Any] = response.json()
     body["_status"] = response.status_code
     return body
+
+
+def data(base: str, query: str, key: str | None = READER, **variables: Any) -> dict[str, Any]:
+    """POST one GraphQL operation that must succeed; its data."""
+    body = gql(base, query, variables, key)
+    assert not body.get("errors"), body["errors"]
+    return dict(body["data"])

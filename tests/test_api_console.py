@@ -11,7 +11,7 @@ import pytest
 
 from identity.store.driver import Graph
 from tests.api_data import load_people
-from tests.api_server import MARKETER, READER, STEWARD, gql
+from tests.api_server import MARKETER, READER, STEWARD, data, gql
 
 pytestmark = pytest.mark.neo4j
 
@@ -24,12 +24,6 @@ GRAPH = """query ($id: ID!) { identityGraph(id: $id) {
 @pytest.fixture
 def people(graph: Graph, tmp_path: Path) -> dict[str, str]:
     return load_people(graph, tmp_path)
-
-
-def data(base: str, query: str, key: str = READER, **variables: Any) -> dict[str, Any]:
-    body = gql(base, query, variables, key)
-    assert not body.get("errors"), body["errors"]
-    return dict(body["data"])
 
 
 def error_code(base: str, query: str, key: str, **variables: Any) -> str:

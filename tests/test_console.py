@@ -31,8 +31,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from identity.config import Settings
 from identity.store.driver import Driver, Graph
-from tests.api_server import MARKETER, READER, STEWARD
-from tests.api_server import gql as api_gql
+from tests.api_server import MARKETER, READER, STEWARD, data
 from tests.cli import cli_env, ok
 from tests.resolving import identify, identity_of, load_events, run
 
@@ -125,12 +124,6 @@ def world(
         "carl": carl,
         "absorbed": absorbed,
     }
-
-
-def gql(api: str, key: str, query: str, **variables: Any) -> dict[str, Any]:
-    body = api_gql(api, query, variables, key)
-    assert not body.get("errors"), body["errors"]
-    return dict(body["data"])
 
 
 def wait(browser: WebDriver, css: str) -> WebElement:
@@ -233,7 +226,7 @@ def test_the_overview_shows_counts_sizes_loads_and_resolves(
     browser: WebDriver, api: str, world: dict[str, str], shots: Path
 ) -> None:
     sign_in(browser, api, READER)
-    stats = gql(api, READER, "{ stats { identities } }")["stats"]
+    stats = data(api, "{ stats { identities } }", READER)["stats"]
     count = browser.find_element(By.CSS_SELECTOR, "#count-identities strong").text
     assert int(count.replace(",", "").replace("\u202f", "")) == stats["identities"]
     text = browser.find_element(By.ID, "view").text
@@ -252,7 +245,7 @@ def test_a_raw_email_lands_on_its_identity_with_every_identifier_drawn(
     wait(browser, "#identity-id")
     assert browser.find_element(By.ID, "identity-id").text == world["family"]
     drawn = graph_drawn(browser)
-    size = gql(api, READER, "query ($id: ID!) { profile(id: $id) { size } }", id=world["family"])
+    size = data(api, "query ($id: ID!) { profile(id: $id) { size } }", READER, id=world["family"])
     assert int(drawn.get_attribute("data-members") or -1) == size["profile"]["size"]
     rows = browser.find_elements(By.CSS_SELECTOR, "#identifiers tr.member")
     assert len(rows) == size["profile"]["size"]
@@ -307,7 +300,7 @@ def test_hostile_values_render_as_text(
     assert browser.execute_script("return window.pwned === undefined")
     assert not browser.find_elements(By.CSS_SELECTOR, "#view img")
     # the load refused the same value as an email, with its reason, and kept the rest
-    loads = gql(api, READER, "{ recentLoads(first: 5) { file valueReasons { reason count } } }")
+    loads = data(api, "{ recentLoads(first: 5) { file valueReasons { reason count } } }", READER)
     family = next(x for x in loads["recentLoads"] if x["file"].endswith("family.ndjson"))
     assert {"reason": "invalid_email", "count": 1} in family["valueReasons"]
 
@@ -357,7 +350,7 @@ def test_a_marketers_live_estimate_equals_the_apis(
 def api_size(api: str, definition: dict[str, Any]) -> int:
     """The size the API estimates for ``definition``."""
     preview = "mutation ($d: SegmentConditionInput!) { previewSegment(definition: $d) { size } }"
-    return int(gql(api, MARKETER, preview, d=definition)["previewSegment"]["size"])
+    return int(data(api, preview, MARKETER, d=definition)["previewSegment"]["size"])
 
 
 def _estimate_matches(browser: WebDriver, api: str, definition: dict[str, Any]) -> None:
@@ -376,7 +369,7 @@ def test_the_review_queue_opens_identities(
     sign_in(browser, api, STEWARD)
     view = open_page(browser, api, "/review", "#view h1")
     assert "Shared identifiers" in view.text or "Shared identifiers" in browser.page_source
-    largest = gql(api, STEWARD, "{ largestIdentities(first: 1) { id } }")["largestIdentities"]
+    largest = data(api, "{ largestIdentities(first: 1) { id } }", STEWARD)["largestIdentities"]
     browser.save_screenshot(str(shots / "review.png"))
     browser.find_element(By.LINK_TEXT, largest[0]["id"]).click()
     assert wait(browser, "#identity-id").text == largest[0]["id"]
@@ -414,11 +407,11 @@ def test_a_steward_cuts_a_link_with_a_reason(
     browser.find_element(By.ID, "cut").click()
     WebDriverWait(browser, WAIT).until(lambda b: "cut" in b.find_element(By.ID, "notice").text)
     graph_drawn(browser)
-    found = gql(
+    found = data(
         api,
-        READER,
         '{ a: profile(identifier: {type: "cookie", value: "ck-carl-2"}) { id } '
         ' b: profile(identifier: {type: "email", value: "carl@example.org"}) { id } }',
+        READER,
     )
     assert found["a"]["id"] != found["b"]["id"]
     verdicts = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#links tr[data-link]")]
@@ -444,18 +437,18 @@ def test_a_steward_splits_the_family_tablet_off(
     WebDriverWait(browser, WAIT).until(
         lambda b: "split off" in b.find_element(By.ID, "notice").text
     )
-    found = gql(
+    found = data(
         api,
-        READER,
         '{ a: profile(identifier: {type: "email", value: "ann@example.org"}) { id } '
         'b: profile(identifier: {type: "email", value: "bob@example.org"}) { id } }',
+        READER,
     )
     assert found["a"]["id"] != found["b"]["id"]
-    history = gql(
+    history = data(
         api,
-        READER,
         "query ($id: ID!) { profile(id: $id) { history { edges { node { action "
         "reason actor } } } } }",
+        READER,
         id=found["b"]["id"],
     )
     actions = [e["node"] for e in history["profile"]["history"]["edges"]]

@@ -92,6 +92,14 @@ def _recent(first: int) -> int:
     return first
 
 
+async def _identity(context: Context, id: strawberry.ID) -> str:
+    """The active identity ``id`` names (a merged id: its survivor); NOT_FOUND otherwise."""
+    row = await context.loaders.identity_by_id.load(str(id))
+    if row is None:
+        raise ApiError("NOT_FOUND", f"no identity {str(id)[:80]!r}")
+    return row.id
+
+
 @strawberry.type
 class ConsoleQuery:
     @strawberry.field(description="The caller: key name, role and permissions. Any role.")
@@ -115,11 +123,9 @@ class ConsoleQuery:
         context.require("read")
         if not 0 < limit <= MAX_DRAWN:
             raise ApiError("BAD_USER_INPUT", f"limit must be between 1 and {MAX_DRAWN}")
-        row = await context.loaders.identity_by_id.load(str(id))
-        if row is None:
-            raise ApiError("NOT_FOUND", f"no identity {str(id)[:80]!r}")
+        identity = await _identity(context, id)
         found = await run_in_threadpool(
-            lambda: views.identity_view(context.services, row.id, limit=limit)
+            lambda: views.identity_view(context.services, identity, limit=limit)
         )
         return IdentityGraph(
             identity_id=strawberry.ID(found.identity),
@@ -139,10 +145,7 @@ class ConsoleQuery:
     async def memberships(self, info: Info[Context, None], id: strawberry.ID) -> list[Membership]:
         context = info.context
         context.require("read")
-        row = await context.loaders.identity_by_id.load(str(id))
-        if row is None:
-            raise ApiError("NOT_FOUND", f"no identity {str(id)[:80]!r}")
-        found = await activity.segments_of(context.reads, row.id)
+        found = await activity.segments_of(context.reads, await _identity(context, id))
         return [Membership(segment_id=strawberry.ID(s), name=n, since=when(t)) for s, n, t in found]
 
     @strawberry.field(description="The latest loads, newest first. Role: reader.")
