@@ -21,7 +21,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml uv.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) sync --quiet --frozen --inexact --extra dev --python $(BIN)/python
+	$(UV) sync --quiet --frozen --inexact --extra dev --extra spark --python $(BIN)/python
 	@touch $(STAMP)
 
 # Resolve the dependencies again within pyproject.toml's bounds and write uv.lock.

@@ -96,6 +96,24 @@ class Settings(BaseSettings):
         description="Java heap of neo4j-admin database import (idgraph backfill).",
     )
 
+    spark_master: str = Field(
+        default="local[*]",
+        min_length=1,
+        description="Spark master of `idgraph resolve --engine spark`: local[*] (every core "
+        "of this machine), local[N], spark://host:7077, yarn, k8s://...",
+    )
+    spark_driver_memory: str = Field(
+        default="4g",
+        pattern=r"^\d+[kKmMgG]$",
+        description="Memory of the Spark driver (in local mode it runs every task too).",
+    )
+    spark_exchange: str | None = Field(
+        default=None,
+        description="Where the Spark engine writes its Parquet files: a directory that the "
+        "driver and the executors both reach (hdfs://, s3://, a shared mount); default a "
+        "temporary directory, which serves local mode.",
+    )
+
     api_keys: str | None = Field(
         default=None,
         description="API keys: a JSON object mapping each key to its role (or to "
