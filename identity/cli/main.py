@@ -24,6 +24,7 @@ from identity.cli import (
     resolve,
     segments,
     serve,
+    spark,
     steward,
 )
 from identity.cli.common import err, out, route_driver_logs
@@ -41,6 +42,8 @@ app.add_typer(privacy.commands)
 app.add_typer(audiences.commands, name="audience")
 app.add_typer(demo.commands)
 app.add_typer(serve.commands)
+app.add_typer(spark.import_app, name="import")
+app.add_typer(spark.spark_app, name="spark")
 
 
 @app.command()

@@ -19,14 +19,14 @@ from loaders.records import parse_timestamp
 
 if TYPE_CHECKING:  # the engine (numpy, scipy, networkx) loads with the commands that use it
     from identity.resolve.evaluate import Scores
-    from identity.resolve.service import ResolveReport
+    from identity.resolve.service import Engine, ResolveReport
 
 commands = typer.Typer()
 export_app = typer.Typer(help="Export identities.", no_args_is_help=True)
 commands.add_typer(export_app, name="export")
 
 
-def _as_of(value: str | None) -> datetime | None:
+def parse_as_of(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
@@ -47,9 +47,20 @@ def resolve(
     wait: float = typer.Option(
         0.0, min=0.0, help="Seconds to wait for a resolve already running (0: refuse at once)."
     ),
+    engine: str = typer.Option(
+        "local",
+        help="local: in this process (the default); spark: on Spark (docs/spark.md).",
+    ),
+    spark_master: str | None = typer.Option(
+        None,
+        "--spark-master",
+        help="Spark master for --engine spark (default IDGRAPH_SPARK_MASTER, local[*]).",
+    ),
 ) -> None:
     """Form identities from the links loaded so far (incremental unless --full)."""
     from identity.resolve.service import resolve_identities
+
+    chosen = _engine(engine, spark_master)
 
     with (
         services(schema=True) as ctx,
@@ -62,18 +73,40 @@ def resolve(
             ctx,
             full=full,
             dry_run=dry_run,
-            as_of=_as_of(as_of),
+            as_of=parse_as_of(as_of),
             wait=wait,
             progress=lambda step, done, total: bar.update(
                 task, description=step, completed=done, total=total
             ),
+            engine=chosen,
         )
     print_resolve(report)
 
 
+def _engine(name: str, spark_master: str | None) -> Engine:
+    from identity.resolve.service import LocalEngine
+
+    if name == "local":
+        if spark_master:
+            raise InputError("--spark-master goes with --engine spark")
+        return LocalEngine()
+    if name != "spark":
+        raise InputError(f"--engine {name!r}: expected local or spark")
+    try:
+        from identity.engines.spark.engine import SparkEngine
+    except ImportError as e:
+        raise InputError(
+            f"--engine spark needs the spark extra (pip install 'idgraph[spark]'): {e}"
+        ) from e
+    settings = cli_settings()
+    if spark_master:
+        settings = settings.model_copy(update={"spark_master": spark_master})
+    return SparkEngine(settings)
+
+
 def print_resolve(report: ResolveReport) -> None:
     what = "dry run, nothing written" if report.dry_run else f"run {report.run}"
-    out.print(f"{report.mode} resolve ({report.why}); {what}")
+    out.print(f"{report.mode} resolve ({report.why}); {what}; engine {report.engine}")
     if report.batches:
         out.print(f"batches: {len(report.batches)} loaded since the last resolve")
     p = report.plan
@@ -104,6 +137,8 @@ def print_resolve(report: ResolveReport) -> None:
             out.print(f"  ... and {len(report.changes) - len(shown):,} more changes")
     timing = ", ".join(f"{k} {v:.2f}s" for k, v in report.seconds.items())
     out.print(f"time: {timing}")
+    for line in report.engine_notes:
+        out.print(line, soft_wrap=True, highlight=False)
 
 
 @commands.command("explain")
@@ -117,7 +152,7 @@ def explain_command(
     from identity.resolve.explain import explain
 
     with services() as ctx:
-        result = explain(ctx, a, b, as_of=_as_of(as_of))
+        result = explain(ctx, a, b, as_of=parse_as_of(as_of))
     if as_json:
         out.print_json(json.dumps(result, default=_json_default))
         return

@@ -14,12 +14,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from identity.context import ServiceContext
 from identity.model import Event, split_key
+from identity.policy import Policy
 from identity.profiles.precedence import Summary
 from identity.profiles.service import (
     mark_profiles_built,
@@ -29,7 +30,7 @@ from identity.profiles.service import (
     stated_members,
 )
 from identity.resolve.engine import Resolution, resolve
-from identity.resolve.graph import DAY_MS, SHARED_KINDS
+from identity.resolve.graph import DAY_MS, SHARED_KINDS, LinkGraph
 from identity.resolve.lineage import Plan, plan
 from identity.resolve.snapshot import Snapshot, read_full, read_region
 from identity.store.activity import seconds_properties
@@ -52,6 +53,31 @@ from identity.store.runs import (
 )
 
 Progress = Callable[[str, int, int | None], None]  # step, done, total
+
+
+class Engine(Protocol):
+    """What forms identities from the graph a resolve read (docs/architecture.md,
+    "Resolution engines"): the default one in memory, the Spark one, or results computed
+    elsewhere and imported. Whichever it is, lineage and profiles are written the same way."""
+
+    name: str
+    first_seen: bool  # every link's first_seen must be read with the graph
+    notes: list[str]  # how its last run went, for the report
+
+    def resolve(self, graph: LinkGraph, policy: Policy, as_of_ms: int) -> Resolution: ...
+
+
+class LocalEngine:
+    """The default engine: :func:`identity.resolve.engine.resolve`, in this process."""
+
+    name = "local"
+    first_seen = False
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def resolve(self, graph: LinkGraph, policy: Policy, as_of_ms: int) -> Resolution:
+        return resolve(graph, policy, as_of_ms)
 
 
 @dataclass
@@ -81,6 +107,8 @@ class ResolveReport:
     changes: list[str] = field(default_factory=list)
     profiles: int = 0  # profiles that changed
     seconds: dict[str, float] = field(default_factory=dict)
+    engine: str = "local"
+    engine_notes: list[str] = field(default_factory=list)
 
 
 def resolve_identities(
@@ -91,8 +119,10 @@ def resolve_identities(
     as_of: datetime | None = None,
     wait: float = 0.0,
     progress: Progress | None = None,
+    engine: Engine | None = None,
 ) -> ResolveReport:
     """Resolve identities (see the module docstring); ``dry_run`` computes and writes nothing.
+    ``engine`` forms the identities (default: :class:`LocalEngine`).
 
     The events of the run are recorded for ``ctx.actor`` (a steward whose action the run
     applies), by default ``idgraph resolve (full|incremental)``.
@@ -102,14 +132,17 @@ def resolve_identities(
     if not dry_run:
         lock.acquire(wait)
     try:
-        return _Run(ctx, run, progress).go(full, dry_run, as_of, ctx.actor)
+        return _Run(ctx, run, progress, engine or LocalEngine()).go(full, dry_run, as_of, ctx.actor)
     finally:
         if not dry_run:
             lock.release()
 
 
 class _Run:
-    def __init__(self, ctx: ServiceContext, run: str, progress: Progress | None) -> None:
+    def __init__(
+        self, ctx: ServiceContext, run: str, progress: Progress | None, engine: Engine
+    ) -> None:
+        self.engine = engine
         self.graph = ctx.graph
         self.settings = ctx.settings
         self.policy = ctx.policy
@@ -139,6 +172,7 @@ class _Run:
             dry_run=dry_run,
             as_of=datetime.fromtimestamp(as_of_ms / 1000).astimezone(),
             batches=batches,
+            engine=self.engine.name,
         )
         if not dry_run:
             begin_run(
@@ -146,6 +180,7 @@ class _Run:
                 {
                     "id": self.run,
                     "mode": mode,
+                    "engine": self.engine.name,
                     "why": why,
                     "as_of": as_of_ms,
                     "policy": self.policy.fingerprint(),
@@ -161,13 +196,15 @@ class _Run:
                     self.policy,
                     self.normalizer,
                     lambda step, n: self.progress(f"read {step}", n, None),
+                    first_seen=self.engine.first_seen,
                 )
             else:
                 seeds = self._seeds(batches, as_of_ms)
                 snapshot = read_region(self.graph, self.policy, self.normalizer, seeds, as_of_ms)
             self.lap("read")
-            self.progress("compute", 0, None)
-            resolution = resolve(snapshot.graph, self.policy, as_of_ms)
+            self.progress(f"compute ({self.engine.name})", 0, None)
+            resolution = self.engine.resolve(snapshot.graph, self.policy, as_of_ms)
+            report.engine_notes = self.engine.notes
             changes = plan(resolution, snapshot.old, snapshot.identities)
             self.lap("compute")
             shared_rows = _shared_changes(snapshot, resolution)

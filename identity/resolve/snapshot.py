@@ -44,14 +44,14 @@ class Snapshot:
     seen: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 2), np.int64))
 
 
-def _shared_code(kind: str | None) -> int:
+def shared_code(kind: str | None) -> int:
     return SHARED_KINDS.index(kind) if kind in SHARED_KINDS else NOT_SHARED
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def _blocker(normalizer: Normalizer) -> Callable[[str, str, bool | None], bool]:
+def blocker(normalizer: Normalizer) -> Callable[[str, str, bool | None], bool]:
     """Whether an identifier is blocked now: by a steward (``stored``, the node's ``blocked``
     flag) or by the policy. A stored email or phone that is 64 hex digits is a hash
     (IDGRAPH_HASH_PII): a clear one holds an @ or starts with +."""
@@ -73,9 +73,11 @@ def read_full(
     policy: Policy,
     normalizer: Normalizer,
     progress: Callable[[str, int], None] | None = None,
+    first_seen: bool = False,
 ) -> Snapshot:
-    """Every identifier and link, with the current memberships."""
-    blocked = _blocker(normalizer)
+    """Every identifier and link, with the current memberships; ``first_seen``: read every
+    link's first_seen now (an engine that cannot ask for it later needs it)."""
+    blocked = blocker(normalizer)
     snapshot_old: dict[str, str] = {}
     shared: dict[str, tuple[str, str]] = {}
     quarantined: set[str] = set()
@@ -97,7 +99,7 @@ def read_full(
         type_, value = split_key(key)
         types.append(type_index.setdefault(type_, len(type_index)))
         blocked_col.append(blocked(type_, value, held))
-        stored.append(_shared_code(kind))
+        stored.append(shared_code(kind))
         if kind:
             shared[key] = (kind, reason or "")
         if identity is not None:
@@ -108,13 +110,14 @@ def read_full(
             progress("identifiers", n)
     blocks: list[npt.NDArray[np.int64]] = []
     read = 0
-    for block in store.link_blocks(graph, policy, top):
-        # [x id, y id, count, last_seen, mergeable, cut, forced] per link, one int64 matrix
-        blocks.append(np.array(block, dtype=np.int64).reshape(-1, 7))
+    width = 8 if first_seen else 7
+    for block in store.link_blocks(graph, policy, top, first_seen):
+        # [x id, y id, count, last_seen, mergeable, cut, forced(, first_seen)] per link
+        blocks.append(np.array(block, dtype=np.int64).reshape(-1, width))
         read += len(block)
         if progress:
             progress("links", read)
-    links = np.concatenate(blocks) if blocks else np.zeros((0, 7), dtype=np.int64)
+    links = np.concatenate(blocks) if blocks else np.zeros((0, width), dtype=np.int64)
     del blocks
     type_names = [""] * len(type_index)
     for name, i in type_index.items():
@@ -129,7 +132,7 @@ def read_full(
         a=position[links[:, 0]].astype(np.int32),
         b=position[links[:, 1]].astype(np.int32),
         count=links[:, 2].copy(),
-        first_seen=np.full(len(links), -1, dtype=np.int64),
+        first_seen=links[:, 7].copy() if first_seen else np.full(len(links), -1, np.int64),
         last_seen=links[:, 3].copy(),
         mergeable=links[:, 4].astype(np.bool_),
         cut=links[:, 5].astype(np.bool_),
@@ -164,7 +167,7 @@ class _RegionReader:
     def __init__(self, graph: Graph, policy: Policy, normalizer: Normalizer) -> None:
         self.graph = graph
         self.policy = policy
-        self.blocked = _blocker(normalizer)
+        self.blocked = blocker(normalizer)
         self.rows: dict[str, _Node] = {}
         self.identities: dict[str, OldIdentity] = {}
         self.members: dict[str, list[str]] = {}
@@ -210,7 +213,7 @@ class _RegionReader:
                 key,
                 type_,
                 blocked=blocked(type_, value, self.rows[key].blocked),
-                stored_shared=_shared_code(self.rows[key].shared),
+                stored_shared=shared_code(self.rows[key].shared),
                 node_id=self.rows[key].node_id,
             )
         links_of = [(key, self.rows[key].links) for key in sorted(region)]
@@ -225,7 +228,7 @@ class _RegionReader:
                         type_,
                         blocked=blocked(type_, value, held),
                         region=False,
-                        stored_shared=_shared_code(shared),
+                        stored_shared=shared_code(shared),
                     )
                 build.link(i, j, count, -1, last, merge, cut, forced)
         return build

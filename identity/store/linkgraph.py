@@ -50,14 +50,17 @@ _NODES_CHUNK: LiteralString = """
 """
 
 
-def _links_chunk(mergeable: LiteralString) -> LiteralString:
+def _links_chunk(mergeable: LiteralString, first_seen: bool) -> LiteralString:
+    first: LiteralString = ", r.first_seen.epochMillis" if first_seen else ""
     return (
         """
         MATCH (x:Identifier) WHERE id(x) IN range($low, $high)
         MATCH (x)-[r:LINKED]->(y:Identifier)
         RETURN collect([id(x), id(y), r.count, r.last_seen.epochMillis, """
         + mergeable
-        + """, coalesce(r.cut, false), coalesce(r.forced, false)]) AS rows
+        + """, coalesce(r.cut, false), coalesce(r.forced, false)"""
+        + first
+        + """]) AS rows
         """
     )
 
@@ -78,10 +81,13 @@ def identifier_rows(graph: Graph, top: int | None) -> Iterator[list[Any]]:
         yield from block
 
 
-def link_blocks(graph: Graph, policy: Policy, top: int | None) -> Iterator[list[Any]]:
+def link_blocks(
+    graph: Graph, policy: Policy, top: int | None, first_seen: bool = False
+) -> Iterator[list[Any]]:
     """Every link once, by blocks of its start node's internal id up to ``top``: each block a
-    list of ``[x id, y id, count, last_seen ms, mergeable, cut, forced]``."""
-    query = _links_chunk(_mergeable(policy))
+    list of ``[x id, y id, count, last_seen ms, mergeable, cut, forced]`` (then first_seen ms
+    when asked: it costs as much again to read)."""
+    query = _links_chunk(_mergeable(policy), first_seen)
     yield from _blocks(graph, "read links", query, top, merge_parameters(policy))
 
 

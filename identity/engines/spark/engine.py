@@ -19,7 +19,6 @@ import tempfile
 import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from pyspark.sql import SparkSession
@@ -114,12 +113,21 @@ def _exchange(settings: Settings) -> tuple[str, bool]:
     return tempfile.mkdtemp(prefix="idgraph-spark-"), True
 
 
-def summary_lines(run: SparkRun) -> list[str]:
-    """How the run went, for the CLI: stage seconds and component rounds."""
-    stages = ", ".join(f"{k} {v:.1f}s" for k, v in run.seconds.items())
-    rounds = ", ".join(f"{k}: {v}" for k, v in run.rounds.items())
-    return [f"spark ({run.master}): {stages}", f"large-star/small-star rounds: {rounds}"]
+class SparkEngine:
+    """The engine of ``idgraph resolve --engine spark``."""
 
+    name = "spark"
+    first_seen = True  # the executors cannot ask Neo4j for it later
 
-def describe(run: SparkRun) -> dict[str, Any]:
-    return {"master": run.master, "seconds": run.seconds, "rounds": run.rounds}
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.notes: list[str] = []
+        self.last: SparkRun | None = None
+
+    def resolve(self, graph: LinkGraph, policy: Policy, as_of_ms: int) -> Resolution:
+        run = resolve_on_spark(graph, policy, as_of_ms, self.settings)
+        self.last = run
+        stages = ", ".join(f"{k} {v:.1f}s" for k, v in run.seconds.items())
+        rounds = ", ".join(f"{k} {v}" for k, v in run.rounds.items())
+        self.notes = [f"spark ({run.master}): {stages}", f"large-star/small-star rounds: {rounds}"]
+        return run.resolution

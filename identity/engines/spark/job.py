@@ -24,7 +24,7 @@ import logging
 import time
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, GroupedData, SparkSession
 from pyspark.sql import functions as F
 
 from identity.engines.spark import graphwide, per_component
@@ -105,7 +105,9 @@ class Job:
         self.rounds[what] = found.rounds
         return found.frame.localCheckpoint()
 
-    def _component_links(self, links: DataFrame, labels: DataFrame, picked: DataFrame) -> Any:
+    def _component_links(
+        self, links: DataFrame, labels: DataFrame, picked: DataFrame
+    ) -> GroupedData:
         """The eligible links of the components ``picked`` (``label``), with their ends' keys,
         grouped by component for ``applyInPandas``."""
         keyed = (
