@@ -26,7 +26,7 @@ SHARED = "id long, kind int, type string, count long, limit long, examples array
 
 def at(values: Sequence[object], index: Column, cast: str = "long") -> Column:
     """``values[index]`` for a small per-type list (a literal array in the plan)."""
-    array = F.array(*[F.lit(v).cast(cast) for v in values]) if values else F.array()
+    array = F.array(*[F.lit(v).cast(cast) for v in values]).cast(f"array<{cast}>")
     return F.element_at(array, index + 1)
 
 
