@@ -10,13 +10,15 @@ from pathlib import Path
 from identity.config import Settings
 
 
-def idgraph(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def idgraph(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "identity", *args],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {}), "COLUMNS": "200"},
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
 
