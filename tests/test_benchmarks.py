@@ -127,3 +127,17 @@ def test_segments_benchmark_smoke(graph: Graph, neo4j_settings: Settings, tmp_pa
     changed = report["refresh"]["changed"]
     assert changed["entered"] > 0 and changed["left"] > 0
     assert report["export"]["rows"] > 0 and report["naive"]["scanned"] == 2000
+
+
+def test_spark_benchmark_smoke(tmp_path: Path) -> None:
+    report = _run(
+        "spark.py",
+        tmp_path / "spark.json",
+        *("--sizes", "2000"),
+        env={"IDGRAPH_SPARK_MASTER": "local[2]", "IDGRAPH_SPARK_DRIVER_MEMORY": "1g"},
+    )
+    (run,) = report["runs"]
+    assert run["same_answer"] and run["identifiers"] == 2000
+    assert run["spark_seconds"] > 0 and run["default_seconds"] > 0
+    assert set(run["spark_stages"]) >= {"candidates", "shared", "bridges", "limits", "write"}
+    assert report["peak_rss_mb"]["spark_jvm"] > 0

@@ -98,7 +98,7 @@ def test_every_rule_fires_and_both_engines_agree() -> None:
     assert both(nodes, links, Policy()) == {}
 
 
-def test_a_region_with_its_halo_resolves_alike() -> None:
+def test_a_region_with_its_halo_resolves_alike(tmp_path: Path) -> None:
     # an incremental run's graph: a halo of shared identifiers with their stored verdicts
     nodes = [
         node("cookie:a"), node("email:a"), node("cookie:b"), node("email:b"),
@@ -111,9 +111,13 @@ def test_a_region_with_its_halo_resolves_alike() -> None:
         link("cookie:kiosk", "email:a"), link("cookie:kiosk", "email:b"),
         link("cookie:typed", "email:a"), link("cookie:typed", "email:far"),
     ]  # fmt: skip
-    assert both(nodes, links, Policy()) == {}
     local = resolve(LinkGraph.from_rows(nodes, links), Policy(), AS_OF)
     assert frozenset({"cookie:a", "email:a"}) in local.partition()
+    # through an exchange directory of one's own (IDGRAPH_SPARK_EXCHANGE): emptied after
+    exchange = SPARK.model_copy(update={"spark_exchange": str(tmp_path)})
+    spark = resolve_on_spark(LinkGraph.from_rows(nodes, links), Policy(), AS_OF, exchange)
+    assert differences(local, spark.resolution) == {}
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("shape", ["path", "star", "ladder", "random"])

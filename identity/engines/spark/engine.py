@@ -25,7 +25,12 @@ from pyspark.sql import SparkSession
 
 from identity.config import Settings
 from identity.engines.spark import job
-from identity.engines.spark.exchange import Rules, read_resolution, write_inputs
+from identity.engines.spark.exchange import (
+    Rules,
+    read_resolution,
+    remove_directory,
+    write_inputs,
+)
 from identity.policy import Policy
 from identity.resolve.engine import Resolution
 from identity.resolve.graph import LinkGraph
@@ -94,9 +99,15 @@ def resolve_on_spark(
         write_inputs(graph, rules, f"{root}/in")
         summary = job.run(spark, f"{root}/in", f"{root}/out")
         resolution = read_resolution(f"{root}/out", graph, rules)
+    except BaseException:
+        if not own:
+            log.warning("spark engine: the run's files are kept for inspection in %s", root)
+        raise
     finally:
         if own:
             shutil.rmtree(root, ignore_errors=True)
+    if not own:
+        remove_directory(root)
     log.info("spark engine: %s", summary)
     return SparkRun(
         resolution=resolution,

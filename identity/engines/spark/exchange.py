@@ -359,6 +359,12 @@ def _uri(directory: str) -> str:
     return directory if "://" in directory else str(Path(directory).resolve())
 
 
+def remove_directory(directory: str) -> None:
+    """Delete a run's directory (inputs and outputs) wherever it lives."""
+    fs, root = pafs.FileSystem.from_uri(_uri(directory))
+    fs.delete_dir(root)
+
+
 def _write_text(directory: str, name: str, text: str) -> None:
     fs, root = pafs.FileSystem.from_uri(_uri(directory))
     fs.create_dir(root, recursive=True)

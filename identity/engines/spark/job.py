@@ -77,19 +77,22 @@ class Job:
         if bridges.take(1):
             shared = _union([shared, bridges]).localCheckpoint()
             links = _exclude(links, bridges, "eligible").localCheckpoint()
-            labels = self._components(links, "components after bridges")
+            labels = self._components_within(links, labels, bridges, "components after bridges")
         self.lap("bridges")
         calls = self._devices(links, labels)
         if calls is not None:
             refused = calls.select(F.explode("refused").alias("id"))
             links = _refuse(links, refused, DEVICE).localCheckpoint()
-            if links.where(F.col("verdict") == DEVICE).take(1):
-                labels = self._components(links, "components after devices")
+            cut = links.where(F.col("verdict") == DEVICE).select(F.col("a").alias("id"))
+            if cut.take(1):
+                labels = self._components_within(links, labels, cut, "components after devices")
         self.lap("devices")
-        if links.where(F.col("forced_c") & ~F.col("eligible")).take(1):
+        forced = links.where(F.col("forced_c") & ~F.col("eligible"))
+        if forced.take(1):
+            ends = forced.select(F.col("a").alias("id")).union(forced.select(F.col("b")))
             links = links.withColumn("eligible", F.col("eligible") | F.col("forced_c"))
             links = links.localCheckpoint()
-            labels = self._components(links, "components with forced links")
+            labels = self._components_within(links, labels, ends, "components with forced links")
         groups, links, quarantined = self._breaker_and_limits(links, labels)
         self.lap("limits")
         self._write(outputs, groups, links, shared, quarantined, calls)
@@ -104,6 +107,26 @@ class Job:
         found = components(self.ids, edges, what)
         self.rounds[what] = found.rounds
         return found.frame.localCheckpoint()
+
+    def _components_within(
+        self, links: DataFrame, labels: DataFrame, touched: DataFrame, what: str
+    ) -> DataFrame:
+        """``labels`` again after a rule took links out of, or a forced link added links
+        between, the components of the identifiers ``touched`` (``id``): only those
+        components are computed again (the others cannot have changed)."""
+        affected = labels.join(touched.select("id").distinct(), "id", "left_semi")
+        members = labels.join(affected.select("label").distinct(), "label", "left_semi")
+        members = members.select("id").localCheckpoint()
+        ends = members.select(F.col("id").alias("a"))
+        edges = links.where("eligible").join(ends, "a", "left_semi").select("a", "b")
+        found = components(members, edges, what)
+        self.rounds[what] = found.rounds
+        again = found.frame.select("id", F.col("label").alias("again"))
+        relabelled = labels.join(again, "id", "left").select(
+            "id", F.coalesce("again", "label").alias("label")
+        )
+        checked: DataFrame = relabelled.localCheckpoint()
+        return checked
 
     def _component_links(
         self, links: DataFrame, labels: DataFrame, picked: DataFrame
