@@ -106,7 +106,7 @@ def measure(size: int, seed: int, settings: Any) -> dict[str, Any]:
     console.print(f"  same answer: {same}")
     return {
         "identifiers": len(g.keys),
-        "links": int(len(g.a)),
+        "links": len(g.a),
         "identities": local.n_groups,
         "default_seconds": round(local_seconds, 3),
         "spark_seconds": round(spark_seconds, 3),

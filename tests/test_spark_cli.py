@@ -89,6 +89,8 @@ def _refusals(graph: Graph, env: dict[str, str], results: Path, tmp_path: Path) 
     assert refused.returncode == 1 and "as parquet only" in refused.stderr
     refused = idgraph("resolve", "--engine", "dask", env=env)
     assert refused.returncode == 1 and "expected local or spark" in refused.stderr
+    refused = idgraph("resolve", "--engine", "spark", "--spark-master", "nowhere", env=env)
+    assert refused.returncode == 1 and "could not start Spark on nowhere" in refused.stderr
 
     late = {"type": "identify", "anonymousId": "late-cookie", "userId": "late-user",
             "messageId": "late-1", "timestamp": "2026-10-30T10:00:00Z"}  # fmt: skip

@@ -31,6 +31,7 @@ from identity.engines.spark.exchange import (
     remove_directory,
     write_inputs,
 )
+from identity.errors import IdgraphError
 from identity.policy import Policy
 from identity.resolve.engine import Resolution
 from identity.resolve.graph import LinkGraph
@@ -39,6 +40,10 @@ log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _sessions: dict[str, SparkSession] = {}
+
+
+class SparkUnavailableError(IdgraphError):
+    """No Spark session could be started."""
 
 
 @dataclass
@@ -74,7 +79,13 @@ def session(master: str, driver_memory: str = "4g") -> SparkSession:
         if local:
             # a few partitions per core: Spark's 200 cost more in tasks than they divide
             builder = builder.config("spark.sql.shuffle.partitions", str(_local_partitions()))
-        spark = builder.getOrCreate()
+        try:
+            spark = builder.getOrCreate()
+        except Exception as e:  # PySpark's errors for a missing JVM or master are untyped
+            raise SparkUnavailableError(
+                f"could not start Spark on {master} (Java 17 or 21 on PATH or in JAVA_HOME? "
+                f"the master reachable?): {e}"
+            ) from e
         spark.sparkContext.setLogLevel("WARN")
         _sessions[master] = spark
         return spark
@@ -134,6 +145,7 @@ class SparkEngine:
         self.settings = settings
         self.notes: list[str] = []
         self.last: SparkRun | None = None
+        session(settings.spark_master, settings.spark_driver_memory)  # fail before any run
 
     def resolve(self, graph: LinkGraph, policy: Policy, as_of_ms: int) -> Resolution:
         run = resolve_on_spark(graph, policy, as_of_ms, self.settings)
