@@ -72,14 +72,14 @@ def _both_ways(edges: DataFrame) -> DataFrame:
 
 
 def _large_star(edges: DataFrame) -> DataFrame:
-    """Each node's larger neighbours, linked to the smallest of its neighbourhood."""
+    """Each node's larger neighbours, linked to the smallest of its neighbourhood (repeated
+    edges are left in: small-star takes minima, then removes repeats)."""
     both = _both_ways(edges)
     smallest = both.groupBy("u").agg(F.least(F.min("v"), F.col("u")).alias("m"))
     return (
         both.where(F.col("v") > F.col("u"))
         .join(smallest, "u")
         .select(F.col("v").alias("big"), F.col("m").alias("small"))
-        .distinct()
     )
 
 
