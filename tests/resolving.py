@@ -101,13 +101,17 @@ def recomputed(
 
 
 def check_invariants(graph: Graph) -> None:
-    """Every identifier in exactly one active identity whose size counts its members."""
+    """Every identifier in exactly one active identity whose size counts its members.
+
+    Expanded from each identifier: a pattern on ``:Identity {status}`` inside ``COUNT {}`` lets
+    the planner scan the status index once per identifier (minutes at 46k identifiers)."""
     rows = graph.read(
         "membership invariants",
         """
         MATCH (i:Identifier)
-        RETURN i.key AS key, COUNT { (i)-[:MEMBER_OF]->(:Identity {status: 'active'}) } AS n,
-               COUNT { (i)-[:MEMBER_OF]->() } AS any
+        OPTIONAL MATCH (i)-[:MEMBER_OF]->(p)
+        WITH i, collect(p.status) AS statuses
+        RETURN i.key AS key, size([s IN statuses WHERE s = 'active']) AS n, size(statuses) AS any
         """,
     )
     bad = [r for r in rows if r["n"] != 1 or r["any"] != 1]

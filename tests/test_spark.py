@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 
 from identity.engines.spark.components import components
 from identity.engines.spark.engine import resolve_on_spark, session
-from identity.engines.spark.exchange import ExchangeError, Rules, read_resolution, write_inputs
+from identity.engines.spark.exchange import (
+    ExchangeError,
+    InputWriter,
+    Rules,
+    read_resolution,
+    write_inputs,
+)
 from identity.engines.spark.job import run as run_job
 from identity.policy import Policy, TypeRule
 from identity.resolve.engine import resolve
@@ -184,3 +190,24 @@ def test_results_for_another_graph_or_policy_are_refused(
         read_resolution(str(out), graph, Rules.of(other, graph.type_names, AS_OF))
     with pytest.raises(ExchangeError, match=r"holds no rules\.json"):
         read_resolution(str(tmp_path), graph, Rules.of(Policy(), graph.type_names, AS_OF))
+
+
+def test_files_that_are_not_one_graph_are_refused(tmp_path: Path) -> None:
+    rules = Rules.of(Policy(), ["cookie", "email"], AS_OF)
+    spark = session(SPARK.spark_master, SPARK.spark_driver_memory)
+    for name, ids in (("dangling", [1, 2]), ("repeated", [1, 2, 2])):
+        writer = InputWriter(str(tmp_path / name))
+        writer.add_identifiers(
+            {"id": ids, "key": [f"cookie:{i}.{n}" for n, i in enumerate(ids)],
+             "type": [0] * len(ids), "blocked": [False] * len(ids),
+             "region": [True] * len(ids), "stored": [0] * len(ids)}
+        )  # fmt: skip
+        writer.add_links(
+            {"id": [0, 1], "a": [1, 1], "b": [2, 3 if name == "dangling" else 2],
+             "count": [1, 1], "first_seen": [0, 0], "last_seen": [AS_OF, AS_OF],
+             "mergeable": [True, True], "cut": [False, False], "forced": [False, False]}
+        )  # fmt: skip
+        writer.close(rules)
+        expected = "1 of 2 links name an identifier" if name == "dangling" else "1 repeated ids"
+        with pytest.raises(ExchangeError, match=expected):
+            run_job(spark, str(tmp_path / name), str(tmp_path / f"{name}-out"))

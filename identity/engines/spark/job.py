@@ -29,7 +29,7 @@ from pyspark.sql import functions as F
 
 from identity.engines.spark import graphwide, per_component
 from identity.engines.spark.components import components
-from identity.engines.spark.exchange import Rules, write_summary
+from identity.engines.spark.exchange import ExchangeError, Rules, write_summary
 from identity.resolve.engine import DEVICE, LIMIT, QUARANTINED, SHARED
 from identity.resolve.graph import BRIDGE, DIRECT, TWO_HOP
 
@@ -58,6 +58,7 @@ class Job:
     def run(self, outputs: str) -> dict[str, Any]:
         rules = self.rules
         links = graphwide.candidates(self.links, self.ids, rules).localCheckpoint()
+        self._check(links)
         self.lap("candidates")
         pairs = graphwide.pairs(links).localCheckpoint()
         found = [
@@ -101,6 +102,23 @@ class Job:
         write_summary(outputs, summary)
         rules.write(outputs)  # what the results were computed under, checked on import
         return summary
+
+    def _check(self, links: DataFrame) -> None:
+        """Each identifier once, every link's ends among them: else the files are not one
+        graph (edited, or from two exports), and nothing is computed."""
+        ids = self.ids.agg(F.count("*").alias("rows"), F.countDistinct("id").alias("ids"))
+        row = ids.first()
+        if row is not None and row["rows"] != row["ids"]:
+            raise ExchangeError(
+                f"identifiers/ holds {row['rows'] - row['ids']:,} repeated ids: export again"
+            )
+        read, joined = self.links.count(), links.count()
+        if read != joined:
+            raise ExchangeError(
+                f"{read - joined:,} of {read:,} links name an identifier that identifiers/ "
+                "does not hold: export the graph again"
+            )
+        self.counts["identifiers"], self.counts["links"] = int(row["ids"]) if row else 0, read
 
     def _components(self, links: DataFrame, what: str) -> DataFrame:
         edges = links.where("eligible").select("a", "b")
