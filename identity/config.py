@@ -22,6 +22,9 @@ _MEMORY = re.compile(r"^\d+[kKmMgG]$")
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
+JAVA_SIZE = r"^\d+[kKmMgG]$"  # a JVM memory size, as -Xmx takes it: 1200m, 4g
+
+
 def _default_state_dir() -> Path:
     return Path.home() / ".local" / "state" / "idgraph"
 
@@ -92,7 +95,7 @@ class Settings(BaseSettings):
     )
     backfill_heap: str = Field(
         default="1200m",
-        pattern=r"^\d+[kKmMgG]$",
+        pattern=JAVA_SIZE,
         description="Java heap of neo4j-admin database import (idgraph backfill).",
     )
 
@@ -104,7 +107,7 @@ class Settings(BaseSettings):
     )
     spark_driver_memory: str = Field(
         default="4g",
-        pattern=r"^\d+[kKmMgG]$",
+        pattern=JAVA_SIZE,
         description="Memory of the Spark driver (in local mode it runs every task too).",
     )
     spark_exchange: str | None = Field(

@@ -8,27 +8,22 @@ from typing import Any
 from identity.config import Settings
 from identity.resolve.engine import Resolution
 from identity.resolve.graph import LinkRow, NodeRow
+from tests.test_engine import by_key as engine_view
 
 # one Spark session for the test run: two cores, as on CI
 SPARK = Settings(spark_master="local[2]", spark_driver_memory="2g")
 
 
 def by_key(res: Resolution) -> dict[str, Any]:
-    """Everything a resolution decided, keyed by identifier keys and pairs of keys."""
+    """Everything a resolution decided, by keys (:func:`tests.test_engine.by_key`), with the
+    device calls and the links each refused."""
     g = res.graph
-    keys = g.keys
 
-    def pair(j: int) -> tuple[str, str]:
-        a, b = keys[int(g.a[j])], keys[int(g.b[j])]
-        return (a, b) if a < b else (b, a)
+    def pair(j: int) -> frozenset[str]:
+        return frozenset((g.keys[g.a[j]], g.keys[g.b[j]]))
 
     return {
-        "partition": res.partition(),
-        "verdicts": {pair(j): int(v) for j, v in enumerate(res.verdict.tolist())},
-        "shared": {keys[i]: int(s) for i, s in enumerate(res.shared_kind.tolist()) if s},
-        "notes": {keys[i]: note for i, note in res.shared.items()},
-        "conflicts": {pair(j): c for j, c in res.conflicts.items()},
-        "quarantined": {frozenset(keys[i] for i in q) for q in res.quarantined},
+        **engine_view(res),
         "devices": set(res.devices),
         "device_links": {pair(j): call for j, call in res.device_links.items()},
     }
@@ -48,7 +43,7 @@ def differences(local: Resolution, other: Resolution) -> dict[str, Any]:
                 if a[name].get(k) != b[name].get(k)
             }
         else:
-            found[name] = {"only here": a[name] - b[name], "only there": b[name] - a[name]}
+            found[name] = {"here": a[name], "there": b[name]}
     return found
 
 

@@ -234,7 +234,7 @@ def _shuffled(data: st.DataObject, nodes: Nodes, links: Links) -> tuple[LinkGrap
     )
 
 
-def _by_key(res: Resolution) -> dict[str, Any]:
+def by_key(res: Resolution) -> dict[str, Any]:
     """Everything a resolution says, named by keys rather than indices."""
     g = res.graph
 
@@ -261,7 +261,7 @@ def test_resolution_does_not_depend_on_the_order_of_nodes_and_links(
 ) -> None:
     nodes, links = graph
     first, second = _shuffled(data, nodes, links)
-    assert _by_key(resolve(first, policy, AS_OF)) == _by_key(resolve(second, policy, AS_OF))
+    assert by_key(resolve(first, policy, AS_OF)) == by_key(resolve(second, policy, AS_OF))
 
 
 @settings(deadline=None, max_examples=150)

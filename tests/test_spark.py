@@ -101,7 +101,9 @@ def test_every_rule_fires_and_both_engines_agree() -> None:
     nodes = [replace(n, blocked=True) if n.key == "email:k0" else n for n in nodes]
     local = resolve(LinkGraph.from_rows(nodes, links), Policy(), AS_OF)
     seen = by_key(local)
-    assert {"cookie:kiosk", "device:tablet", "email:test@x", "email:bridge"} <= set(seen["shared"])
+    assert {"cookie:kiosk", "device:tablet", "email:test@x", "email:bridge"} <= {
+        key for key, kind in seen["kinds"].items() if kind
+    }
     assert seen["conflicts"] and seen["quarantined"] and seen["devices"]
     assert both(nodes, links, Policy()) == {}
 

@@ -28,7 +28,7 @@ directory, ``hdfs://``, ``s3://`` with the credentials in the environment).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -247,7 +247,8 @@ def read_resolution(directory: str, graph: LinkGraph, rules: Rules) -> Resolutio
         "verdicts",
         ["a_key", "b_key", "verdict", "conflict_type", "conflict_limit", "conflict_identifiers"],
     )
-    links = _links(g, rows.column("a_key").to_pylist(), rows.column("b_key").to_pylist())
+    find = _link_finder(g)
+    links = find(rows.column("a_key").to_pylist(), rows.column("b_key").to_pylist())
     verdict[links] = rows.column("verdict").to_numpy()
     limited = np.flatnonzero(rows.column("verdict").to_numpy() == LIMIT)
     if len(limited):
@@ -279,7 +280,7 @@ def read_resolution(directory: str, graph: LinkGraph, rules: Rules) -> Resolutio
             split=row["split"],
         )
         devices.append(call)
-        for j in _links(g, row["refused_a"], row["refused_b"]).tolist():
+        for j in find(row["refused_a"], row["refused_b"]).tolist():
             device_links[j] = call
     return Resolution(
         graph=g,
@@ -327,25 +328,35 @@ def _nodes(g: LinkGraph, keys: list[str], directory: str, name: str) -> npt.NDAr
     return np.fromiter((index[key] for key in keys), dtype=np.int64, count=len(keys))
 
 
-def _links(g: LinkGraph, a_keys: list[str], b_keys: list[str]) -> npt.NDArray[np.int64]:
-    """The positions of the links between the given pairs of keys (either direction)."""
-    if not a_keys:
-        return np.zeros(0, dtype=np.int64)
-    index = g.index
-    try:
-        a = np.fromiter((index[k] for k in a_keys), dtype=np.int64, count=len(a_keys))
-        b = np.fromiter((index[k] for k in b_keys), dtype=np.int64, count=len(b_keys))
-    except KeyError as e:
-        raise ExchangeError(f"a verdict names an identifier the graph does not hold: {e}") from e
+def _link_finder(
+    g: LinkGraph,
+) -> Callable[[list[str], list[str]], npt.NDArray[np.int64]]:
+    """Positions of the links between given pairs of keys (either direction), from one
+    sorted index of the graph's links (built once per read, not per lookup)."""
     n = np.int64(max(g.n, 1))
     codes = _pair_codes(g.a.astype(np.int64), g.b.astype(np.int64), n)
     order = np.argsort(codes, kind="stable")
-    wanted = _pair_codes(a, b, n)
-    at = np.minimum(np.searchsorted(codes[order], wanted), len(order) - 1)
-    found = order[at]
-    if not (codes[found] == wanted).all():
-        raise ExchangeError("a verdict names a link the graph does not hold: export again")
-    return found.astype(np.int64)
+    ordered = codes[order]
+    index = g.index
+
+    def find(a_keys: list[str], b_keys: list[str]) -> npt.NDArray[np.int64]:
+        if not a_keys:
+            return np.zeros(0, dtype=np.int64)
+        try:
+            a = np.fromiter((index[k] for k in a_keys), dtype=np.int64, count=len(a_keys))
+            b = np.fromiter((index[k] for k in b_keys), dtype=np.int64, count=len(b_keys))
+        except KeyError as e:
+            raise ExchangeError(
+                f"a verdict names an identifier the graph does not hold: {e}"
+            ) from e
+        wanted = _pair_codes(a, b, n)
+        at = np.minimum(np.searchsorted(ordered, wanted), len(order) - 1)
+        found = order[at]
+        if not (codes[found] == wanted).all():
+            raise ExchangeError("a verdict names a link the graph does not hold: export again")
+        return found.astype(np.int64)
+
+    return find
 
 
 def _pair_codes(

@@ -34,24 +34,9 @@ def candidates(links: DataFrame, identifiers: DataFrame, rules: Rules) -> DataFr
     """Links with their ends' types and the verdict of rule 1: ``verdict`` (MERGED for a
     candidate), ``observed`` (a candidate forced flag aside: what the shared rules judge
     by), ``forced_c`` (a candidate forced by a steward)."""
-    ends = identifiers.select("id", "type", "blocked", "region")
     joined = links.join(
-        ends.select(
-            F.col("id").alias("a"),
-            F.col("type").alias("ta"),
-            F.col("blocked").alias("blocked_a"),
-            F.col("region").alias("region_a"),
-        ),
-        "a",
-    ).join(
-        ends.select(
-            F.col("id").alias("b"),
-            F.col("type").alias("tb"),
-            F.col("blocked").alias("blocked_b"),
-            F.col("region").alias("region_b"),
-        ),
-        "b",
-    )
+        end(identifiers, "a", ta="type", blocked_a="blocked", region_a="region"), "a"
+    ).join(end(identifiers, "b", tb="type", blocked_b="blocked", region_b="region"), "b")
     ttl = F.least(at(rules.ttl_ms, F.col("ta")), at(rules.ttl_ms, F.col("tb")))  # nulls: none
     expired = ttl.isNotNull() & ((F.lit(rules.as_of_ms) - F.col("last_seen")) > ttl)
     blocked = F.col("blocked_a") | F.col("blocked_b")
@@ -83,24 +68,27 @@ def candidates(links: DataFrame, identifiers: DataFrame, rules: Rules) -> DataFr
     )
 
 
-def pairs(links: DataFrame) -> DataFrame:
-    """The observed links seen from both ends: ``u``, ``v``, ``tu``, ``tv``, ``ru``."""
-    seen = links.where("observed")
-    return seen.select(
-        F.col("a").alias("u"),
-        F.col("b").alias("v"),
-        F.col("ta").alias("tu"),
-        F.col("tb").alias("tv"),
-        F.col("region_a").alias("ru"),
-    ).unionByName(
-        seen.select(
-            F.col("b").alias("u"),
-            F.col("a").alias("v"),
-            F.col("tb").alias("tu"),
-            F.col("ta").alias("tv"),
-            F.col("region_b").alias("ru"),
-        )
+def end(frame: DataFrame, side: str, **columns: str) -> DataFrame:
+    """``frame``'s ``id`` as link end ``side`` (``a`` or ``b``), with its ``columns`` under
+    new names (``new="old"``): what joins an end's attributes onto links."""
+    return frame.select(
+        F.col("id").alias(side), *[F.col(old).alias(new) for new, old in columns.items()]
     )
+
+
+def both_ways(links: DataFrame) -> DataFrame:
+    """``links`` seen from both ends: ``u``, ``v``, their types ``tu``, ``tv`` and region
+    flags ``ru``, ``rv``."""
+    ends = {"u": "a", "v": "b", "tu": "ta", "tv": "tb", "ru": "region_a", "rv": "region_b"}
+    flipped = {"u": "b", "v": "a", "tu": "tb", "tv": "ta", "ru": "region_b", "rv": "region_a"}
+    return links.select(*[F.col(old).alias(new) for new, old in ends.items()]).unionByName(
+        links.select(*[F.col(old).alias(new) for new, old in flipped.items()])
+    )
+
+
+def pairs(links: DataFrame) -> DataFrame:
+    """The observed links seen from both ends (:func:`both_ways`)."""
+    return both_ways(links.where("observed"))
 
 
 def stored(identifiers: DataFrame, kind: int) -> DataFrame:

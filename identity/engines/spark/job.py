@@ -155,8 +155,8 @@ class Job:
             links.where("eligible")
             .join(labels.select(F.col("id").alias("a"), "label"), "a")
             .join(picked, "label", "left_semi")
-            .join(self.keys.select(F.col("id").alias("a"), F.col("key").alias("a_key")), "a")
-            .join(self.keys.select(F.col("id").alias("b"), F.col("key").alias("b_key")), "b")
+            .join(graphwide.end(self.keys, "a", a_key="key"), "a")
+            .join(graphwide.end(self.keys, "b", b_key="key"), "b")
         )
         return keyed.select(*per_component.COMPONENT).groupBy("label")
 
@@ -193,14 +193,7 @@ class Job:
         judged = F.col("tu").isin(rules.device_types)
         user_anchor = graphwide.at(rules.anchor, F.col("tu"), "boolean")
         device_anchor = graphwide.at(rules.anchor, F.col("tv"), "boolean")
-        eligible = links.where("eligible")
-        both = eligible.select(
-            F.col("a").alias("u"), F.col("b").alias("v"), F.col("ta").alias("tu"),
-            F.col("tb").alias("tv"), F.col("region_b").alias("rv"),
-        ).unionByName(eligible.select(
-            F.col("b").alias("u"), F.col("a").alias("v"), F.col("tb").alias("tu"),
-            F.col("ta").alias("tv"), F.col("region_a").alias("rv"),
-        ))  # fmt: skip
+        both = graphwide.both_ways(links.where("eligible"))
         busy_devices = (
             both.where(judged & user_anchor & ~device_anchor & F.col("rv"))
             .groupBy("v", "tu")
@@ -295,8 +288,8 @@ class Job:
         ).write.mode("overwrite").parquet(f"{outputs}/shared")
         named = (
             links.where(F.col("verdict") != 0)
-            .join(self.keys.select(F.col("id").alias("a"), F.col("key").alias("a_key")), "a")
-            .join(self.keys.select(F.col("id").alias("b"), F.col("key").alias("b_key")), "b")
+            .join(graphwide.end(self.keys, "a", a_key="key"), "a")
+            .join(graphwide.end(self.keys, "b", b_key="key"), "b")
         )
         named.select(
             "a_key",
@@ -311,8 +304,8 @@ class Job:
             calls = self.spark.createDataFrame([], per_component.DEVICES)
         ends = (
             links.select("id", "a", "b")
-            .join(self.keys.select(F.col("id").alias("a"), F.col("key").alias("ka")), "a")
-            .join(self.keys.select(F.col("id").alias("b"), F.col("key").alias("kb")), "b")
+            .join(graphwide.end(self.keys, "a", ka="key"), "a")
+            .join(graphwide.end(self.keys, "b", kb="key"), "b")
         )
         _describe_calls(calls, ends).coalesce(1).write.mode("overwrite").parquet(
             f"{outputs}/devices"
