@@ -151,6 +151,47 @@ class Settings(BaseSettings):
         ge=0,
         description="How often the server runs the retention purge (idgraph purge); 0: never.",
     )
+    webhook_worker: bool = Field(
+        default=True,
+        description="Whether `idgraph serve` delivers webhooks (off: run `idgraph webhook "
+        "deliver` as a process of its own).",
+    )
+    webhook_timeout: float = Field(
+        default=10.0, gt=0, le=300, description="Seconds a receiver has to answer a delivery."
+    )
+    webhook_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Deliveries in flight at once to one webhook."
+    )
+    webhook_retry_base: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds before the first retry of a failed delivery; each retry waits "
+        "twice as long (with jitter), at most webhook_retry_max.",
+    )
+    webhook_retry_max: float = Field(
+        default=3600.0, gt=0, description="Longest wait between two attempts, in seconds."
+    )
+    webhook_retry_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="Hours a delivery is retried before it is marked failed (redeliverable).",
+    )
+    webhook_allow_hosts: str = Field(
+        default="",
+        description="Comma-separated hosts and networks (CIDR) webhooks may reach although "
+        "refused by default (link-local and cloud metadata addresses).",
+    )
+    outbox_poll: float = Field(
+        default=0.2,
+        gt=0,
+        le=60,
+        description="Seconds between two looks at the outbox (webhooks and subscriptions).",
+    )
+    outbox_keep_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="Days delivered deliveries and segment change pages are kept.",
+    )
     log_json: bool = Field(default=False, description="Structured JSON logs, one per line.")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 

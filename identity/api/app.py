@@ -23,7 +23,7 @@ from typing import TypedDict
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,11 +37,13 @@ from identity.api.ingestion import ingestion_routes
 from identity.api.limits import RateLimiter
 from identity.api.observability import Metrics, RequestContext, configure_logging, request_id
 from identity.api.privacy import purge_schedule
+from identity.api.subscriptions import OutboxFeed
 from identity.config import Settings, load_settings
 from identity.context import ServiceContext
 from identity.errors import IdgraphError
 from identity.policy import Policy, load_policy
 from identity.store.driver import AsyncGraph, Driver, Graph, open_async_driver, open_driver
+from identity.webhooks.worker import DeliveryWorker
 
 
 class State(TypedDict):
@@ -51,6 +53,7 @@ class State(TypedDict):
     write_keys: WriteKeys
     metrics: Metrics
     resolver: BackgroundResolver
+    feed: OutboxFeed  # the outbox's end, for subscriptions
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -195,6 +198,11 @@ def create_app(
         )
         resolver = BackgroundResolver(services)
         resolver.start()
+        feed = OutboxFeed()
+        worker = DeliveryWorker(
+            services, metrics.webhooks, feed.advance, deliver=settings.webhook_worker
+        )
+        delivering = asyncio.create_task(worker.run())
         purger = None
         if settings.purge_interval_hours > 0:
             purger = asyncio.create_task(purge_schedule(services))
@@ -206,8 +214,12 @@ def create_app(
                 write_keys=write_keys,
                 metrics=metrics,
                 resolver=resolver,
+                feed=feed,
             )
         finally:
+            worker.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await delivering
             if purger is not None:
                 purger.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -217,9 +229,10 @@ def create_app(
             if own:
                 sync.close()
 
-    graphql = GraphQLGate(GraphQLApp(settings), settings)
+    graphql_app = GraphQLApp(settings)
     routes = [
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/graphql", GraphQLGate(graphql_app, settings), methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql_app),  # subscriptions: graphql-transport-ws
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),

@@ -114,6 +114,7 @@ class Context:
     services: ServiceContext  # the app's, for no one in particular: see acting()
     reads: AsyncGraph
     loaders: Loaders
+    connection_params: dict[str, Any] | None = None  # a WebSocket's connection_init payload
 
     @property
     def settings(self) -> Settings:

@@ -14,7 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UNSET, UnsetType
 
+from identity.api.auth import ApiKeys, Principal, bearer_token
 from identity.api.context import Context, Loaders
 from identity.api.schema import build_schema
 from identity.config import Settings
@@ -38,10 +41,31 @@ class GraphQLApp(GraphQL[Context, None]):
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         state = request.state
+        principal = request.scope["state"].get("caller")
+        if isinstance(request, WebSocket):  # the gate sees HTTP only
+            principal = _principal(state.api_keys, request.headers.get("authorization"))
         return Context(
             request=request,  # type: ignore[arg-type]
-            principal=request.scope["state"].get("caller"),
+            principal=principal,
             services=state.services,
             reads=state.reads,
             loaders=Loaders.fresh(state.reads),
         )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """A key in ``connection_init``'s payload (``{"Authorization": "Bearer KEY"}``) names
+        the caller when the upgrade request had none; a wrong key closes the connection."""
+        params = context.connection_params or {}
+        given = params.get("Authorization", params.get("authorization"))
+        if given is None:
+            return UNSET  # type: ignore[no-any-return]
+        principal = _principal(context.request.state.api_keys, str(given))
+        if principal is None:
+            raise ConnectionRejectionError({"message": "invalid API key"})
+        context.principal = principal
+        return UNSET  # type: ignore[no-any-return]
+
+
+def _principal(keys: ApiKeys, header: str | None) -> Principal | None:
+    token = bearer_token(header)
+    return keys.find(token) if token else None

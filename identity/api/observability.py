@@ -23,6 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from identity.webhooks.metrics import WebhookMetrics
+
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 _SANE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
@@ -116,6 +118,8 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+
+        self.webhooks = WebhookMetrics(self.registry)
 
     def observe_query(self, operation: str, seconds: float) -> None:
         self.neo4j.labels(operation).observe(seconds)

@@ -47,6 +47,7 @@ from identity.api.reports import (
 )
 from identity.api.segments import SegmentMutation, SegmentQuery
 from identity.api.steward import StewardMutation, StewardQuery, reason_text, typed
+from identity.api.subscriptions import Subscription
 from identity.api.types import (
     DEFAULT_PAGE,
     Identifier,
@@ -61,6 +62,7 @@ from identity.api.types import (
     members_args,
     page_info,
 )
+from identity.api.webhooks import WebhookMutation, WebhookQuery
 from identity.config import Settings
 from identity.normalize import NormalizationError
 from identity.resolve.explain import explain as explain_service
@@ -346,6 +348,7 @@ QUERIES: tuple[type, ...] = (
     PrivacyQuery,
     StewardQuery,
     ConsoleQuery,
+    WebhookQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     Mutation,
@@ -353,6 +356,7 @@ MUTATIONS: tuple[type, ...] = (
     AudienceMutation,
     PrivacyMutation,
     StewardMutation,
+    WebhookMutation,
 )
 RootQuery = merge_types("Query", QUERIES)
 RootMutation = merge_types("Mutation", MUTATIONS)
@@ -367,6 +371,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     return _Schema(
         query=RootQuery,
         mutation=RootMutation,
+        subscription=Subscription,
         extensions=[
             CodedErrors,
             lambda: ParserCache(maxsize=1000),
@@ -385,4 +390,4 @@ class _Schema(strawberry.Schema):
 
 # The schema as strawberry prints it (`strawberry export-schema identity.api.schema:schema`);
 # the server adds its limits through build_schema, which changes no type.
-schema = strawberry.Schema(query=RootQuery, mutation=RootMutation)
+schema = strawberry.Schema(query=RootQuery, mutation=RootMutation, subscription=Subscription)

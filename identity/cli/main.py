@@ -26,6 +26,7 @@ from identity.cli import (
     serve,
     spark,
     steward,
+    webhooks,
 )
 from identity.cli.common import err, out, route_driver_logs
 from identity.errors import IdgraphError
@@ -44,6 +45,7 @@ app.add_typer(demo.commands)
 app.add_typer(serve.commands)
 app.add_typer(spark.import_app, name="import")
 app.add_typer(spark.spark_app, name="spark")
+app.add_typer(webhooks.commands, name="webhook")
 
 
 @app.command()

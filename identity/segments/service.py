@@ -24,6 +24,7 @@ from identity.errors import InputError, NotFoundError
 from identity.policy import Policy
 from identity.segments.conditions import Condition
 from identity.segments.language import parse, to_json, traits_of
+from identity.store import outbox
 from identity.store import segments as store
 from identity.store.read_types import IdentityRow
 from identity.store.reads import when
@@ -230,13 +231,17 @@ def refresh_segment(
     store.lock(ctx.graph, segment.id, token, datetime.now(UTC), datetime.now(UTC) - stale_after)
     started = time.perf_counter()
     try:
-        left = store.remove_left(ctx.graph, segment.id, where, params, at)
-        entered = store.add_entered(ctx.graph, segment.id, where, params, at)
-        ms = int((time.perf_counter() - started) * 1000)
+        for earlier in outbox.unannounced_refreshes(ctx.graph, segment.id):
+            outbox.announce_segment(ctx.graph, segment.id, earlier)  # a crashed refresh's
         refresh = f"ref-{secrets.token_hex(6)}"
+        store.begin_refresh(ctx.graph, segment.id, refresh=refresh, now=at)
+        left = store.remove_left(ctx.graph, segment.id, where, params, at, refresh)
+        entered = store.add_entered(ctx.graph, segment.id, where, params, at, refresh)
+        ms = int((time.perf_counter() - started) * 1000)
         size = store.record_refresh(
             ctx.graph, segment.id, refresh=refresh, entered=entered, left=left, ms=ms, now=at
         )
+        outbox.announce_segment(ctx.graph, segment.id, refresh)
     finally:
         store.unlock(ctx.graph, segment.id, token)
     return RefreshResult(segment.id, refresh, at, entered, left, size, ms)

@@ -18,6 +18,7 @@ from neo4j import ManagedTransaction
 
 from identity.model import Unit
 from identity.store.driver import Graph
+from identity.store.outbox import LABELS
 from identity.store.runs import fence
 
 _ROWS_PER_TX = 5000
@@ -47,33 +48,45 @@ WITH DISTINCT i, m
 MATCH (p:Identity {id: m.id})
 CREATE (i)-[:MEMBER_OF]->(p)
 """
-_WRITE_EVENTS = """
+# events are outbox entries (identity.store.outbox), recorded once their identities are locked
+_WRITE_EVENTS = (
+    """
 UNWIND $rows AS e
-CREATE (ev:IdentityEvent {id: e.id, kind: e.kind, reason: e.reason,
+CREATE (ev:IdentityEvent:"""
+    + LABELS
+    + """ {id: e.id, kind: e.kind, reason: e.reason,
                           at: datetime({epochMillis: $at}), actor: $actor, run: $run,
                           batches: $batches})
 WITH ev, e
 UNWIND e.identities AS x
 MATCH (p:Identity {id: x[0]})
 CREATE (ev)-[:AFFECTED {role: x[1]}]->(p)
+WITH DISTINCT ev
+SET ev.recorded = datetime.realtime()
 """
+)
 
 
-_WRITE_FRESH = """
+_WRITE_FRESH = (
+    """
 UNWIND $rows AS x
 CREATE (p:Identity {id: x.id, size: x.size, status: 'active',
                     created_at: datetime({epochMillis: $at}),
                     updated_at: datetime({epochMillis: $at})})
 SET p += x.props
 FOREACH (t IN x.times | SET p[t[0]] = datetime({epochMillis: t[1]}))
-CREATE (:IdentityEvent {id: x.event, kind: 'created', reason: x.reason,
+CREATE (:IdentityEvent:"""
+    + LABELS
+    + """ {id: x.event, kind: 'created', reason: x.reason,
                         at: datetime({epochMillis: $at}), actor: $actor, run: $run,
-                        batches: $batches})-[:AFFECTED {role: 'created'}]->(p)
+                        batches: $batches, recorded: datetime.realtime()})
+       -[:AFFECTED {role: 'created'}]->(p)
 WITH p, x
 UNWIND x.nodes AS node
 MATCH (i:Identifier) WHERE id(i) = node
 CREATE (i)-[:MEMBER_OF]->(p)
 """
+)
 
 
 def write_units(

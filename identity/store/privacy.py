@@ -18,6 +18,7 @@ from typing import Any, LiteralString
 from neo4j import ManagedTransaction
 
 from identity.store.driver import Graph
+from identity.store.outbox import LABELS
 
 ERASE_CHUNK = 1000
 # what a forgotten identity keeps: no profile property, nothing about the person
@@ -221,9 +222,12 @@ _FINISH: tuple[LiteralString, ...] = (
     }
     SET p = {id: p.id, created_at: p.created_at, status: 'forgotten', size: 0,
              updated_at: datetime({epochMillis: $at})}
-    CREATE (e:IdentityEvent {id: $event, kind: 'forgotten', reason: $reason, actor: $actor,
+    CREATE (e:IdentityEvent:"""
+    + LABELS
+    + """ {id: $event, kind: 'forgotten', reason: $reason, actor: $actor,
                              at: datetime({epochMillis: $at}), identifiers: $identifiers,
-                             batches: [$batch]})-[:AFFECTED {role: 'forgotten'}]->(p)
+                             batches: [$batch], recorded: datetime.realtime()})
+           -[:AFFECTED {role: 'forgotten'}]->(p)
     """,
     """
     UNWIND $texts AS t

@@ -16,6 +16,7 @@ from typing import Any, LiteralString
 from neo4j import ManagedTransaction
 
 from identity.store.driver import Graph
+from identity.store.outbox import LABELS
 
 _ROWS = 5000
 
@@ -184,18 +185,23 @@ RETURN count(*) AS n, collect(DISTINCT p.id) AS identities
 """
 
 # An identity left without identifiers keeps its id and history, nothing else.
-_EMPTIED: LiteralString = """
+_EMPTIED: LiteralString = (
+    """
 UNWIND $ids AS id
 MATCH (p:Identity {id: id})
 WHERE p.status = 'active' AND NOT EXISTS { (p)<-[:MEMBER_OF]-() }
 SET p = {id: p.id, created_at: p.created_at, status: 'purged', size: 0,
          updated_at: datetime({epochMillis: $at})}
-CREATE (:IdentityEvent {id: replace(randomUUID(), '-', ''), kind: 'purged',
+CREATE (:IdentityEvent:"""
+    + LABELS
+    + """ {id: replace(randomUUID(), '-', ''), kind: 'purged',
                         reason: 'every identifier expired (retention and third-party TTL)',
                         actor: 'idgraph purge', at: datetime({epochMillis: $at}),
-                        batches: [$batch]})-[:AFFECTED {role: 'purged'}]->(p)
+                        batches: [$batch], recorded: datetime.realtime()})
+       -[:AFFECTED {role: 'purged'}]->(p)
 RETURN count(p) AS n
 """
+)
 
 
 def delete_identifiers(

@@ -163,6 +163,29 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        9,
+        "webhooks and the outbox: entries numbered in commit order, deliveries, pages of "
+        "segment changes",
+        (
+            "CREATE CONSTRAINT outbox_sequence_id IF NOT EXISTS "
+            "FOR (c:OutboxSequence) REQUIRE c.id IS UNIQUE",
+            "CREATE CONSTRAINT webhook_id IF NOT EXISTS FOR (w:Webhook) REQUIRE w.id IS UNIQUE",
+            "CREATE CONSTRAINT delivery_id IF NOT EXISTS FOR (d:Delivery) REQUIRE d.id IS UNIQUE",
+            "CREATE CONSTRAINT segment_page_id IF NOT EXISTS "
+            "FOR (p:SegmentPage) REQUIRE p.id IS UNIQUE",
+            "CREATE INDEX outbox_seq IF NOT EXISTS FOR (e:Outbox) ON (e.seq)",
+            "CREATE INDEX delivery_webhook_seq IF NOT EXISTS "
+            "FOR (d:Delivery) ON (d.webhook, d.seq)",
+            "CREATE INDEX delivery_status IF NOT EXISTS FOR (d:Delivery) ON (d.status)",
+            "CREATE INDEX delivery_queued IF NOT EXISTS FOR (d:Queued) ON (d.webhook, d.seq)",
+            "CREATE INDEX includes_announce IF NOT EXISTS FOR ()-[r:INCLUDES]-() ON (r.announce)",
+            "CREATE INDEX left_announce IF NOT EXISTS FOR ()-[r:LEFT]-() ON (r.announce)",
+        ),
+    ),
+)
+
 LATEST = MIGRATIONS[-1].version
 
 

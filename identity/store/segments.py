@@ -214,7 +214,8 @@ def left_query(where: str) -> LiteralString:
         "MATCH (p:Identity) WHERE NOT (coalesce(p.status = 'active', false) AND "
         + where
         + ") CALL (p) { MATCH (s:Segment {id: $segment})-[r:INCLUDES]->(p) "
-        "DELETE r MERGE (s)-[l:LEFT]->(p) SET l.at = $now RETURN 1 AS changed } "
+        "DELETE r MERGE (s)-[l:LEFT]->(p) SET l.at = $now, l.announce = $refresh "
+        "RETURN 1 AS changed } "
         "IN TRANSACTIONS OF 10000 ROWS RETURN count(*) AS n"
     )
 
@@ -225,26 +226,44 @@ def entered_query(where: str) -> LiteralString:
         _ACTIVE
         + where
         + " CALL (p) { MATCH (s:Segment {id: $segment}) WHERE NOT EXISTS { (s)-[:INCLUDES]->(p) } "
-        "CREATE (s)-[:INCLUDES {since: $now}]->(p) "
+        "CREATE (s)-[:INCLUDES {since: $now, announce: $refresh}]->(p) "
         "WITH s, p OPTIONAL MATCH (s)-[l:LEFT]->(p) DELETE l RETURN 1 AS changed } "
         "IN TRANSACTIONS OF 10000 ROWS RETURN count(*) AS n"
     )
 
 
-def remove_left(graph: Graph, id: str, where: str, params: dict[str, Any], now: datetime) -> int:
-    """Run :func:`left_query`; how many left."""
+def remove_left(
+    graph: Graph, id: str, where: str, params: dict[str, Any], now: datetime, refresh: str
+) -> int:
+    """Run :func:`left_query`; how many left. Each change is tagged with the refresh for the
+    outbox (:func:`identity.store.outbox.announce_segment`)."""
     rows = graph.run_autocommit(
-        "segment refresh: left", left_query(where), {**params, "segment": id, "now": now}
+        "segment refresh: left",
+        left_query(where),
+        {**params, "segment": id, "now": now, "refresh": refresh},
     )
     return int(rows[0]["n"])
 
 
-def add_entered(graph: Graph, id: str, where: str, params: dict[str, Any], now: datetime) -> int:
-    """Run :func:`entered_query`; how many entered."""
+def add_entered(
+    graph: Graph, id: str, where: str, params: dict[str, Any], now: datetime, refresh: str
+) -> int:
+    """Run :func:`entered_query`; how many entered (tagged with the refresh likewise)."""
     rows = graph.run_autocommit(
-        "segment refresh: entered", entered_query(where), {**params, "segment": id, "now": now}
+        "segment refresh: entered",
+        entered_query(where),
+        {**params, "segment": id, "now": now, "refresh": refresh},
     )
     return int(rows[0]["n"])
+
+
+def begin_refresh(graph: Graph, id: str, *, refresh: str, now: datetime) -> None:
+    """The refresh's record, before it changes anything: a crash leaves it unannounced."""
+    graph.run(
+        "begin segment refresh",
+        "CREATE (:SegmentRefresh {id: $refresh, segment: $id, at: $now})",
+        {"id": id, "refresh": refresh, "now": now},
+    )
 
 
 def record_refresh(
@@ -257,8 +276,8 @@ def record_refresh(
         MATCH (s:Segment {id: $id})
         WITH s, COUNT { (s)-[:INCLUDES]->() } AS size
         SET s.size = size, s.refreshed_at = $now
-        CREATE (:SegmentRefresh {id: $refresh, segment: $id, at: $now, entered: $entered,
-                                 left: $left, size: size, ms: $ms})
+        MERGE (f:SegmentRefresh {id: $refresh})
+        SET f += {segment: $id, at: $now, entered: $entered, left: $left, size: size, ms: $ms}
         RETURN size
         """,
         {"id": id, "refresh": refresh, "entered": entered, "left": left, "ms": ms, "now": now},
@@ -271,7 +290,7 @@ def refreshes(graph: Graph, id: str, last: int) -> list[dict[str, Any]]:
     return graph.read(
         "segment refreshes",
         """
-        MATCH (r:SegmentRefresh {segment: $id})
+        MATCH (r:SegmentRefresh {segment: $id}) WHERE r.size IS NOT NULL
         RETURN r.id AS id, r.at.epochMillis AS at, r.entered AS entered, r.left AS left,
                r.size AS size, r.ms AS ms
         ORDER BY r.at DESC LIMIT $last

@@ -17,6 +17,7 @@ from typing import Any, LiteralString
 from neo4j import ManagedTransaction
 
 from identity.store.driver import Graph
+from identity.store.outbox import LABELS
 
 _CUT_PROPS: LiteralString = "r.cut, r.cut_reason, r.cut_by, r.cut_at"
 
@@ -73,15 +74,22 @@ ACTIONS = tuple(_CHANGES)
 # of a cut link are: their shared verdicts (and those of identifiers two links away) may change.
 _TOUCHES_NEIGHBOURS = frozenset({"block_identifier", "unblock_identifier"})
 
-_EVENT: LiteralString = """
-    CREATE (e:IdentityEvent {id: $event, kind: 'steward', action: $action, reason: $reason,
+_EVENT: LiteralString = (
+    """
+    CREATE (e:IdentityEvent:"""
+    + LABELS
+    + """ {id: $event, kind: 'steward', action: $action, reason: $reason,
                              actor: $actor, at: datetime({epochMillis: $at}), keys: $keys,
                              selected: $selected, batches: [$batch]})
     WITH e
-    UNWIND $before AS id
-    MATCH (p:Identity {id: id})
-    CREATE (e)-[:AFFECTED {role: 'before'}]->(p)
+    CALL (e) {
+      UNWIND $before AS id
+      MATCH (p:Identity {id: id})
+      CREATE (e)-[:AFFECTED {role: 'before'}]->(p)
+    }
+    SET e.recorded = datetime.realtime()
 """
+)
 _BATCH: LiteralString = """
     MERGE (s:Source {name: 'steward'})
     ON CREATE SET s.party = 'first', s.created_at = datetime({epochMillis: $at})
