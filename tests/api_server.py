@@ -45,11 +45,13 @@ def server_env(settings: Settings) -> dict[str, str]:
 
 
 @contextmanager
-def serve(env: dict[str, str], log: Path | None = None) -> Iterator[str]:
-    """Run ``idgraph serve`` with ``env`` added; yield its base URL once /healthz answers.
-    Its stderr (the logs) goes to ``log`` when given."""
+def serving(
+    env: dict[str, str], log: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run ``idgraph serve`` with ``env`` added; yield its base URL once /healthz answers,
+    and its process (a test may kill it). Its stderr (the logs) goes to ``log`` when given."""
     port = free_port()
-    sink = log.open("wb") if log else subprocess.DEVNULL
+    sink = log.open("ab") if log else subprocess.DEVNULL
     process = subprocess.Popen(
         [sys.executable, "-m", "identity", "serve", "--port", str(port)],
         env={**os.environ, **env},
@@ -69,12 +71,20 @@ def serve(env: dict[str, str], log: Path | None = None) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        yield base
+        yield base, process
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         process.wait(timeout=30)
         if log:
             sink.close()  # type: ignore[union-attr]
+
+
+@contextmanager
+def serve(env: dict[str, str], log: Path | None = None) -> Iterator[str]:
+    """:func:`serving`, yielding the base URL only."""
+    with serving(env, log) as (base, _):
+        yield base
 
 
 def gql(

@@ -10,6 +10,7 @@ from typing import Any
 
 from identity.context import ServiceContext
 from identity.errors import InputError, NotFoundError
+from identity.store import outbox
 from identity.store import webhooks as store
 from identity.store.reads import when
 from identity.webhooks.addresses import AddressGuard, check_url
@@ -147,6 +148,8 @@ def create_webhook(
         "description": _description(description),
         "include_identifiers": include_identifiers,
     }
+    while outbox.sequence(ctx.graph):  # what committed before is not "from now on"
+        pass
     row = store.create(
         ctx.graph, fields, actor=ctx.actor or "idgraph", now=now or datetime.now(UTC)
     )

@@ -45,7 +45,6 @@ log = logging.getLogger("idgraph.webhooks")
 
 WINDOW = 200
 _FAN_OUT = 1000
-_LEASE = timedelta(seconds=60)
 _STATS_SECONDS = 10.0
 _PRUNE_SECONDS = 3600.0
 
@@ -176,7 +175,10 @@ class DeliveryWorker:
 
     async def _serve(self, id: str, report: StepReport) -> int:
         now = datetime.now(UTC)
-        webhook = await self._graph(store.claim, id, self._owner, now, now + _LEASE)
+        # a lease outlives the slowest step (a receiver's timeout), not much more: a worker
+        # that died is replaced soon
+        lease = timedelta(seconds=3 * self._settings.webhook_timeout + 5)
+        webhook = await self._graph(store.claim, id, self._owner, now, now + lease)
         if webhook is None:
             self._held.discard(id)
             return 0
