@@ -61,7 +61,7 @@ from typing import Any
 import httpx
 import numpy as np
 from _report import commit_measured, header, write
-from bench_server import PASSWORD, benchmark_server
+from bench_server import benchmark_server, neo4j_env
 from person_graph import PersonGraph, check_keys, write_graph
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
@@ -333,18 +333,6 @@ def _neo4j_pids(workdir: Path) -> list[int]:
     return [pid] if pid else []
 
 
-def _neo4j_env(uri: str) -> dict[str, str]:
-    """What points a process at the benchmark's Neo4j."""
-    given = bool(os.environ.get("IDGRAPH_NEO4J_URI"))
-    s = load_settings() if given else load_settings(neo4j_uri=uri, neo4j_password=PASSWORD)
-    return {
-        "IDGRAPH_NEO4J_URI": uri,
-        "IDGRAPH_NEO4J_USER": s.neo4j_user,
-        "IDGRAPH_NEO4J_PASSWORD": s.neo4j_password.get_secret_value(),
-        "IDGRAPH_NEO4J_DATABASE": s.neo4j_database,
-    }
-
-
 def populate(
     graph: Graph, workdir: Path, args: argparse.Namespace
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -405,7 +393,7 @@ def main() -> int:
         with benchmark_server(workdir, heap=args.heap, pagecache=args.pagecache) as (graph, uri):
             console.print(f"Neo4j: {uri} (wiped); idgraph {revision}")
             setup, sample = populate(graph, workdir, args)
-            env = _neo4j_env(uri)
+            env = neo4j_env(uri)
             groups = {"neo4j": _neo4j_pids(workdir)}
             keys = [r["key"] for r in sample]
             console.print(f"Neo4j warm-up: {args.neo4j_warmup:g}s of driver lookups")

@@ -65,3 +65,15 @@ def throwaway_server(
             driver.close()
     finally:
         server.stop()
+
+
+def neo4j_env(uri: str) -> dict[str, str]:
+    """What points another process (a server, a command) at the benchmark's Neo4j."""
+    given = bool(os.environ.get("IDGRAPH_NEO4J_URI"))
+    s = load_settings() if given else load_settings(neo4j_uri=uri, neo4j_password=PASSWORD)
+    return {
+        "IDGRAPH_NEO4J_URI": uri,
+        "IDGRAPH_NEO4J_USER": s.neo4j_user,
+        "IDGRAPH_NEO4J_PASSWORD": s.neo4j_password.get_secret_value(),
+        "IDGRAPH_NEO4J_DATABASE": s.neo4j_database,
+    }

@@ -141,3 +141,17 @@ def test_spark_benchmark_smoke(tmp_path: Path) -> None:
     assert run["spark_seconds"] > 0 and run["default_seconds"] > 0
     assert set(run["spark_stages"]) >= {"candidates", "shared", "bridges", "limits", "write"}
     assert report["peak_rss_mb"]["spark_jvm"] > 0
+
+
+@pytest.mark.neo4j
+def test_webhooks_benchmark_smoke(graph: Graph, neo4j_settings: Settings, tmp_path: Path) -> None:
+    report = _run(
+        "webhooks.py",
+        tmp_path / "webhooks.json",
+        *("--people", "200", "--changes", "5", "--interval", "0.05", "--poll", "0.5"),
+        env=server_env(neo4j_settings),
+    )
+    assert report["unsigned"] == 0 and report["throughput"]["events"] == 200
+    for row in (report["latency"]["webhook"], report["latency"]["polling"]):
+        assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["max_ms"]
+    assert report["polling_over_webhook_p50"] > 0

@@ -73,7 +73,8 @@ def sequence(graph: Graph, batch: int = _SEQUENCE_BATCH) -> int:
             "SET c.taken_at = datetime.realtime() RETURN c.last AS last"
         ).single(strict=True)["last"]
         found = tx.run(
-            "MATCH (e:Unsequenced) WITH e ORDER BY e.recorded, e.id LIMIT $batch "
+            "MATCH (e:Unsequenced) WHERE e.recorded IS NOT NULL "
+            "WITH e ORDER BY e.recorded LIMIT $batch "  # along the index: a backlog costs no sort
             "RETURN collect(elementId(e)) AS ids",
             batch=batch,
         ).single(strict=True)["ids"]

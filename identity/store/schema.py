@@ -176,6 +176,7 @@ MIGRATIONS += (
             "CREATE CONSTRAINT segment_page_id IF NOT EXISTS "
             "FOR (p:SegmentPage) REQUIRE p.id IS UNIQUE",
             "CREATE INDEX outbox_seq IF NOT EXISTS FOR (e:Outbox) ON (e.seq)",
+            "CREATE INDEX outbox_unsequenced IF NOT EXISTS FOR (e:Unsequenced) ON (e.recorded)",
             "CREATE INDEX delivery_webhook_seq IF NOT EXISTS "
             "FOR (d:Delivery) ON (d.webhook, d.seq)",
             "CREATE INDEX delivery_status IF NOT EXISTS FOR (d:Delivery) ON (d.status)",
