@@ -10,8 +10,9 @@ signature (a starlette app under uvicorn, in this process).
    ``idgraph load segment`` and resolved with ``idgraph resolve`` (set-up, not measured): one
    ``identity.created`` entry per person. Measured: from the end of the resolve to the last
    delivery, deliveries per second.
-2. **Latency**: ``--changes`` steward cuts through the API, one every ``--interval`` seconds,
-   each splitting a person in two. Measured per change, from the mutation's answer (the split
+2. **Latency**: ``--changes`` steward cuts through the API, ``--interval`` seconds plus a
+   random part of the poll period apart (so they do not fall in step with the poller), each
+   splitting a person in two. Measured per change, from the mutation's answer (the split
    has committed) to (a) the receiver getting the ``identity.split`` delivery and (b) a poller
    that asks ``identityEvents(kinds: [SPLIT])`` every ``--poll`` seconds seeing it.
 
@@ -28,6 +29,7 @@ import argparse
 import json
 import logging
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -257,7 +259,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 pushed.append(got - committed)
                 _wait(lambda identity=before: identity in poller.seen, 60, "the poller")
                 polled.append(poller.seen[before] - committed)
-                time.sleep(args.interval)
+                # a random phase: changes must not fall in step with the poller's period
+                time.sleep(args.interval + random.uniform(0, args.poll))
             poller.stopping.set()
             server_peak = process_peak_rss_mb(api.pid)
         except BaseException:
