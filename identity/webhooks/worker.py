@@ -142,6 +142,10 @@ class DeliveryWorker:
                         log.warning("webhook delivery step failed, retrying: %s", e)
                         report = StepReport()
                         await asyncio.sleep(1.0)
+                    except Exception:  # a bug must not stop deliveries for good
+                        log.exception("webhook delivery step failed, retrying")
+                        report = StepReport()
+                        await asyncio.sleep(1.0)
                     if not report.busy:
                         self._wake.clear()
                         with contextlib.suppress(TimeoutError):
