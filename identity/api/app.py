@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
@@ -54,6 +54,7 @@ class State(TypedDict):
     metrics: Metrics
     resolver: BackgroundResolver
     feed: OutboxFeed  # the outbox's end, for subscriptions
+    wake_outbox: Callable[[], None]  # after a change: the delivery worker looks now
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -196,13 +197,18 @@ def create_app(
         services = ServiceContext.create(
             Graph(sync, settings.neo4j_database), settings, active_policy
         )
-        resolver = BackgroundResolver(services)
-        resolver.start()
         feed = OutboxFeed()
         worker = DeliveryWorker(
             services, metrics.webhooks, feed.advance, deliver=settings.webhook_worker
         )
         delivering = asyncio.create_task(worker.run())
+        loop = asyncio.get_running_loop()
+
+        def resolved() -> None:  # from the resolver's thread
+            loop.call_soon_threadsafe(worker.wake)
+
+        resolver = BackgroundResolver(services, resolved)
+        resolver.start()
         purger = None
         if settings.purge_interval_hours > 0:
             purger = asyncio.create_task(purge_schedule(services))
@@ -215,6 +221,7 @@ def create_app(
                 metrics=metrics,
                 resolver=resolver,
                 feed=feed,
+                wake_outbox=worker.wake,
             )
         finally:
             worker.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from identity.context import ServiceContext
 from identity.errors import IdgraphError
@@ -25,8 +26,11 @@ _RETRY_SECONDS = 2.0
 class BackgroundResolver:
     """One worker thread resolving incrementally after each burst of :meth:`request`."""
 
-    def __init__(self, services: ServiceContext) -> None:
+    def __init__(
+        self, services: ServiceContext, on_resolved: Callable[[], None] | None = None
+    ) -> None:
         self._services = services
+        self._on_resolved = on_resolved  # called from the worker thread after each run
         self._wanted = threading.Event()
         self._stopping = threading.Event()
         self._idle = threading.Condition()
@@ -73,6 +77,8 @@ class BackgroundResolver:
                 self.last_report = resolve_identities(self._services, wait=30.0)
                 self.runs += 1
                 self.last_error = None
+                if self._on_resolved is not None:
+                    self._on_resolved()
             except IdgraphError as e:  # Neo4j down, the lock held by a CLI resolve
                 self.last_error = str(e)
                 log.warning("background resolve failed, retrying: %s", e)

@@ -1,4 +1,5 @@
-"""Schema extensions: error coding and masking, and the operation label for metrics."""
+"""Schema extensions: error coding and masking, the operation label for metrics, and the
+delivery worker woken after a mutation."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType
 
 from identity.api.errors import code_of
 from identity.api.limits import operation_cost
@@ -150,3 +152,18 @@ class Gate(SchemaExtension):
                 ),
             )
         yield
+
+
+class WakeAfterMutations(SchemaExtension):
+    """After a mutation (its changes committed), the delivery worker looks at the outbox at
+    once rather than at its next poll: webhooks and subscriptions hear of a steward action
+    or an erasure made through the API sooner."""
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        if self.execution_context.operation_type is not OperationType.MUTATION:
+            return
+        request = getattr(self.execution_context.context, "request", None)
+        wake = getattr(getattr(request, "state", None), "wake_outbox", None)
+        if wake is not None:
+            wake()

@@ -27,7 +27,7 @@ from identity.api.audiences import AudienceMutation, AudienceQuery
 from identity.api.console import ConsoleQuery
 from identity.api.context import Context
 from identity.api.errors import ApiError
-from identity.api.extensions import CodedErrors, Gate
+from identity.api.extensions import CodedErrors, Gate, WakeAfterMutations
 from identity.api.privacy import PrivacyMutation, PrivacyQuery
 from identity.api.reports import (
     Explanation,
@@ -378,6 +378,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             lambda: ValidationCache(maxsize=1000),
             lambda: AddValidationRules([depth_rule]),
             lambda: Gate(max_cost=settings.api_max_cost, max_page=settings.api_max_page),
+            WakeAfterMutations,
         ],
     )
 

@@ -136,6 +136,7 @@ class DeliveryWorker:
             self._client = client
             try:
                 while not self._stopping.is_set():
+                    self._wake.clear()  # a wake-up during the step is kept for after it
                     try:
                         report = await self.step()
                     except IdgraphError as e:
@@ -147,7 +148,6 @@ class DeliveryWorker:
                         report = StepReport()
                         await asyncio.sleep(1.0)
                     if not report.busy:
-                        self._wake.clear()
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(self._wake.wait(), self._settings.outbox_poll)
             finally:
