@@ -36,6 +36,7 @@ class Receiver:
     url: str = ""
     fail_first: int = 0  # answer 500 to this many requests first
     hold_first: bool = False  # keep the first request waiting until released
+    hold_all: bool = False  # keep every request waiting until released
     got: list[Received] = field(default_factory=list)
     requests: int = 0
     released: threading.Event = field(default_factory=threading.Event)
@@ -44,7 +45,7 @@ class Receiver:
     async def hook(self, request: Request) -> Response:
         raw = await request.body()
         self.requests += 1
-        if self.hold_first and self.requests == 1:
+        if self.hold_all or (self.hold_first and self.requests == 1):
             self.held.set()
             while not self.released.is_set():
                 await asyncio.sleep(0.05)

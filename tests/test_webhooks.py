@@ -22,7 +22,8 @@ from identity.store.driver import Graph
 from identity.store.schema import init_schema
 from identity.webhooks import payload, service, signing
 from identity.webhooks.addresses import AddressGuard, RefusedAddress, check_url
-from identity.webhooks.worker import backoff, sendable
+from identity.webhooks.sending import backoff
+from identity.webhooks.worker import sendable
 from tests.api_data import load_people
 from tests.resolving import run
 from tests.services import services
@@ -93,6 +94,19 @@ def test_sendable_keeps_each_identity_in_order() -> None:
     assert [d["id"] for d in sendable(queue, now_ms=5_000)] == ["1", "5", "7"]
     assert [d["id"] for d in sendable(queue[1:], now_ms=5_000)] == ["3", "5", "7"]
     assert [d["id"] for d in sendable(queue[1:], now_ms=20_000)] == ["2", "3", "5", "7"]
+    # a later window starts with what the earlier ones hold back
+    held: set[str] = set()
+    assert [d["id"] for d in sendable(queue[:2], 5_000, held)] == ["1"]
+    assert [d["id"] for d in sendable(queue[2:], 5_000, held)] == ["5", "7"]
+
+
+def test_an_attempt_goes_to_the_address_checked() -> None:
+    guard = AddressGuard()
+    url, host, extensions = asyncio.run(guard.pinned("https://localhost:8443/hook?x=1"))
+    assert url in ("https://127.0.0.1:8443/hook?x=1", "https://[::1]:8443/hook?x=1")
+    assert host == "localhost:8443" and extensions == {"sni_hostname": "localhost"}
+    plain = asyncio.run(guard.pinned("http://127.0.0.1:9/hook"))
+    assert plain == ("http://127.0.0.1:9/hook", "127.0.0.1:9", {})
 
 
 def test_backoff_grows_with_jitter_and_a_cap() -> None:

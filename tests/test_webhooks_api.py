@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from gql import Client, GraphQLRequest
+from gql.transport.exceptions import TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
 
 from identity.config import Settings
@@ -122,6 +123,7 @@ def test_each_kind_of_change_is_delivered_signed(server: str, graph: Graph, tmp_
     assert {i["role"] for i in merged["identities"]} == {"survivor", "merged"}
     cut = receiver.bodies("steward.action")[0]
     assert cut["action"] == "cut_link" and cut["actor"] == "steward-alice"
+    assert {i["role"] for i in cut["identities"]} == {"before"}  # the same whenever it is read
     assert receiver.bodies("identity.forgotten")[0]["identities"] == [
         {"id": forgotten, "role": "forgotten"}
     ]
@@ -172,6 +174,23 @@ def test_a_receiver_that_fails_five_times_gets_everything_in_order(
         {"id": hook},
     )[0]
     assert oldest["a"] == 6  # five failures, then delivered
+
+
+def test_a_receiver_that_hangs_delays_only_its_own_webhook(
+    server: str, graph: Graph, tmp_path: Path
+) -> None:
+    load_people(graph, tmp_path)
+    with receiving(SECRET, hold_all=True) as stuck, receiving(SECRET) as receiver:
+        _webhook(server, stuck.url, ["STEWARD_ACTION"])
+        _webhook(server, receiver.url, ["STEWARD_ACTION"])
+        _pair(server, "cutLink", ANN, "shared laptop")
+        receiver.wait_for(1)
+        assert stuck.held.wait(5)  # its delivery hangs until the 2 s timeout, then again
+        _pair(server, "restoreLink", ANN, "same person")
+        answered = time.time()
+        receiver.wait_for(2, timeout=10)
+        assert receiver.got[1].at - answered < 1.0
+        assert stuck.got == []
 
 
 def _transport(base: str, key: str) -> WebsocketsTransport:
@@ -284,13 +303,30 @@ def test_a_segment_subscription_follows_refreshes(
 
 
 def test_subscriptions_need_a_valid_key(server: str) -> None:
-    async def follow() -> None:
-        async with Client(transport=_transport(server, "not-a-key")) as session:
+    async def follow(**options: Any) -> None:
+        # made inside the loop: a transport made outside would make a loop of its own
+        transport = WebsocketsTransport(
+            url=server.replace("http://", "ws://") + "/graphql",
+            subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+            **options,
+        )
+        async with Client(transport=transport) as session:
             async for _ in session.subscribe(GraphQLRequest(EVENTS)):
                 raise AssertionError("a subscription without a valid key got a result")
 
     with pytest.raises(Exception, match=r"4403|Forbidden|Closed"):
-        asyncio.run(follow())
+        asyncio.run(follow(init_payload={"Authorization": "Bearer not-a-key"}))
+    with pytest.raises(Exception, match=r"4403|Forbidden|Closed"):
+        asyncio.run(follow(headers={"Authorization": "Bearer not-a-key"}))
+
+
+def test_a_websocket_carries_subscriptions_only(server: str) -> None:
+    async def ask() -> None:
+        async with Client(transport=_transport(server, READER)) as session:
+            await session.execute(GraphQLRequest("{ stats { links } }"))
+
+    with pytest.raises(TransportQueryError, match="only subscriptions over WebSocket"):
+        asyncio.run(ask())
 
 
 def test_admin_fields_check_roles_and_input(server: str, graph: Graph, tmp_path: Path) -> None:

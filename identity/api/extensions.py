@@ -13,11 +13,12 @@ from graphql import (
     GraphQLError,
     OperationDefinitionNode,
 )
+from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
-from identity.api.errors import code_of
+from identity.api.errors import ApiError, code_of
 from identity.api.limits import operation_cost
 from identity.api.observability import request_id
 
@@ -157,9 +158,19 @@ class Gate(SchemaExtension):
 class WakeAfterMutations(SchemaExtension):
     """After a mutation (its changes committed), the delivery worker looks at the outbox at
     once rather than at its next poll: webhooks and subscriptions hear of a steward action
-    or an erasure made through the API sooner."""
+    or an erasure made through the API sooner. Also: a WebSocket carries subscriptions only
+    (queries and mutations go by POST, through the body limit and the rate limit)."""
 
     def on_execute(self) -> Iterator[None]:
+        request = getattr(self.execution_context.context, "request", None)
+        if (
+            isinstance(request, WebSocket)
+            and self.execution_context.operation_type is not OperationType.SUBSCRIPTION
+        ):
+            raise ApiError(
+                "BAD_REQUEST",
+                "only subscriptions over WebSocket: send queries and mutations by POST",
+            )
         yield
         if self.execution_context.operation_type is not OperationType.MUTATION:
             return

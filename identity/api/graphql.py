@@ -55,6 +55,9 @@ class GraphQLApp(GraphQL[Context, None]):
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """A key in ``connection_init``'s payload (``{"Authorization": "Bearer KEY"}``) names
         the caller when the upgrade request had none; a wrong key closes the connection."""
+        upgrade = context.request.headers.get("authorization")
+        if upgrade is not None and context.principal is None:
+            raise ConnectionRejectionError({"message": "invalid API key"})
         params = context.connection_params or {}
         given = params.get("Authorization", params.get("authorization"))
         if given is None:

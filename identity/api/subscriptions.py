@@ -22,7 +22,7 @@ import strawberry
 from starlette.concurrency import run_in_threadpool
 from strawberry.types import Info
 
-from identity.api.context import Context
+from identity.api.context import Context, Loaders
 from identity.api.errors import ApiError
 from identity.api.segments import SegmentChange, SegmentChangeEdge
 from identity.api.types import (
@@ -115,6 +115,13 @@ async def _follow(
         await feed.wait_beyond(cursor)
 
 
+def _fresh(info: Info[Context, None]) -> None:
+    """New DataLoaders for each result: a connection lives long, and what its loaders cached
+    (a profile, its identifiers) may since have changed or been erased."""
+    context = info.context
+    context.loaders = Loaders.fresh(context.reads)
+
+
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
@@ -142,6 +149,7 @@ class Subscription:
                 keys=row.keys,
                 identities=row.identities,
             )
+            _fresh(info)
             yield IdentityEventEdge(
                 cursor=encode_cursor(["o", row.seq]), node=IdentityEvent.from_row(event)
             )
@@ -161,14 +169,16 @@ class Subscription:
         kinds = ["segment.entered", "segment.left"]
         async for row in _follow(info, start, kinds, segment.id):
             at = when(row.at) or segment.created_at
+            first = skip if position and row.seq == position[0] else 0  # not if it was pruned
             for index, (identity, change) in enumerate(row.identities):
-                if index < skip:
+                if index < first:
                     continue
+                _fresh(info)
                 yield SegmentChangeEdge(
                     cursor=encode_cursor(["o", row.seq, index]),
                     node=SegmentChange(identity_id=strawberry.ID(identity), change=change, at=at),
                 )
-            skip = 0
+            position = None
 
 
 # strawberry's field and mutation decorators are typed as returning Any when given options

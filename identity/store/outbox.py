@@ -42,7 +42,10 @@ _ROW: LiteralString = (
     "[e.seq, e.id, " + KIND + ", e.at.epochMillis, e.reason, e.actor, e.action, "
     "coalesce(e.keys, []), "
     "CASE WHEN e:SegmentPage THEN [x IN e.identities | [x, e.change]] "
-    "ELSE COLLECT { MATCH (e)-[a:AFFECTED]->(p:Identity) RETURN [p.id, a.role] "
+    # a steward action's "after" identities are added later, by its resolve: left out, so an
+    # entry says the same whenever it is read (the resolve's own events say what followed)
+    "ELSE COLLECT { MATCH (e)-[a:AFFECTED]->(p:Identity) WHERE a.role <> 'after' "
+    "RETURN [p.id, a.role] "
     "ORDER BY a.role DESC, p.id } END, "
     "e.segment, e.refresh, e.page]"
 )
@@ -73,7 +76,9 @@ def sequence(graph: Graph, batch: int = _SEQUENCE_BATCH) -> int:
             "SET c.taken_at = datetime.realtime() RETURN c.last AS last"
         ).single(strict=True)["last"]
         found = tx.run(
-            "MATCH (e:Unsequenced) WHERE e.recorded IS NOT NULL "
+            # recorded before this statement began: an entry recorded later may belong to a
+            # transaction that follows one still committing, which the scan could miss
+            "MATCH (e:Unsequenced) WHERE e.recorded < datetime.statement() "
             "WITH e ORDER BY e.recorded LIMIT $batch "  # along the index: a backlog costs no sort
             "RETURN collect(elementId(e)) AS ids",
             batch=batch,

@@ -67,14 +67,14 @@ def update(graph: Graph, id: str, fields: dict[str, Any], now: datetime) -> dict
 
 
 def delete(graph: Graph, id: str) -> bool:
-    """Delete a webhook and its deliveries (in batches)."""
+    """Delete a webhook, then its deliveries (in batches: none can be queued after)."""
+    rows = graph.run(
+        "delete webhook", "MATCH (w:Webhook {id: $id}) DELETE w RETURN count(*) AS n", {"id": id}
+    )
     graph.run_autocommit(
         "delete webhook deliveries",
         "MATCH (d:Delivery {webhook: $id}) CALL (d) { DELETE d } IN TRANSACTIONS OF 10000 ROWS",
         {"id": id},
-    )
-    rows = graph.run(
-        "delete webhook", "MATCH (w:Webhook {id: $id}) DELETE w RETURN count(*) AS n", {"id": id}
     )
     return bool(rows and rows[0]["n"])
 
@@ -97,7 +97,9 @@ def claim(
     has not run out; the webhook with its secret when taken."""
     rows = graph.run(
         "claim webhook",
-        "MATCH (w:Webhook {id: $id}) WHERE w.enabled "
+        # the write lock first: the lease is then read as the last holder committed it
+        "MATCH (w:Webhook {id: $id}) SET w.lease_checked = $now "
+        "WITH w WHERE w.enabled "
         "  AND (w.lease_owner IS NULL OR w.lease_owner = $owner OR w.lease_until < $now) "
         "SET w.lease_owner = $owner, w.lease_until = $until "
         "RETURN " + _WEBHOOK + ", w.secret AS secret",
@@ -133,7 +135,8 @@ def fan_out(graph: Graph, id: str, owner: str, now: datetime, limit: int) -> int
             "  seq: e.seq, event: e.id, kind: kind, recorded: e.recorded, status: 'pending', "
             "  attempts: 0, next_at: $now, created_at: $now, "
             "  keys: CASE WHEN e:SegmentPage THEN ['segment:' + e.segment] "
-            "        ELSE COLLECT { MATCH (e)-[:AFFECTED]->(p:Identity) RETURN p.id } END}) "
+            "        ELSE COLLECT { MATCH (e)-[a:AFFECTED]->(p:Identity) WHERE a.role <> 'after' "
+            "                       RETURN DISTINCT p.id } END}) "
             "RETURN count(d) AS n",
             id=id,
             owner=owner,
@@ -145,13 +148,13 @@ def fan_out(graph: Graph, id: str, owner: str, now: datetime, limit: int) -> int
     return graph.write(f"queue deliveries (webhook {id})", work)
 
 
-def queue(graph: Graph, id: str, limit: int) -> list[dict[str, Any]]:
-    """The first ``limit`` pending deliveries of a webhook, in outbox order."""
+def queue(graph: Graph, id: str, limit: int, after: int = -1) -> list[dict[str, Any]]:
+    """``limit`` pending deliveries of a webhook numbered after ``after``, in outbox order."""
     return graph.read(
         "read delivery queue",
-        "MATCH (d:Queued) WHERE d.webhook = $id AND d.seq >= 0 "
+        "MATCH (d:Queued) WHERE d.webhook = $id AND d.seq > $after "
         "WITH d ORDER BY d.seq LIMIT $limit RETURN " + _DELIVERY,
-        {"id": id, "limit": limit},
+        {"id": id, "limit": limit, "after": after},
     )
 
 
@@ -161,7 +164,7 @@ def record(graph: Graph, outcomes: Sequence[dict[str, Any]]) -> None:
         "record deliveries",
         """
         UNWIND $rows AS r
-        MATCH (d:Delivery {id: r.id})
+        MATCH (d:Delivery {id: r.id}) WHERE d.status = 'pending'
         SET d.attempts = d.attempts + 1, d.last_at = r.at, d.first_at = coalesce(d.first_at, r.at),
             d.last_status = r.code, d.last_error = r.error
         FOREACH (_ IN CASE WHEN r.outcome = 'delivered' THEN [1] ELSE [] END |

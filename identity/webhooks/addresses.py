@@ -3,8 +3,9 @@ metadata addresses (a webhook URL is input from an admin key: it must not turn i
 way to read the instance's credentials at 169.254.169.254).
 
 The host is checked when a webhook is created (the URL's form; a literal address) and before
-every attempt (every address the name resolves to, so a DNS answer that changed later is
-caught too). ``IDGRAPH_WEBHOOK_ALLOW_HOSTS`` lists hosts and networks let through anyway.
+every attempt (every address the name resolves to), and the attempt connects to the address
+checked: a DNS answer that changes between the check and the connection cannot redirect it.
+``IDGRAPH_WEBHOOK_ALLOW_HOSTS`` lists hosts and networks let through anyway.
 Loopback and private networks are allowed: receivers inside the company's network are the
 usual case; an egress firewall is the place for a stricter rule.
 """
@@ -15,7 +16,8 @@ import asyncio
 import ipaddress
 import socket
 import time
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from identity.errors import InputError
 
@@ -32,6 +34,10 @@ _CACHE_SECONDS = 30.0
 
 class RefusedAddress(Exception):
     """A delivery that must not go where its URL points."""
+
+
+class Unresolved(Exception):
+    """A host name that does not resolve now (the attempt fails and is retried)."""
 
 
 def check_url(url: str) -> str:
@@ -111,8 +117,9 @@ class AddressGuard:
         if reason:
             raise InputError(f"webhook URL refused: {reason}")
 
-    async def check(self, url: str) -> None:
-        """Before an attempt: RefusedAddress when any address the host resolves to is refused."""
+    async def check(self, url: str) -> list[Address]:
+        """Before an attempt: the addresses the URL's host resolves to, all allowed;
+        RefusedAddress when one is refused, Unresolved when the name does not resolve."""
         host = urlsplit(url).hostname or ""
         by_name = self.refusal(host, [])
         if by_name:
@@ -127,10 +134,28 @@ class AddressGuard:
                 loop = asyncio.get_running_loop()
                 try:
                     infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-                except OSError:
-                    return  # the attempt itself fails and is retried
+                except OSError as e:
+                    raise Unresolved(f"{host} does not resolve: {e}") from e
                 addresses = [ipaddress.ip_address(str(i[4][0]).split("%")[0]) for i in infos]
+            if not addresses:
+                raise Unresolved(f"{host} resolves to no address")
             self._resolved[host] = (time.monotonic() + _CACHE_SECONDS, addresses)
         reason = self.refusal(host, addresses)
         if reason:
             raise RefusedAddress(reason)
+        return addresses
+
+    async def pinned(self, url: str) -> tuple[str, str, dict[str, Any]]:
+        """The URL to connect to, with its host replaced by a checked address, the ``Host``
+        header to send and the request extensions (TLS's server name: the certificate is
+        still checked against the name)."""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        address = (await self.check(url))[0]
+        netloc = parts.netloc.rsplit("@", 1)[-1]
+        if str(address) == host.strip("[]"):
+            return url, netloc, {}
+        literal = f"[{address}]" if address.version == 6 else str(address)
+        target = literal + (f":{parts.port}" if parts.port else "")
+        extensions: dict[str, Any] = {"sni_hostname": host} if parts.scheme == "https" else {}
+        return urlunsplit(parts._replace(netloc=target)), netloc, extensions

@@ -1,20 +1,25 @@
 """The delivery worker: outbox entries to webhooks, at least once, in order per identity.
 
-Each step: number what committed (:func:`identity.store.outbox.sequence`) and tell the
-subscriptions; then for each enabled webhook whose lease this worker holds (one worker per
-webhook across servers): queue deliveries for the new entries it subscribes to, look at the
-first :data:`WINDOW` queued deliveries in outbox order and send those that are due and share
-no identity (no segment) with an earlier queued one, up to ``webhook_concurrency`` at a time;
-record each outcome. A delivery that fails waits ``base * 2^(attempt-1)`` seconds, at most
-``webhook_retry_max``, with equal jitter (half fixed, half random: receivers that come back
-are not hit by every retry at once), and holds back the later deliveries of its identities;
-after ``webhook_retry_hours`` it is marked failed (and can be redelivered) and stops holding
-them back. 2xx is success; anything else, a timeout or a refused connection is a failure;
-redirects are not followed.
+Three kinds of loop, so that nothing slow holds up anything else:
 
-The worker runs in ``idgraph serve`` (an asyncio task) or alone (``idgraph webhook deliver``);
-it only reads and writes the graph and calls receivers, so a slow or dead receiver never
-slows a load or a resolve. Graph calls run in threads (the driver is synchronous).
+- **numbering**: number what committed (:func:`identity.store.outbox.sequence`), tell the
+  subscriptions (``on_sequenced``) and the webhook loops; metrics and pruning now and then;
+- **one loop per enabled webhook**, started and stopped as webhooks come and go: under the
+  webhook's lease (one worker per webhook across servers, renewed while sending), queue
+  deliveries for the new entries it subscribes to, then send those that are due and share no
+  identity (no segment) with an earlier queued one, up to ``webhook_concurrency`` at a time,
+  looking past held-back deliveries as far as :data:`LOOK_AHEAD` windows; record each outcome.
+  A slow or dead receiver delays its own webhook only;
+- the **supervisor** that keeps one webhook loop per enabled webhook.
+
+A failed delivery waits ``base * 2^(attempt-1)`` seconds, at most ``webhook_retry_max``, with
+equal jitter, and holds back the later deliveries of its identities; after
+``webhook_retry_hours`` it is marked failed (redeliverable) and stops holding them back
+(:mod:`identity.webhooks.sending`).
+
+The worker runs in ``idgraph serve`` (an asyncio task, woken after each mutation) or alone
+(``idgraph webhook deliver``); it only reads and writes the graph and calls receivers, so a slow
+receiver never slows a load or a resolve. Graph calls run in threads (the driver is sync).
 """
 
 from __future__ import annotations
@@ -22,11 +27,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,42 +40,27 @@ from identity.context import ServiceContext
 from identity.errors import IdgraphError
 from identity.store import outbox
 from identity.store import webhooks as store
-from identity.webhooks import payload, signing
-from identity.webhooks.addresses import AddressGuard, RefusedAddress
+from identity.webhooks import payload, sending
+from identity.webhooks.addresses import AddressGuard
 from identity.webhooks.metrics import WebhookMetrics
 
 log = logging.getLogger("idgraph.webhooks")
 
 WINDOW = 200
+LOOK_AHEAD = 10
 _FAN_OUT = 1000
 _STATS_SECONDS = 10.0
 _PRUNE_SECONDS = 3600.0
+_PAUSE_AFTER_ERROR = 1.0
 
 
-@dataclass
-class _Attempt:
-    delivery: dict[str, Any]
-    outcome: str = "retry"  # delivered | retry | failed
-    code: int | None = None
-    error: str | None = None
-    seconds: float = 0.0
-
-
-@dataclass
-class StepReport:
-    sequenced: int = 0
-    queued: int = 0
-    attempts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def busy(self) -> bool:
-        return bool(self.sequenced or self.queued or self.attempts)
-
-
-def sendable(queue: list[dict[str, Any]], now_ms: int) -> list[dict[str, Any]]:
+def sendable(
+    queue: list[dict[str, Any]], now_ms: int, held: set[str] | None = None
+) -> list[dict[str, Any]]:
     """The deliveries that may go now: due, and sharing no key (identity or segment) with an
-    earlier queued delivery of the window (sent, waiting or held back itself)."""
-    held: set[str] = set()
+    earlier queued delivery (sent, waiting or held back itself); ``held`` carries the keys
+    of earlier windows and is extended."""
+    held = set() if held is None else held
     chosen = []
     for delivery in queue:
         keys = set(delivery["keys"] or [delivery["id"]])
@@ -80,13 +68,6 @@ def sendable(queue: list[dict[str, Any]], now_ms: int) -> list[dict[str, Any]]:
             chosen.append(delivery)
         held |= keys
     return chosen
-
-
-def backoff(attempts: int, base: float, most: float) -> float:
-    """Seconds before the next attempt after ``attempts`` failed ones: exponential, capped,
-    equal jitter."""
-    delay: float = min(most, base * 2.0 ** max(0, attempts - 1))
-    return delay / 2 + random.uniform(0, delay / 2)
 
 
 class DeliveryWorker:
@@ -109,12 +90,15 @@ class DeliveryWorker:
         self._on_sequenced = on_sequenced
         self._guard = AddressGuard(self._settings.webhook_allow_hosts)
         self._owner = f"worker-{secrets.token_hex(6)}"
+        self._lease = timedelta(seconds=3 * self._settings.webhook_timeout + 5)
         self._stopping = asyncio.Event()
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # replaced when set: every waiter of the old one wakes
+        self._numbered = asyncio.Event()
         self._held: set[str] = set()
+        self._loops: dict[str, asyncio.Task[None]] = {}
+        self._client: httpx.AsyncClient | None = None
         self._stats_at = 0.0
         self._pruned_at = time.monotonic()
-        self._client: httpx.AsyncClient | None = None
 
     async def _graph(self, call: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(call, self._services.graph, *args)
@@ -122,37 +106,188 @@ class DeliveryWorker:
     def wake(self) -> None:
         """Look at the outbox now rather than at the next poll."""
         self._wake.set()
+        self._wake = asyncio.Event()
 
     def stop(self) -> None:
         self._stopping.set()
-        self._wake.set()
+        self.wake()
+
+    async def _pause(self, event: asyncio.Event, seconds: float | None = None) -> None:
+        """Until ``event`` is set, the worker stops, or ``seconds`` (the poll) pass."""
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        woken = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait(
+                {stopping, woken},
+                timeout=self._settings.outbox_poll if seconds is None else seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            stopping.cancel()
+            woken.cancel()
 
     async def run(self) -> None:
-        """Step until stopped; a step that fails (Neo4j away) is logged and tried again."""
+        """Run the loops until stopped; a loop whose step fails (Neo4j away) logs it and goes
+        on after a pause."""
         timeout = httpx.Timeout(self._settings.webhook_timeout)
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
         headers = {"User-Agent": f"idgraph-webhooks/{__version__}"}
         async with httpx.AsyncClient(timeout=timeout, limits=limits, headers=headers) as client:
             self._client = client
+            numbering = asyncio.create_task(
+                self._repeat("numbering", self._number, lambda: self._wake)
+            )
             try:
-                while not self._stopping.is_set():
-                    self._wake.clear()  # a wake-up during the step is kept for after it
-                    try:
-                        report = await self.step()
-                    except IdgraphError as e:
-                        log.warning("webhook delivery step failed, retrying: %s", e)
-                        report = StepReport()
-                        await asyncio.sleep(1.0)
-                    except Exception:  # a bug must not stop deliveries for good
-                        log.exception("webhook delivery step failed, retrying")
-                        report = StepReport()
-                        await asyncio.sleep(1.0)
-                    if not report.busy:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._wake.wait(), self._settings.outbox_poll)
+                if self._deliver:
+                    await self._repeat("supervision", self._supervise, lambda: self._wake)
+                else:
+                    await self._stopping.wait()
             finally:
+                tasks = [numbering, *self._loops.values()]
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
                 await asyncio.gather(*(self._release(w) for w in sorted(self._held)))
                 self._client = None
+
+    async def _repeat(
+        self,
+        name: str,
+        step: Callable[[], Awaitable[bool]],
+        event_of: Callable[[], asyncio.Event],
+    ) -> None:
+        """``step()`` until stopped, at once again while it says it is busy, else after the
+        poll or the event (taken before the step: one set during it is not missed)."""
+        while not self._stopping.is_set():
+            event = event_of()
+            try:
+                busy = await step()
+            except asyncio.CancelledError:
+                raise
+            except IdgraphError as e:
+                log.warning("webhook %s failed, retrying: %s", name, e)
+                busy = False
+                await self._pause(asyncio.Event(), _PAUSE_AFTER_ERROR)
+            except Exception:  # a bug must not stop deliveries for good
+                log.exception("webhook %s failed, retrying", name)
+                busy = False
+                await self._pause(asyncio.Event(), _PAUSE_AFTER_ERROR)
+            if not busy:
+                await self._pause(event)
+
+    async def _number(self) -> bool:
+        numbered: int = await self._graph(outbox.sequence)
+        if self._on_sequenced is not None:
+            await self._on_sequenced(await self._graph(outbox.latest))
+        if numbered:
+            self._numbered.set()
+            self._numbered = asyncio.Event()
+        now = time.monotonic()
+        if self._metrics is not None and now - self._stats_at > _STATS_SECONDS:
+            self._stats_at = now
+            self._metrics.observe(await self._graph(store.stats))
+        if now - self._pruned_at > _PRUNE_SECONDS:
+            self._pruned_at = now
+            await self._prune()
+        return bool(numbered)
+
+    async def _supervise(self) -> bool:
+        enabled = {w["id"] for w in await self._graph(store.list_all) if w["enabled"]}
+        for id in enabled - set(self._loops):
+            self._loops[id] = asyncio.create_task(self._follow(id))
+        for id in set(self._loops) - enabled:
+            self._loops.pop(id).cancel()
+            self._held.discard(id)
+        return False
+
+    async def _follow(self, id: str) -> None:
+        await self._repeat(f"webhook {id}", lambda: self._serve(id), lambda: self._numbered)
+
+    async def _claim(self, id: str) -> dict[str, Any] | None:
+        now = datetime.now(UTC)
+        webhook: dict[str, Any] | None = await self._graph(
+            store.claim, id, self._owner, now, now + self._lease
+        )
+        if webhook is None:
+            self._held.discard(id)
+        else:
+            self._held.add(id)
+        return webhook
+
+    async def _keep_lease(self, id: str) -> None:
+        while True:
+            await asyncio.sleep(self._lease.total_seconds() / 3)
+            if await self._claim(id) is None:
+                log.warning("webhook %s: lease lost while sending (another worker took it)", id)
+
+    async def _choose(self, id: str) -> list[dict[str, Any]]:
+        """Up to a window of sendable deliveries, looking past held-back ones."""
+        held: set[str] = set()
+        chosen: list[dict[str, Any]] = []
+        after = -1
+        now_ms = int(time.time() * 1000)
+        for _ in range(LOOK_AHEAD):
+            window = await self._graph(store.queue, id, WINDOW, after)
+            chosen += sendable(window, now_ms, held)
+            if len(window) < WINDOW or len(chosen) >= WINDOW:
+                break
+            after = window[-1]["seq"]
+        return chosen[:WINDOW]
+
+    async def _serve(self, id: str) -> bool:
+        """One round for one webhook; whether it did anything."""
+        webhook = await self._claim(id)
+        if webhook is None:
+            return False
+        now = datetime.now(UTC)
+        queued: int = await self._graph(store.fan_out, id, self._owner, now, _FAN_OUT)
+        chosen = await self._choose(id)
+        if not chosen:
+            return queued > 0
+        rows = await self._graph(outbox.read_numbered, [d["seq"] for d in chosen])
+        identifiers = None
+        if webhook["include_identifiers"]:
+            ids = sorted({i for row in rows.values() for i, _ in row.identities})
+            identifiers = await self._graph(
+                outbox.identifiers_of, ids, payload.IDENTIFIERS_PER_IDENTITY
+            )
+        limit = asyncio.Semaphore(self._settings.webhook_concurrency)
+        assert self._client is not None
+        client = self._client
+
+        async def one(delivery: dict[str, Any]) -> sending.Attempt:
+            async with limit:
+                return await sending.attempt(
+                    client,
+                    self._guard,
+                    self._settings,
+                    webhook,
+                    delivery,
+                    rows.get(delivery["seq"]),
+                    identifiers,
+                )
+
+        keeping = asyncio.create_task(self._keep_lease(id))
+        try:
+            attempts = await asyncio.gather(*(one(d) for d in chosen))
+        finally:
+            keeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeping
+        await self._graph(store.record, [sending.outcome(a, self._settings) for a in attempts])
+        for a in attempts:
+            if a.outcome != "delivered":
+                log.info(
+                    "webhook delivery %s: %s",
+                    a.delivery["id"],
+                    a.error,
+                    extra={
+                        "fields": {"outcome": a.outcome, "attempts": a.delivery["attempts"] + 1}
+                    },
+                )
+            if self._metrics is not None:
+                self._metrics.attempted(a.outcome, a.delivery.get("recorded"))
+        return True
 
     async def _release(self, webhook: str) -> None:
         try:
@@ -160,133 +295,7 @@ class DeliveryWorker:
         except IdgraphError as e:
             log.warning("could not release webhook %s: %s", webhook, e)
 
-    async def step(self) -> StepReport:
-        """One look at the outbox and every webhook's queue."""
-        report = StepReport()
-        report.sequenced = await self._graph(outbox.sequence)
-        if self._on_sequenced is not None:
-            await self._on_sequenced(await self._graph(outbox.latest))
-        if not self._deliver:
-            return report
-        webhooks = [w for w in await self._graph(store.list_all) if w["enabled"]]
-        done = await asyncio.gather(*(self._serve(w["id"], report) for w in webhooks))
-        report.queued = sum(done)
-        if time.monotonic() - self._stats_at > _STATS_SECONDS or report.busy:
-            await self._observe()
-        if time.monotonic() - self._pruned_at > _PRUNE_SECONDS:
-            await self._prune()
-        return report
-
-    async def _serve(self, id: str, report: StepReport) -> int:
-        now = datetime.now(UTC)
-        # a lease outlives the slowest step (a receiver's timeout), not much more: a worker
-        # that died is replaced soon
-        lease = timedelta(seconds=3 * self._settings.webhook_timeout + 5)
-        webhook = await self._graph(store.claim, id, self._owner, now, now + lease)
-        if webhook is None:
-            self._held.discard(id)
-            return 0
-        self._held.add(id)
-        queued: int = await self._graph(store.fan_out, id, self._owner, now, _FAN_OUT)
-        queue = await self._graph(store.queue, id, WINDOW)
-        chosen = sendable(queue, int(time.time() * 1000))
-        if not chosen:
-            return queued
-        rows = await self._graph(outbox.read_numbered, [d["seq"] for d in chosen])
-        identifiers = None
-        if webhook["include_identifiers"]:
-            ids = sorted(
-                {i for d in chosen if d["seq"] in rows for i, _ in rows[d["seq"]].identities}
-            )
-            identifiers = await self._graph(
-                outbox.identifiers_of, ids, payload.IDENTIFIERS_PER_IDENTITY
-            )
-        limit = asyncio.Semaphore(self._settings.webhook_concurrency)
-
-        async def attempt(delivery: dict[str, Any]) -> _Attempt:
-            async with limit:
-                return await self._send(webhook, delivery, rows.get(delivery["seq"]), identifiers)
-
-        attempts = await asyncio.gather(*(attempt(d) for d in chosen))
-        await self._graph(store.record, [self._outcome(a) for a in attempts])
-        for a in attempts:
-            report.attempts[a.outcome] = report.attempts.get(a.outcome, 0) + 1
-            if self._metrics is not None:
-                self._metrics.attempted(a.outcome, a.delivery.get("recorded"))
-        return queued
-
-    async def _send(
-        self,
-        webhook: dict[str, Any],
-        delivery: dict[str, Any],
-        row: outbox.OutboxRow | None,
-        identifiers: dict[str, list[str]] | None,
-    ) -> _Attempt:
-        result = _Attempt(delivery)
-        if row is None:  # its entry was pruned: nothing left to say
-            result.outcome, result.error = "failed", "the outbox entry is gone (pruned)"
-            return result
-        body = payload.encode(payload.document(row, identifiers))
-        headers = signing.headers(webhook["secret"], delivery["id"], row.kind, body, time.time())
-        started = time.perf_counter()
-        assert self._client is not None
-        try:
-            await self._guard.check(webhook["url"])
-            response = await self._client.post(webhook["url"], content=body, headers=headers)
-        except RefusedAddress as e:
-            result.outcome, result.error = "failed", str(e)
-            return result
-        except httpx.HTTPError as e:
-            result.error = f"{type(e).__name__}: {e}"[:500] or type(e).__name__
-        else:
-            result.code = response.status_code
-            if 200 <= response.status_code < 300:
-                result.outcome = "delivered"
-            else:
-                result.error = f"HTTP {response.status_code}: {response.text[:200]}"
-        result.seconds = time.perf_counter() - started
-        return result
-
-    def _outcome(self, a: _Attempt) -> dict[str, Any]:
-        now = datetime.now(UTC)
-        outcome = a.outcome
-        next_at = None
-        if outcome == "retry":
-            first = a.delivery["first_at"]
-            began = now if first is None else datetime.fromtimestamp(first / 1000, UTC)
-            if now - began >= timedelta(hours=self._settings.webhook_retry_hours):
-                outcome = "failed"
-            else:
-                wait = backoff(
-                    a.delivery["attempts"] + 1,
-                    self._settings.webhook_retry_base,
-                    self._settings.webhook_retry_max,
-                )
-                next_at = now + timedelta(seconds=wait)
-        if outcome != "delivered":
-            log.info(
-                "webhook delivery %s: %s",
-                a.delivery["id"],
-                a.error,
-                extra={"fields": {"outcome": outcome, "attempts": a.delivery["attempts"] + 1}},
-            )
-        a.outcome = outcome
-        return {
-            "id": a.delivery["id"],
-            "outcome": outcome,
-            "at": now,
-            "next_at": next_at,
-            "code": a.code,
-            "error": a.error,
-        }
-
-    async def _observe(self) -> None:
-        self._stats_at = time.monotonic()
-        if self._metrics is not None:
-            self._metrics.observe(await self._graph(store.stats))
-
     async def _prune(self) -> None:
-        self._pruned_at = time.monotonic()
         before = datetime.now(UTC) - timedelta(days=self._settings.outbox_keep_days)
         floor = await self._graph(store.cursor_floor)
         await self._graph(store.prune, before)
