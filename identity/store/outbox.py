@@ -71,6 +71,10 @@ def sequence(graph: Graph, batch: int = _SEQUENCE_BATCH) -> int:
     recorded first; how many were numbered (at most ``batch``: call again while it is)."""
 
     def work(tx: ManagedTransaction) -> int:
+        # from the count store; nothing is written, nor locked, while there is nothing to do
+        waiting = tx.run("MATCH (e:Unsequenced) RETURN count(e) AS n").single(strict=True)["n"]
+        if not waiting:
+            return 0
         last = tx.run(
             "MERGE (c:OutboxSequence {id: 'outbox'}) ON CREATE SET c.last = 0 "
             "SET c.taken_at = datetime.realtime() RETURN c.last AS last"

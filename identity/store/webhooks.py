@@ -94,7 +94,23 @@ def claim(
     graph: Graph, id: str, owner: str, now: datetime, until: datetime
 ) -> dict[str, Any] | None:
     """Take (or keep) the webhook's lease for ``owner`` unless another worker holds one that
-    has not run out; the webhook with its secret when taken."""
+    has not run out; the webhook with its secret when taken. The lease is read first and
+    written only to take it or once a third of it has run: workers that look several times a
+    second do not write each time."""
+    seen = graph.read(
+        "look at webhook lease",
+        "MATCH (w:Webhook {id: $id}) RETURN " + _WEBHOOK + ", w.secret AS secret, "
+        "w.lease_owner AS lease_owner, w.lease_until.epochMillis AS lease_until",
+        {"id": id},
+    )
+    if not seen or not seen[0]["enabled"]:
+        return None
+    held_until = seen[0]["lease_until"] or 0
+    now_ms, until_ms = int(now.timestamp() * 1000), int(until.timestamp() * 1000)
+    if seen[0]["lease_owner"] not in (None, owner) and held_until >= now_ms:
+        return None  # another worker's, running
+    if seen[0]["lease_owner"] == owner and held_until - now_ms > (until_ms - now_ms) * 2 / 3:
+        return seen[0]  # ours, fresh
     rows = graph.run(
         "claim webhook",
         # the write lock first: the lease is then read as the last holder committed it
