@@ -192,6 +192,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Days delivered deliveries and segment change pages are kept.",
     )
+    match_memory_mb: int = Field(
+        default=2048,
+        ge=256,
+        description="Memory record matching's DuckDB may hold (MB); beyond it, it spills to "
+        "a temporary directory.",
+    )
     log_json: bool = Field(default=False, description="Structured JSON logs, one per line.")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 

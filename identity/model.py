@@ -137,3 +137,29 @@ class Unit:
     def weight(self) -> int:
         moved = len(self.moves) + len(self.members)
         return len(self.identities) + moved + len(self.merged) + len(self.events)
+
+
+@dataclass(frozen=True)
+class MatchStep:
+    """One comparison of a matched pair: the level it reached and its match weight (log2 of
+    the level's m/u, its term-frequency adjustment included)."""
+
+    comparison: str
+    level: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class MatchScore:
+    """Why record matching scored a pair: the prior's weight, then each comparison's (the
+    waterfall); the sum is the match weight w, and the probability ``2^w / (1 + 2^w)``."""
+
+    probability: float
+    prior_weight: float
+    steps: tuple[MatchStep, ...]
+    source: str
+    model: int
+
+    @property
+    def match_weight(self) -> float:
+        return self.prior_weight + sum(step.weight for step in self.steps)

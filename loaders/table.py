@@ -7,6 +7,7 @@ identifier type and trait (the format is documented in docs/loading.md):
     [identifiers]  "Customer ID" = "crm_id"   "E-mail" = "email"
     [traits]       "First Name" = "first_name"
     [segments]     column = "segments"  separator = "|"  ttl_days = 30  (or ttl_column)
+    [match]        record matching: the columns compared (loaders.match_spec)
 
 The mapping is checked against the identifier types and the file's header before any row is
 loaded; a mistake there is an :class:`InputError` naming it. Bad rows are rejected one by one.
@@ -28,6 +29,7 @@ from typing import IO, Any
 from identity.errors import InputError
 from identity.model import PARTIES, DmpMembership, Observation, Party, Rejection, TraitValue
 from identity.normalize import Normalizer
+from loaders.match_spec import MatchSpec, parse_match
 from loaders.records import (
     Parsed,
     normalize_all,
@@ -61,6 +63,7 @@ class TableMapping:
     timestamp: str | None = None
     dmp_segments: DmpSegmentColumn | None = None
     delimiter: str = ","
+    match: MatchSpec | None = None  # [match]: record matching (identity.matching)
 
     @property
     def columns(self) -> list[str]:
@@ -72,6 +75,8 @@ class TableMapping:
             named.append(self.dmp_segments.column)
             if self.dmp_segments.ttl_column:
                 named.append(self.dmp_segments.ttl_column)
+        if self.match:
+            named.extend(c for c in self.match.columns if c not in named)
         return named
 
 
@@ -92,7 +97,9 @@ def parse_mapping(
     def fail(message: str) -> InputError:
         return InputError(f"{where}: {message}")
 
-    known = {"source", "party", "timestamp", "identifiers", "traits", "segments", "delimiter"}
+    known = {
+        "source", "party", "timestamp", "identifiers", "traits", "segments", "delimiter", "match"
+    }  # fmt: skip
     unknown = sorted(set(data) - known)
     if unknown:
         raise fail(f"unknown key(s) {', '.join(unknown)} (expected: {', '.join(sorted(known))})")
@@ -131,6 +138,7 @@ def parse_mapping(
         timestamp=timestamp,
         dmp_segments=_dmp_segments(data.get("segments"), fail),
         delimiter=delimiter,
+        match=parse_match(data["match"], identifiers, fail) if "match" in data else None,
     )
 
 

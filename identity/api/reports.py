@@ -4,7 +4,7 @@ stats, and what a steward action did."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -13,6 +13,9 @@ from identity.api.context import Context
 from identity.api.types import Identifier, PageInfo, Profile, converted
 from identity.store.read_types import LoadRow, RunRow
 from identity.store.reads import when
+
+if TYPE_CHECKING:
+    from identity.api.matching import MatchScore
 
 
 @strawberry.type(description="One link on an explanation path, and what the rules made of it.")
@@ -31,6 +34,11 @@ class Hop:
     count: int
     evidence: list[str]
     forced: bool = strawberry.field(description="A steward forced it (the why says who, why).")
+    match: Annotated[MatchScore, strawberry.lazy("identity.api.matching")] | None = (
+        strawberry.field(
+            default=None, description="Record matching's score of the pair, when it scored it."
+        )
+    )
 
 
 @strawberry.type(description="Why two identifiers are, or are not, the same customer.")

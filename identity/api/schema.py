@@ -28,6 +28,7 @@ from identity.api.console import ConsoleQuery
 from identity.api.context import Context
 from identity.api.errors import ApiError
 from identity.api.extensions import CodedErrors, Gate, WakeAfterMutations
+from identity.api.matching import MatchMutation, MatchQuery, MatchScore
 from identity.api.privacy import PrivacyMutation, PrivacyQuery
 from identity.api.reports import (
     Explanation,
@@ -183,7 +184,7 @@ class Query:
             result,
             identity_a=strawberry.ID(result.identity_a) if result.identity_a else None,
             identity_b=strawberry.ID(result.identity_b) if result.identity_b else None,
-            path=[converted(Hop, h) for h in result.path],
+            path=[converted(Hop, h, match=MatchScore.of(h.match)) for h in result.path],
         )
 
     @strawberry.field(
@@ -349,6 +350,7 @@ QUERIES: tuple[type, ...] = (
     StewardQuery,
     ConsoleQuery,
     WebhookQuery,
+    MatchQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     Mutation,
@@ -357,6 +359,7 @@ MUTATIONS: tuple[type, ...] = (
     PrivacyMutation,
     StewardMutation,
     WebhookMutation,
+    MatchMutation,
 )
 RootQuery = merge_types("Query", QUERIES)
 RootMutation = merge_types("Mutation", MUTATIONS)

@@ -19,6 +19,7 @@ from identity.cli import (
     backfill,
     demo,
     load,
+    matching,
     neo4j,
     privacy,
     resolve,
@@ -46,6 +47,7 @@ app.add_typer(serve.commands)
 app.add_typer(spark.import_app, name="import")
 app.add_typer(spark.spark_app, name="spark")
 app.add_typer(webhooks.commands, name="webhook")
+app.add_typer(matching.commands, name="match")
 
 
 @app.command()

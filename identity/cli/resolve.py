@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.table import Table
 
 from identity.cli.common import cli_settings, err, graph_session, out, progress_bar, services
+from identity.cli.matching import print_waterfall
 from identity.errors import InputError
 from identity.store.identities import read_review, stream_identities
 from loaders.records import parse_timestamp
@@ -168,6 +169,8 @@ def explain_command(
         )
         if hop.why != "merged":  # what kept it out, or the steward who forced it
             out.print(f"     {hop.why}", soft_wrap=True, highlight=False)
+        if hop.match:  # record matching scored the pair: its waterfall
+            print_waterfall(hop.match)
         for evidence in hop.evidence:
             out.print(f"     evidence {evidence}", highlight=False)
 
@@ -232,6 +235,8 @@ def evaluate_command(
         )
 
     row("identities (policy)", result.identities)
+    if result.without_matching is not None:
+        row("  without record matching", result.without_matching)
     row("no guards (plain components)", result.no_guards)
     row("ceiling (same-person links)", result.ceiling)
     out.print(table)

@@ -108,6 +108,16 @@ class ProfileRules:
 
 
 @dataclass(frozen=True)
+class MatchingRules:
+    """What record matching (``idgraph match run``) does with a scored pair: at ``merge`` or
+    above, a matched link that may merge; from ``review`` up to ``merge``, a pair for a
+    steward to accept or reject; below ``review``, nothing. Applied when a run writes."""
+
+    merge: float = 0.99
+    review: float = 0.9
+
+
+@dataclass(frozen=True)
 class Policy:
     types: tuple[str, ...] = DEFAULT_TYPES
     blocked: Mapping[str, frozenset[str]] = field(default_factory=dict)
@@ -130,6 +140,7 @@ class Policy:
     consent: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CONSENT))
     # how strictly phones are checked: "valid" (in an allocated range) or "possible" (length)
     phone_check: PhoneCheck = "valid"
+    matching: MatchingRules = field(default_factory=MatchingRules)
 
     def consent_purpose(self, type_: str) -> str:
         """The consent purpose an identifier of ``type_`` needs to be exported (a type the

@@ -83,6 +83,7 @@ from identity.policy.model import (
     DEFAULT_TRAIT_RULES,
     PHONE_CHECKS,
     WORD,
+    MatchingRules,
     PhoneCheck,
     Policy,
     ProfileRules,
@@ -294,7 +295,35 @@ class _Parser:
             profiles=self._profiles(),
             consent=self._consent(types),
             phone_check=phone_check,
+            matching=self._matching(),
         )
+
+    def _matching(self) -> MatchingRules:
+        table = self.table("matching")
+        unknown = set(table) - {"merge", "review"}
+        if unknown:
+            key = sorted(unknown)[0]
+            raise self.fail(
+                "matching", key, f"matching.{key} is not a setting (known: merge, review)"
+            )
+        found = {}
+        for key, default in (("merge", 0.99), ("review", 0.9)):
+            value = table.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+                raise self.fail(
+                    "matching",
+                    key,
+                    f"matching.{key} must be a probability in (0, 1], got {value!r}",
+                )
+            found[key] = float(value)
+        if found["review"] > found["merge"]:
+            raise self.fail(
+                "matching",
+                "review",
+                f"matching.review ({found['review']}) must not be above matching.merge "
+                f"({found['merge']})",
+            )
+        return MatchingRules(**found)
 
     def _phone_check(self, table: str, value: object) -> PhoneCheck:
         for check in PHONE_CHECKS:

@@ -72,22 +72,16 @@ from identity.resolve.local import (
     LimitConflict,
     SharedNote,
     bridge_anchors,
+    duplicates,
     split_under_limits,
 )
 
 # Link verdicts: why a link did or did not merge.
 MERGED, THIRD_PARTY, CUT, EXPIRED, BLOCKED, SHARED, QUARANTINED, LIMIT, DEVICE = range(9)
 VERDICTS = (
-    "merged",
-    "third_party",
-    "cut",
-    "expired",
-    "blocked",
-    "shared",
-    "quarantined",
-    "limit",
+    "merged", "third_party", "cut", "expired", "blocked", "shared", "quarantined", "limit",
     "shared_device",
-)
+)  # fmt: skip
 
 
 @dataclass
@@ -162,12 +156,18 @@ class _Engine:
             if policy.shared_devices and self.anchor_type[t] and self.limits[t] > 1
         )
         self.device_calls: list[DeviceCall] = []
+        self.duplicates: npt.NDArray[np.int32] | None = None
+        self.clusters: npt.NDArray[np.int32] | None = None
         self.device_links: dict[int, DeviceCall] = {}
 
     def run(self) -> Resolution:
         g = self.g
         candidate, observed = self._candidates()
         forced = candidate & g.forced
+        # a link only matched (never observed) is not judged by the shared rules: it merges
+        matched = observed & g.matched & (g.count == 0)
+        observed = observed & ~matched
+        self.clusters = duplicates(self.g, candidate)  # what the shared rules count once
         halo = ~g.region
         self.shared_kind[halo & (g.stored_shared == TWO_HOP)] = TWO_HOP  # stored verdicts
         self._direct(observed)
@@ -189,9 +189,15 @@ class _Engine:
             self.verdict[refused] = DEVICE
             eligible = eligible & ~refused
             labels = _labels(g.n, g.a[eligible], g.b[eligible])
-        if (forced & ~eligible).any():
+        if matched.any():
+            shared = self.shared_kind > 0
+            joins = matched & ~shared[g.a] & ~shared[g.b]
+            self.verdict[matched & ~joins & ~forced] = SHARED
+            eligible = eligible | joins
+        if (forced & ~eligible).any() or matched.any():
             eligible = eligible | forced
             labels = _labels(g.n, g.a[eligible], g.b[eligible])
+        self.duplicates = duplicates(self.g, eligible)
         group_of, quarantined = self._limits_and_breaker(labels, eligible)
         group_of[~g.region] = -1
         # renumber densely
@@ -295,6 +301,9 @@ class _Engine:
         the type ranking at least as high as their own; note the type and examples."""
         g = self.g
         t = self.n_types
+        if self.clusters is not None:  # one customer's duplicate records count once
+            _, first = np.unique(sources * g.n + self.clusters[targets], return_index=True)
+            sources, targets = sources[first], targets[first]
         cells = sources * t + g.types[targets]
         counts = np.bincount(cells, minlength=g.n * t).reshape(g.n, t)
         over = (counts > self.limits[np.newaxis, :]) & self.outranked[g.types]
@@ -390,6 +399,8 @@ class _Engine:
             next_label += len(members)
         t = self.n_types
         cells = labels.astype(np.int64) * t + g.types
+        if self.duplicates is not None:  # one count per cluster of duplicates
+            cells = np.unique(np.stack([cells, self.duplicates.astype(np.int64)]), axis=1)[0]
         counts = np.bincount(cells, minlength=n_labels * t).reshape(n_labels, t)
         over: npt.NDArray[np.bool_] = np.asarray((counts > self.limits[np.newaxis, :]).any(axis=1))
         if len(too_big):
@@ -411,7 +422,9 @@ class _Engine:
 
     def _split(self, links: list[int]) -> list[list[int]]:
         """Kruskal under limits (:func:`~identity.resolve.local.split_under_limits`)."""
-        parts, conflicts = split_under_limits(self.g, links, self.priority, self.limits)
+        parts, conflicts = split_under_limits(
+            self.g, links, self.priority, self.limits, self.duplicates
+        )
         for j, conflict in conflicts.items():
             self.verdict[j] = LIMIT
             self.conflicts[j] = conflict

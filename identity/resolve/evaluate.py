@@ -25,6 +25,7 @@ Three partitions are scored side by side:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -78,6 +79,8 @@ class Evaluation:
     people: int
     identifiers: int  # scored (in the truth and the graph)
     cases: list[CaseScore] = field(default_factory=list)
+    # the same graph resolved without the links record matching wrote (None: it wrote none)
+    without_matching: Scores | None = None
 
 
 def read_truth(path: Path, *, hash_pii: bool = False) -> dict[str, str]:
@@ -172,6 +175,11 @@ def evaluate(ctx: ServiceContext, truth_path: Path) -> Evaluation:
     ceiling = connected_components(
         ((keys[int(g.a[j])], keys[int(g.b[j])]) for j in own.tolist()), keys
     )
+    without_matching = None
+    only_matched = g.matched & (g.count == 0)
+    if only_matched.any():
+        unmatched = resolve(dataclasses.replace(g, cut=g.cut | only_matched), policy, as_of)
+        without_matching = score(unmatched.partition(), truth)
     scored = sum(1 for p in person if p is not None and p not in TRAPS)
     cases_path = truth_path.parent / "cases.csv"
     cases = (
@@ -186,6 +194,7 @@ def evaluate(ctx: ServiceContext, truth_path: Path) -> Evaluation:
         people=len({p for p in person if p is not None and p not in TRAPS}),
         identifiers=scored,
         cases=cases,
+        without_matching=without_matching,
     )
 
 

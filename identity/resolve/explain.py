@@ -5,7 +5,8 @@ The region around both identifiers is read and resolved again with the engine, e
 
 - same identity: the evidence path, the fewest links joining them among the links that
   merged, each hop with its sources, party, first and last seen, count and evidence (and, for
-  a link a steward forced, who forced it and why);
+  a link a steward forced, who forced it and why; for a link record matching wrote, its
+  probability and match weight comparison by comparison: the waterfall);
 - different identities: the path with the fewest links that did not merge, and for each of
   those links the rule that kept it out: cut by a steward (who, why), a limit (naming the
   identifiers in conflict), a shared identifier (with its evidence), an expired link, a
@@ -25,6 +26,7 @@ import networkx as nx
 
 from identity.context import ServiceContext
 from identity.errors import NotFoundError
+from identity.model import MatchScore, MatchStep
 from identity.normalize import parse_key
 from identity.resolve.engine import (
     BLOCKED,
@@ -60,6 +62,7 @@ class Hop:
     count: int = 0
     evidence: list[str] = field(default_factory=list)
     forced: bool = False  # a steward forced it (who and why are in ``why``)
+    match: MatchScore | None = None  # record matching scored the pair: the waterfall
 
 
 @dataclass
@@ -189,6 +192,7 @@ def add_details(graph: Graph, hops: list[Hop]) -> None:
         hop.count = int(row["count"] or 0)
         hop.evidence = list(row["evidence"] or [])
         hop.forced = bool(row["forced"])
+        hop.match = _match_score(row)
         hop.why = _steward_why(hop, row)
 
 
@@ -201,8 +205,35 @@ def _steward_why(hop: Hop, row: dict[str, Any]) -> str:
         key, by, reason = row["blocked"][0]
         return f"{link} joins a blocked value: {key} blocked by {by}: {reason}"
     if not row["forced"]:
+        if hop.match and hop.verdict == VERDICTS[MERGED]:
+            return (
+                f"{link} matched by record matching ({hop.match.source} model "
+                f"v{hop.match.model}): probability {hop.match.probability:.6f}, match weight "
+                f"{hop.match.match_weight:.2f}"
+            )
         return hop.why
     forced = f"forced by {row['forced_by']}: {row['forced_reason']}"
     if hop.verdict == VERDICTS[MERGED]:
         return f"{link} {forced}"
     return f"{hop.why} (the link is {forced}, but this rule is stronger)"
+
+
+def _match_score(row: dict[str, Any]) -> MatchScore | None:
+    if row.get("match_p") is None:
+        return None
+    steps = tuple(
+        MatchStep(comparison, level, float(weight))
+        for comparison, level, weight in zip(
+            row["match_comparisons"] or [],
+            row["match_levels"] or [],
+            row["match_weights"] or [],
+            strict=False,
+        )
+    )
+    return MatchScore(
+        probability=float(row["match_p"]),
+        prior_weight=float(row["match_prior"] or 0.0),
+        steps=steps,
+        source=row["match_source"] or "",
+        model=int(row["match_model"] or 0),
+    )

@@ -24,6 +24,10 @@ SHARED_KINDS = ("", "direct", "two_hop", "bridge")
 
 DAY_MS = 86_400_000
 
+# A link's flags as the store reads them (one integer column): forced by a steward, written by
+# record matching (identity.matching: a scored link between two customer records' ids)
+FORCED, MATCHED = 1, 2
+
 
 @dataclass(frozen=True)
 class NodeRow:
@@ -44,6 +48,7 @@ class LinkRow:
     mergeable: bool = True  # party and sources allow merging
     cut: bool = False  # cut by a steward
     forced: bool = False  # forced by a steward: may merge whatever its party, age or ends
+    matched: bool = False  # written by record matching (both ends one customer's records)
 
 
 @dataclass
@@ -65,6 +70,9 @@ class LinkGraph:
     cut: npt.NDArray[np.bool_]
     forced: npt.NDArray[np.bool_]
     index: dict[str, int] = field(default_factory=dict)
+    # written by record matching: its ends are records of one customer (duplicates); a link
+    # only matched (count 0: never observed) takes no part in judging what is shared
+    matched: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
     # the database's internal id of each node (-1: unknown), so that writes find them by id
     node_ids: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     # Reads skip first_seen (it costs as much as the rest of a link): it is -1 until the
@@ -76,6 +84,8 @@ class LinkGraph:
             self.index = {key: i for i, key in enumerate(self.keys)}
         if len(self.node_ids) != len(self.keys):
             self.node_ids = np.full(len(self.keys), -1, dtype=np.int64)
+        if len(self.matched) != len(self.a):
+            self.matched = np.zeros(len(self.a), dtype=np.bool_)
 
     @property
     def n(self) -> int:
@@ -119,6 +129,7 @@ class LinkGraph:
             cut=np.array([r.cut for r in link_list], dtype=np.bool_),
             forced=np.array([r.forced for r in link_list], dtype=np.bool_),
             index=index,
+            matched=np.array([r.matched for r in link_list], dtype=np.bool_),
         )
 
 
@@ -134,7 +145,7 @@ class GraphBuilder:
         self._region: list[bool] = []
         self._stored: list[int] = []
         self._node_ids: list[int] = []
-        # (a, b, count, first, last, mergeable, cut, forced)
+        # (a, b, count, first, last, mergeable, cut, forced, matched)
         self._links: list[Sequence[int]] = []
         self._seen_links: set[tuple[int, int]] = set()
 
@@ -175,16 +186,17 @@ class GraphBuilder:
         mergeable: bool,
         cut: bool,
         forced: bool,
+        matched: bool = False,
     ) -> None:
         """Add a link once (a region reader meets each link from both of its ends)."""
         pair = (a, b) if a < b else (b, a)
         if pair in self._seen_links:
             return
         self._seen_links.add(pair)
-        self._links.append((a, b, count, first_seen, last_seen, mergeable, cut, forced))
+        self._links.append((a, b, count, first_seen, last_seen, mergeable, cut, forced, matched))
 
     def build(self) -> LinkGraph:
-        columns = np.array(self._links, dtype=np.int64).reshape(-1, 8)
+        columns = np.array(self._links, dtype=np.int64).reshape(-1, 9)
         type_names = [""] * len(self.type_index)
         for name, i in self.type_index.items():
             type_names[i] = name
@@ -204,5 +216,6 @@ class GraphBuilder:
             cut=columns[:, 6].astype(np.bool_),
             forced=columns[:, 7].astype(np.bool_),
             index=self.index,
+            matched=columns[:, 8].astype(np.bool_),
             node_ids=np.array(self._node_ids, dtype=np.int64),
         )

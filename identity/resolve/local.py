@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 import numpy.typing as npt
+from scipy.sparse import coo_array
+from scipy.sparse.csgraph import connected_components
 
 from identity.resolve.components import UnionFind
 from identity.resolve.graph import LinkGraph
@@ -104,9 +106,13 @@ def split_under_limits(
     links: list[int],
     priority: npt.NDArray[np.int64],
     limits: npt.NDArray[np.int64],
+    duplicates: npt.NDArray[np.int32] | None = None,
 ) -> tuple[list[list[int]], dict[int, LimitConflict]]:
     """The parts of the component made of ``links`` under the per-type ``limits`` (indexed by
-    type, :data:`NO_LIMIT` for none), and the links refused with their conflicts."""
+    type, :data:`NO_LIMIT` for none), and the links refused with their conflicts.
+
+    ``duplicates`` (per identifier) numbers clusters of one customer's records joined by record
+    matching: a limit counts clusters, so a part may hold a crm id and its matched duplicate."""
     g = graph
     keys = g.keys
     g.load_first_seen(links)
@@ -143,7 +149,11 @@ def split_under_limits(
         if root_a == root_b:
             continue
         conflict = next(
-            (t for t in sorted(set(left) & set(right)) if len(left[t]) + len(right[t]) > limits[t]),
+            (
+                t
+                for t in sorted(set(left) & set(right))
+                if _held(left[t] + right[t], duplicates, g.index) > limits[t]
+            ),
             None,
         )
         if conflict is not None:
@@ -160,3 +170,23 @@ def split_under_limits(
     for key in held:
         parts[sets.find(key)].append(g.index[key])
     return list(parts.values()), conflicts
+
+
+def _held(keys: list[str], duplicates: npt.NDArray[np.int32] | None, index: dict[str, int]) -> int:
+    """How many identifiers ``keys`` count as under a limit: clusters of duplicates count once."""
+    if duplicates is None:
+        return len(keys)
+    return len({int(duplicates[index[key]]) for key in keys})
+
+
+def duplicates(g: LinkGraph, eligible: npt.NDArray[np.bool_]) -> npt.NDArray[np.int32] | None:
+    """Each identifier's cluster of duplicates: identifiers of one type joined by ``eligible``
+    matched links (one customer's records); None when there is none. A limit counts clusters,
+    not identifiers: a customer entered twice in the CRM has one crm id."""
+    joins = eligible & g.matched & (g.types[g.a] == g.types[g.b])
+    if not joins.any():
+        return None
+    a, b = g.a[joins], g.b[joins]
+    matrix = coo_array((np.ones(len(a), dtype=np.int8), (a, b)), shape=(g.n, g.n)).tocsr()
+    _, labels = connected_components(matrix, directed=False)
+    return np.asarray(labels, dtype=np.int32)

@@ -23,7 +23,14 @@ from identity.model import OldIdentity, split_key
 from identity.normalize import Normalizer
 from identity.policy import Policy
 from identity.resolve.engine import direct_shared
-from identity.resolve.graph import NOT_SHARED, SHARED_KINDS, GraphBuilder, LinkGraph
+from identity.resolve.graph import (
+    FORCED,
+    MATCHED,
+    NOT_SHARED,
+    SHARED_KINDS,
+    GraphBuilder,
+    LinkGraph,
+)
 from identity.store import linkgraph as store
 from identity.store.driver import Graph
 
@@ -112,7 +119,7 @@ def read_full(
     read = 0
     width = 8 if first_seen else 7
     for block in store.link_blocks(graph, policy, top, first_seen):
-        # [x id, y id, count, last_seen, mergeable, cut, forced(, first_seen)] per link
+        # [x id, y id, count, last_seen, mergeable, cut, flags(, first_seen)] per link
         blocks.append(np.array(block, dtype=np.int64).reshape(-1, width))
         read += len(block)
         if progress:
@@ -136,7 +143,8 @@ def read_full(
         last_seen=links[:, 3].copy(),
         mergeable=links[:, 4].astype(np.bool_),
         cut=links[:, 5].astype(np.bool_),
-        forced=links[:, 6].astype(np.bool_),
+        forced=(links[:, 6] & FORCED).astype(np.bool_),
+        matched=(links[:, 6] & MATCHED).astype(np.bool_),
         first_seen_loader=lambda pairs: store.read_first_seen(graph, pairs),
         node_ids=np.frombuffer(node_ids, dtype=np.int64).copy(),
     )
@@ -157,7 +165,7 @@ class _Node:
     reason: str | None
     identity: str | None
     quarantine: str | None
-    # [other key, other's shared verdict, count, last_seen, merge, cut, forced, other blocked]
+    # [other key, other's shared verdict, count, last_seen, merge, cut, flags, other blocked]
     links: list[list[Any]]
     blocked: bool | None  # by a steward
     node_id: int  # the database's internal id
@@ -219,7 +227,7 @@ class _RegionReader:
         links_of = [(key, self.rows[key].links) for key in sorted(region)]
         for key, links in [*links_of, *halo_links.items()]:
             i = build.index[key]
-            for other, shared, count, last, merge, cut, forced, held in links:
+            for other, shared, count, last, merge, cut, flags, held in links:
                 j = build.index.get(other)
                 if j is None:
                     type_, value = split_key(other)
@@ -230,7 +238,9 @@ class _RegionReader:
                         region=False,
                         stored_shared=shared_code(shared),
                     )
-                build.link(i, j, count, -1, last, merge, cut, forced)
+                build.link(
+                    i, j, count, -1, last, merge, cut, bool(flags & FORCED), bool(flags & MATCHED)
+                )
         return build
 
 
@@ -277,7 +287,7 @@ def read_region(
             # shared by the direct rule before and after: none of its links merges but forced ones
             direct = key in still_direct or (key not in seeds and row.shared == "direct")
             for link in row.links:
-                other, forced = link[0], link[6]
+                other, forced = link[0], link[6] & FORCED
                 if other in region or not _may_merge(link) or (direct and not forced):
                     continue
                 if not forced and other not in near and link[1] in ("direct", "two_hop"):
@@ -301,7 +311,10 @@ def read_region(
                 link
                 for link in reader.rows[key].links
                 # the links the shared rules count: as observed, forced or not
-                if split_key(link[0])[0] in policy.anchor_types and link[4] and not link[5]
+                if split_key(link[0])[0] in policy.anchor_types
+                and link[4]
+                and not link[5]
+                and not _only_matched(link)
             ]
     link_graph = reader.builder(region, halo_links).build()
     link_graph.first_seen_loader = lambda pairs: store.read_first_seen(graph, pairs)
@@ -319,4 +332,9 @@ def read_region(
 def _may_merge(link: list[Any]) -> bool:
     """Mergeable by party and sources, or forced, and not cut. TTL and blocked ends are left
     to the engine: walking a few links too many costs time, never correctness."""
-    return bool(link[4] or link[6]) and not link[5]
+    return bool(link[4] or link[6] & FORCED) and not link[5]
+
+
+def _only_matched(link: list[Any]) -> bool:
+    """Written by record matching and never observed: the shared rules do not count it."""
+    return bool(link[6] & MATCHED) and link[2] == 0

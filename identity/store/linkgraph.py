@@ -25,6 +25,10 @@ _MERGEABLE_BY_SOURCE: LiteralString = (
 )
 _MERGEABLE_BY_PARTY: LiteralString = "(r.party IN $parties)"
 _ID_STEP = 20_000
+# identity.resolve.graph's FORCED (1) and MATCHED (2) flags of a link, as one integer
+_FLAGS: LiteralString = (
+    "(CASE WHEN r.forced THEN 1 ELSE 0 END + CASE WHEN r.matched THEN 2 ELSE 0 END)"
+)
 
 
 def merge_parameters(policy: Policy) -> dict[str, Any]:
@@ -58,7 +62,8 @@ def _links_chunk(mergeable: LiteralString, first_seen: bool) -> LiteralString:
         MATCH (x)-[r:LINKED]->(y:Identifier)
         RETURN collect([id(x), id(y), r.count, r.last_seen.epochMillis, """
         + mergeable
-        + """, coalesce(r.cut, false), coalesce(r.forced, false)"""
+        + """, coalesce(r.cut, false), """
+        + _FLAGS
         + first
         + """]) AS rows
         """
@@ -85,7 +90,8 @@ def link_blocks(
     graph: Graph, policy: Policy, top: int | None, first_seen: bool = False
 ) -> Iterator[list[Any]]:
     """Every link once, by blocks of its start node's internal id up to ``top``: each block a
-    list of ``[x id, y id, count, last_seen ms, mergeable, cut, forced]`` (then first_seen ms
+    list of ``[x id, y id, count, last_seen ms, mergeable, cut, flags]`` (flags: forced 1,
+    matched 2) (then first_seen ms
     when asked: it costs as much again to read)."""
     query = _links_chunk(_mergeable(policy), first_seen)
     yield from _blocks(graph, "read links", query, top, merge_parameters(policy))
@@ -132,7 +138,9 @@ def _node_query(mergeable: LiteralString) -> LiteralString:
             MATCH (i)-[r:LINKED]-(o:Identifier)
             RETURN [o.key, o.shared, r.count, r.last_seen.epochMillis, """
         + mergeable
-        + """, coalesce(r.cut, false), coalesce(r.forced, false), o.blocked]
+        + """, coalesce(r.cut, false), """
+        + _FLAGS
+        + """, o.blocked]
           } AS links
         RETURN collect([i.key, i.shared, i.shared_reason, p.id, i.quarantine, links,
                         i.blocked, id(i)]) AS rows
@@ -151,7 +159,7 @@ _MEMBERS_QUERY: LiteralString = """
 def region_rows(graph: Graph, policy: Policy, keys: list[str]) -> list[list[Any]]:
     """The identifiers among ``keys`` as ``[key, shared kind, shared reason, identity id,
     quarantine id, links, blocked by a steward, internal id]``, each link as ``[other key,
-    other's shared kind, count, last_seen ms, mergeable, cut, forced, other blocked by a
+    other's shared kind, count, last_seen ms, mergeable, cut, flags, other blocked by a
     steward]``."""
     query = _node_query(_mergeable(policy))
     return graph.read_collected("read region", query, {"keys": keys, **merge_parameters(policy)})
@@ -183,7 +191,8 @@ def read_first_seen(graph: Graph, pairs: list[tuple[str, str]]) -> list[int]:
 
 def link_details(graph: Graph, pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """What explain shows of each link between ``pairs`` of keys: sources, party, times,
-    count, evidence, the steward's cut or forcing, and the blocks of its ends."""
+    count, evidence, the steward's cut or forcing, the blocks of its ends, and the score of
+    record matching when it matched the pair."""
     return graph.read(
         "read link details",
         """
@@ -193,6 +202,10 @@ def link_details(graph: Graph, pairs: list[tuple[str, str]]) -> list[dict[str, A
                r.first_seen AS first_seen, r.last_seen AS last_seen, r.count AS count,
                r.evidence AS evidence, r.cut_by AS cut_by, r.cut_reason AS cut_reason,
                r.forced AS forced, r.forced_by AS forced_by, r.forced_reason AS forced_reason,
+               r.match_p AS match_p, r.match_prior AS match_prior,
+               r.match_comparisons AS match_comparisons, r.match_levels AS match_levels,
+               r.match_weights AS match_weights, r.match_source AS match_source,
+               r.match_model AS match_model,
                [end IN [x, y] WHERE end.blocked | [end.key, end.blocked_by, end.blocked_reason]]
                  AS blocked
         """,

@@ -187,6 +187,26 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        10,
+        "record matching: models by source and version, reviews by id and status, matched "
+        "links by source",
+        (
+            "CREATE CONSTRAINT match_models_source IF NOT EXISTS "
+            "FOR (s:MatchModels) REQUIRE s.source IS UNIQUE",
+            "CREATE INDEX match_model_source IF NOT EXISTS "
+            "FOR (m:MatchModel) ON (m.source, m.version)",
+            "CREATE CONSTRAINT match_review_id IF NOT EXISTS "
+            "FOR (v:MatchReview) REQUIRE v.id IS UNIQUE",
+            "CREATE INDEX match_review_status IF NOT EXISTS "
+            "FOR (v:MatchReview) ON (v.source, v.status)",
+            "CREATE INDEX linked_match_source IF NOT EXISTS "
+            "FOR ()-[r:LINKED]-() ON (r.match_source)",
+        ),
+    ),
+)
+
 LATEST = MIGRATIONS[-1].version
 
 

@@ -190,10 +190,12 @@ def record_action(graph: Graph, *, action: str, keys: Sequence[str], audit: Audi
         "selected": None,
         "neighbours": action in _TOUCHES_NEIGHBOURS,
     }
-    return _record(graph, _CHANGES[action], params, changes=1)
+    return record_change(graph, _CHANGES[action], params, changes=1)
 
 
-def _record(graph: Graph, change: LiteralString, params: dict[str, Any], *, changes: int) -> bool:
+def record_change(
+    graph: Graph, change: LiteralString, params: dict[str, Any], *, changes: int
+) -> bool:
     """Run ``change``, then the audit event and the steward batch, in one transaction;
     False (nothing written) when ``change`` changed fewer than ``changes`` things."""
 
@@ -256,4 +258,4 @@ def record_cuts(
         "selected": list(selected),
         "neighbours": False,
     }
-    return _record(graph, _CUT_ALL, params, changes=len(cuts))
+    return record_change(graph, _CUT_ALL, params, changes=len(cuts))

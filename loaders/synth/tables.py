@@ -1,18 +1,20 @@
 """The CRM and DMP tables: their columns, their loader mappings, and one person's rows.
 
-The CRM holds every customer once (email and mobile as people write them); the DMP pairs some of
-a person's cookies with their partner id, and now and then with another person's.
+The CRM holds every customer once (email and mobile as people write them), and some twice
+(:mod:`.duplicates`: another customer id, typos); the DMP pairs some of a person's cookies with
+their partner id, and now and then with another person's.
 """
 
 from __future__ import annotations
 
+from .duplicates import details, duplicate
 from .people import email_text, phone_text
 from .rates import DMP_SYNC_RATE, DMP_TTL_DAYS, WRONG_DMP_LINK_RATE
 from .state import _Person, _Run
 
 CRM_COLUMNS = (
     "Customer ID", "E-mail", "Mobile", "First Name", "Last Name", "City", "Country",
-    "Marketing Opt-in", "Ads Opt-in", "Updated",
+    "Marketing Opt-in", "Ads Opt-in", "Updated", "Birth Date", "Zip", "Street",
 )  # fmt: skip
 DMP_COLUMNS = ("cookie", "partner_id", "segments", "ttl_days", "seen_at")
 TRUTH_COLUMNS = ("type", "value", "person")
@@ -34,6 +36,20 @@ timestamp = "Updated"
 "Country" = "country"
 "Marketing Opt-in" = "consent_marketing"
 "Ads Opt-in" = "consent_ads"
+
+[match]
+record = "Customer ID"
+blocking = [["Last Name"], ["Birth Date"], ["E-mail"], ["Zip", "Street"]]
+
+[match.compare]
+"First Name" = "name"
+"Last Name" = "name"
+"Birth Date" = "dob"
+"Zip" = "postcode"
+"City" = "city"
+"Street" = "street"
+"E-mail" = "email"
+"Mobile" = "phone"
 """
 
 DMP_MAPPING = """\
@@ -68,6 +84,7 @@ def crm_row(run: _Run, p: _Person) -> None:
         run.emit("phone", p.phone, p)
     updated = run.ts(run.below(run.window_ms))
     marketing, ads = str(p.consent_marketing).lower(), str(p.consent_ads).lower()
+    more = details(run.config.seed, p)
     run.crm.writerow(
         (
             p.crm_id,
@@ -80,9 +97,20 @@ def crm_row(run: _Run, p: _Person) -> None:
             marketing,
             ads,
             updated,
+            more.birth,
+            more.zip,
+            more.street,
         )
     )
     run.counts["crm"] += 1
+    twin = duplicate(run.config.seed, p, email, run.width)
+    if twin is not None:
+        run.emit("crm_id", twin.crm_id, p)
+        run.emit("email", twin.email, p)
+        d = twin.details
+        row = (twin.crm_id, twin.email, mobile if twin.mobile_same else "", twin.first, twin.last)
+        run.crm.writerow((*row, p.city, "FR", marketing, ads, updated, d.birth, d.zip, d.street))
+        run.counts["crm"] += 1
 
 
 def dmp_rows(run: _Run, p: _Person) -> None:

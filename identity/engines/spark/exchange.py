@@ -75,6 +75,17 @@ LINKS = pa.schema(
 )
 
 
+class SparkMatchedLinks(IdgraphError):
+    """The graph holds links from record matching, whose rules the Spark job does not run."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the graph holds links written by `idgraph match run`; the Spark engine does not "
+            "resolve matched links yet (their duplicates count as one under the limits): "
+            "resolve with the default engine"
+        )
+
+
 class ExchangeError(IdgraphError):
     """Files that are not what a job wrote, or results for another graph or policy."""
 
@@ -176,6 +187,8 @@ def write_inputs(graph: LinkGraph, rules: Rules, directory: str) -> None:
                 "stored": g.stored_shared[start:end],
             }
         )
+    if g.matched.any():
+        raise SparkMatchedLinks()
     for start in range(0, max(len(g.a), 1), _ROWS):
         end = min(start + _ROWS, len(g.a))
         writer.add_links(

@@ -14,6 +14,7 @@ import numpy as np
 from identity.engines.spark.exchange import (
     InputWriter,
     Rules,
+    SparkMatchedLinks,
     read_resolution,
     read_summary,
 )
@@ -21,7 +22,7 @@ from identity.model import split_key
 from identity.normalize import Normalizer
 from identity.policy import Policy
 from identity.resolve.engine import Resolution
-from identity.resolve.graph import LinkGraph
+from identity.resolve.graph import FORCED, MATCHED, LinkGraph
 from identity.resolve.snapshot import blocker, shared_code
 from identity.store import linkgraph as store
 from identity.store.driver import Graph
@@ -88,8 +89,10 @@ def export_links(
             flush()
     flush()
     for block in store.link_blocks(graph, policy, top, first_seen=True):
-        # [x id, y id, count, last_seen, mergeable, cut, forced, first_seen] per link
+        # [x id, y id, count, last_seen, mergeable, cut, flags, first_seen] per link
         links = np.array(block, dtype=np.int64).reshape(-1, 8)
+        if (links[:, 6] & MATCHED).any():
+            raise SparkMatchedLinks()
         start = writer.links
         writer.add_links(
             {
@@ -101,7 +104,7 @@ def export_links(
                 "last_seen": links[:, 3],
                 "mergeable": links[:, 4].astype(np.bool_),
                 "cut": links[:, 5].astype(np.bool_),
-                "forced": links[:, 6].astype(np.bool_),
+                "forced": (links[:, 6] & FORCED).astype(np.bool_),
             }
         )
         if progress:

@@ -1,0 +1,233 @@
+"""The probabilistic model of record matching: Fellegi-Sunter, estimated and applied by Splink
+(DuckDB backend, in process).
+
+Fellegi and Sunter (1969, "A theory for record linkage", JASA 64) score a pair of records by
+comparing them column by column: each comparison falls in a *level* (exact, Jaro-Winkler >=
+0.92, ..., else), and each level has an m probability (the level's frequency among true
+matches) and a u probability (among non-matches). The pair's *match weight* is the prior's
+log2 odds plus ``log2(m/u)`` of each level reached (plus, for names and places, a term-
+frequency adjustment: two "Smith" say less than two "Zbinden"), and its probability is
+``2^w / (1 + 2^w)``. Splink (Linacre et al., ministry of justice UK) estimates u by sampling
+random pairs (nearly all are non-matches), m by expectation maximisation over the pairs that
+blocking rules produce (one session per rule, each leaving its own columns out), or from a
+label column when records say which person they are, and compares only the pairs that share
+a blocking value: O(pairs blocked), not O(n^2).
+
+A comparison per kind (loaders.match_spec.KINDS); the model is stored as Splink's JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import splink.comparison_library as cl
+from splink import Linker, SettingsCreator, block_on
+from splink.backends.duckdb import DuckDBAPI
+
+from identity.errors import InputError
+from loaders.match_spec import Compared, MatchSpec
+
+U_PAIRS = 2_000_000  # random pairs sampled to estimate u
+EM_RULES = 3  # at most this many EM sessions (one per blocking rule)
+RECALL = 0.7  # assumed recall of the deterministic rules that estimate the prior
+SEED = 42
+MIN_PROBABILITY = 1e-9
+# Splink says what it could not estimate through its logger; the reports say what matters
+logging.getLogger("splink").setLevel(logging.ERROR)
+
+
+def _comparison(c: Compared) -> Any:
+    n = c.name
+    if c.kind == "name":
+        return cl.JaroWinklerAtThresholds(n, [0.92, 0.8]).configure(term_frequency_adjustments=True)
+    if c.kind == "dob":
+        return cl.LevenshteinAtThresholds(n, [1, 2])
+    if c.kind == "postcode":
+        return cl.LevenshteinAtThresholds(n, [1]).configure(term_frequency_adjustments=True)
+    if c.kind == "city":
+        return cl.JaroWinklerAtThresholds(n, [0.92]).configure(term_frequency_adjustments=True)
+    if c.kind == "street":
+        return cl.JaroWinklerAtThresholds(n, [0.92, 0.8])
+    if c.kind == "email":
+        return cl.EmailComparison(n)
+    if c.kind == "phone":
+        return cl.LevenshteinAtThresholds(n, [1, 2])
+    return cl.LevenshteinAtThresholds(n, [1, 2])  # text
+
+
+def settings(spec: MatchSpec) -> SettingsCreator:
+    return SettingsCreator(
+        link_type="dedupe_only",
+        comparisons=[_comparison(c) for c in spec.compared],
+        blocking_rules_to_generate_predictions=[block_on(*rule) for rule in spec.blocking],
+        retain_matching_columns=False,
+        retain_intermediate_calculation_columns=True,
+        additional_columns_to_retain=[],
+    )
+
+
+@dataclass(frozen=True)
+class Trained:
+    model: dict[str, Any]  # Splink's JSON
+    how: str
+    notes: tuple[str, ...] = ()  # what could not be estimated
+
+
+def train(con: duckdb.DuckDBPyConnection, spec: MatchSpec, *, labels: bool) -> Trained:
+    """Estimate the model over the table ``records`` (see the module docstring). An EM session
+    that cannot estimate a level (too few pairs: Splink's m underflows) is left out and the
+    training starts again without it."""
+    records = int(con.execute("SELECT count(*) FROM records").fetchall()[0][0])
+    if labels:
+        linker = _linker(con, settings(spec))
+        linker.training.estimate_u_using_random_sampling(max_pairs=U_PAIRS, seed=SEED)
+        linker.training.estimate_m_from_label_column("label")
+        model: dict[str, Any] = linker.misc.save_model_to_json()
+        model["probability_two_random_records_match"] = _labelled_prior(con, records)
+        _floor(model)
+        return Trained(model, f"labels (column {spec.label!r})")
+    rules = list(spec.blocking)
+    skipped: list[str] = []
+    while True:
+        linker = _linker(con, settings(spec))
+        strict = _strict_rule(spec)
+        if strict:
+            linker.training.estimate_probability_two_random_records_match(
+                [block_on(*strict)], recall=RECALL
+            )
+        linker.training.estimate_u_using_random_sampling(max_pairs=U_PAIRS, seed=SEED)
+        failed = None
+        for rule in rules[:EM_RULES]:
+            try:
+                linker.training.estimate_parameters_using_expectation_maximisation(
+                    block_on(*rule), estimate_without_term_frequencies=True
+                )
+            except ValueError as e:  # a level's m underflowed to 0: too few pairs to tell
+                failed = rule
+                skipped.append(f"EM blocked on {', '.join(rule)} left out: {e}")
+                break
+        if failed is None:
+            break
+        rules.remove(failed)
+        if not rules:
+            raise InputError(
+                "expectation maximisation found too few pairs to estimate the model ("
+                + "; ".join(skipped)
+                + "): give more records, other blocking rules, or a label column"
+            )
+    model = linker.misc.save_model_to_json()
+    _floor(model)
+    used = "; ".join(", ".join(rule) for rule in rules[:EM_RULES])
+    return Trained(model, f"expectation maximisation (blocked on {used})", tuple(skipped))
+
+
+def _floor(model: dict[str, Any]) -> None:
+    """A level EM saw never among matches (or non-matches) gets m (or u) 0: Splink cannot load
+    that back, and it would weigh infinitely. It weighs as a level seen once in a billion."""
+    for comparison in model["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            for key in ("m_probability", "u_probability"):
+                value = level.get(key)
+                if isinstance(value, int | float) and value < MIN_PROBABILITY:
+                    level[key] = MIN_PROBABILITY
+
+
+def _linker(con: duckdb.DuckDBPyConnection, config: SettingsCreator | dict[str, Any]) -> Linker:
+    api = DuckDBAPI(connection=con)
+    return Linker(api.register("records"), config, log_level=None)
+
+
+def _strict_rule(spec: MatchSpec) -> tuple[str, ...]:
+    """Columns on which two records agreeing are nearly surely one person: the names with the
+    date of birth (or with an email or a phone); empty when the section has none of those."""
+    names = tuple(c.name for c in spec.compared if c.kind == "name")
+    strong = [c.name for c in spec.compared if c.kind in ("dob", "email", "phone")]
+    if names and strong:
+        return (*names, strong[0])
+    return ()
+
+
+def _labelled_prior(con: duckdb.DuckDBPyConnection, records: int) -> float:
+    """The share of pairs that are one person, as the labels say."""
+    row = con.execute(
+        "SELECT sum(n * (n - 1) / 2) FROM (SELECT count(*) AS n FROM records "
+        "WHERE label IS NOT NULL GROUP BY label)"
+    ).fetchall()[0]
+    same = float(row[0] or 0)
+    pairs = records * (records - 1) / 2
+    return min(max(same / pairs, 1e-9), 0.5) if pairs else 1e-4
+
+
+@dataclass(frozen=True)
+class Level:
+    label: str
+    weight: float  # log2(m/u)
+
+
+def levels(model: dict[str, Any]) -> list[list[Level]]:
+    """Each comparison's levels with their match weights (null levels weigh 0)."""
+    found = []
+    for comparison in model["comparisons"]:
+        row = []
+        for level in comparison["comparison_levels"]:
+            m, u = level.get("m_probability"), level.get("u_probability")
+            weight = 0.0 if level.get("is_null_level") or not m or not u else math.log2(m / u)
+            row.append(Level(level["label_for_charts"], weight))
+        found.append(row)
+    return found
+
+
+def prior_weight(model: dict[str, Any]) -> float:
+    p = float(model["probability_two_random_records_match"])
+    return math.log2(p / (1 - p))
+
+
+@dataclass(frozen=True)
+class Pair:
+    left: int  # unique_id
+    right: int
+    probability: float
+    levels: tuple[str, ...]  # per comparison: the level reached (with a term-frequency note)
+    weights: tuple[float, ...]  # per comparison: its match weight, term frequency included
+
+
+def predict(
+    con: duckdb.DuckDBPyConnection, spec: MatchSpec, model: dict[str, Any], threshold: float
+) -> Iterator[Pair]:
+    """The pairs scored at ``threshold`` or above, with each comparison's level and weight."""
+    linker = _linker(con, model)
+    scored = linker.inference.predict(threshold_match_probability=threshold)
+    table = scored.physical_name
+    names = [c.name for c in spec.compared]
+    present = {row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()}
+    weight_columns = []
+    for name in names:
+        weight_columns.append(f'"mw_{name}"')
+        tf_column = f"mw_tf_adj_{name}"
+        weight_columns.append(f'"{tf_column}"' if tf_column in present else "0.0")
+    by_level = levels(model)
+    cursor = con.cursor().execute(
+        f"SELECT unique_id_l, unique_id_r, match_probability, {', '.join(weight_columns)} "
+        f"FROM {table}"
+    )
+    while rows := cursor.fetchmany(10_000):
+        for row in rows:
+            steps: list[float] = []
+            labels: list[str] = []
+            for k, options in enumerate(by_level):
+                weight, tf = float(row[3 + 2 * k] or 0.0), float(row[4 + 2 * k] or 0.0)
+                level = min(options, key=lambda o: abs(o.weight - weight))
+                labels.append(level.label + (f" (term frequency {tf:+.2f})" if tf else ""))
+                steps.append(round(weight + tf, 4))
+            yield Pair(int(row[0]), int(row[1]), float(row[2]), tuple(labels), tuple(steps))
+    scored.drop_table_from_database_and_remove_from_cache()
+
+
+def dumps(model: dict[str, Any]) -> str:
+    return json.dumps(model, sort_keys=True)
