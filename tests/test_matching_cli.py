@@ -74,6 +74,8 @@ def test_matching_end_to_end(
     without = _scores(scores, "without record matching")
     print(scores)
     assert with_matching[0] >= 0.99
+    ceiling = _scores(scores, "ceiling (same-person links)")
+    assert with_matching[1] >= ceiling[1] - 0.01  # matching joins what the limit kept apart
     assert with_matching[1] > without[1] and with_matching[2] > without[2]
 
     # explain shows the waterfall of a matched pair, as text

@@ -61,7 +61,10 @@ def test_synth_hard_cases_end_to_end(
     twins, twins_merged, together, _ = cases["twin"]
     assert twins_merged == 0 and together == twins
     ceiling = next(row for row in scores.splitlines() if row.startswith("ceiling"))
-    assert float(recall) >= float(ceiling.split()[4]) - 0.02
+    # what the guards cost: the CRM's duplicate customers (another crm id, typos) are most of
+    # it, kept apart by the crm_id limit until record matching joins them (test_matching_cli
+    # finds recall at the ceiling once it has)
+    assert float(recall) >= float(ceiling.split()[4]) - 0.05
     naive = next(row for row in scores.splitlines() if row.startswith("no guards"))
     assert float(naive.split()[4]) < 0.99  # the guards are what keeps precision up
 

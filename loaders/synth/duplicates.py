@@ -75,8 +75,8 @@ def duplicate(seed: int, p: _Person, email: str, width: int) -> Duplicate | None
     rng = _stream(seed, p)
     for _ in range(5):  # the draws of details(): a stream of its own after them
         rng.random()
-    if p.crm_id is None or rng.random() >= DUPLICATE_RATE:
-        return None
+    if p.crm_id is None or p.second_email is not None or rng.random() >= DUPLICATE_RATE:
+        return None  # nor a twin (a person changing email): each hard case stays one shape
     number = int(p.crm_id[1:]) + 10 ** (width + 1)
     first = p.first
     roll = rng.random()
