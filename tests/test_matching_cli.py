@@ -67,7 +67,11 @@ def test_matching_end_to_end(
     # matched pairs are one person's records (the synth's truth knows the duplicates)
     right = sum(truth[str(m["a"])] == truth[str(m["b"])] for m in links)
     assert right / len(links) >= 0.99
-    ok("resolve", "--as-of", AS_OF, env=env)
+    incremental = ok("resolve", "--as-of", AS_OF, env=env)
+    assert "incremental resolve" in incremental
+    # the incremental resolve that applied the links left what a full one computes
+    full = ok("resolve", "--full", "--as-of", AS_OF, env=env)
+    assert re.search(r"memberships moved\s+0\n", full), full
 
     scores = ok("evaluate", "--truth", str(crm_loaded / "truth.csv"), env=env)
     with_matching = _scores(scores, "identities (policy)")

@@ -26,6 +26,10 @@ rules"):
 3. **Two people on one device** (:mod:`identity.resolve.devices`): in the few components
    where a cookie or device links two emails, parts that meet only on one device and whose
    uses of it alternate in time are two people: the other part's links to it are refused.
+   **Record matching** (:mod:`identity.matching`): a link only matched (never observed) takes
+   no part in rules 2-3 and merges after them where neither end is shared; in the shared
+   counts and under the limits, identifiers of one type joined by matched links (one
+   customer's duplicate records) count once.
 4. **Components** of the remaining links (``scipy.sparse.csgraph``), then the **circuit
    breaker**: a component above ``max_identity_size`` is quarantined, its identifiers left
    unmerged and listed for review.
@@ -61,7 +65,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 from scipy.sparse import coo_array, csr_array
-from scipy.sparse.csgraph import connected_components
 
 from identity.policy import Policy
 from identity.resolve.devices import DeviceCall, judge_devices
@@ -72,16 +75,15 @@ from identity.resolve.local import (
     LimitConflict,
     SharedNote,
     bridge_anchors,
+    component_labels,
     duplicates,
     split_under_limits,
 )
 
 # Link verdicts: why a link did or did not merge.
 MERGED, THIRD_PARTY, CUT, EXPIRED, BLOCKED, SHARED, QUARANTINED, LIMIT, DEVICE = range(9)
-VERDICTS = (
-    "merged", "third_party", "cut", "expired", "blocked", "shared", "quarantined", "limit",
-    "shared_device",
-)  # fmt: skip
+VERDICTS = ("merged", "third_party", "cut", "expired", "blocked", "shared", "quarantined",
+            "limit", "shared_device")  # fmt: skip
 
 
 @dataclass
@@ -162,12 +164,8 @@ class _Engine:
 
     def run(self) -> Resolution:
         g = self.g
-        candidate, observed = self._candidates()
+        candidate, observed, matched = self._judged()
         forced = candidate & g.forced
-        # a link only matched (never observed) is not judged by the shared rules: it merges
-        matched = observed & g.matched & (g.count == 0)
-        observed = observed & ~matched
-        self.clusters = duplicates(self.g, candidate)  # what the shared rules count once
         halo = ~g.region
         self.shared_kind[halo & (g.stored_shared == TWO_HOP)] = TWO_HOP  # stored verdicts
         self._direct(observed)
@@ -176,19 +174,19 @@ class _Engine:
         shared = self.shared_kind > 0
         pre = observed & ~shared[g.a] & ~shared[g.b]
         self.verdict[observed & ~pre & ~forced] = SHARED
-        pre_labels = _labels(g.n, g.a[pre], g.b[pre])
+        pre_labels = component_labels(g.n, g.a[pre], g.b[pre])
         if self._bridges(pre, pre_labels):
             shared = self.shared_kind > 0
             eligible = pre & ~shared[g.a] & ~shared[g.b]
             self.verdict[pre & ~eligible & ~forced] = SHARED
-            labels = _labels(g.n, g.a[eligible], g.b[eligible])
+            labels = component_labels(g.n, g.a[eligible], g.b[eligible])
         else:
             eligible, labels = pre, pre_labels
         refused = self._devices(eligible, labels) & ~forced
         if refused.any():
             self.verdict[refused] = DEVICE
             eligible = eligible & ~refused
-            labels = _labels(g.n, g.a[eligible], g.b[eligible])
+            labels = component_labels(g.n, g.a[eligible], g.b[eligible])
         if matched.any():
             shared = self.shared_kind > 0
             joins = matched & ~shared[g.a] & ~shared[g.b]
@@ -196,7 +194,7 @@ class _Engine:
             eligible = eligible | joins
         if (forced & ~eligible).any() or matched.any():
             eligible = eligible | forced
-            labels = _labels(g.n, g.a[eligible], g.b[eligible])
+            labels = component_labels(g.n, g.a[eligible], g.b[eligible])
         self.duplicates = duplicates(self.g, eligible)
         group_of, quarantined = self._limits_and_breaker(labels, eligible)
         group_of[~g.region] = -1
@@ -240,6 +238,14 @@ class _Engine:
         verdict[forced] = np.where(blocked[forced], BLOCKED, MERGED)
         candidate: npt.NDArray[np.bool_] = verdict == MERGED
         return candidate, observed
+
+    def _judged(self) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """Candidates, the links the shared rules judge, the links only matched (they merge
+        after those rules); notes the clusters of duplicates, which the shared rules count once."""
+        candidate, observed = self._candidates()
+        matched = observed & self.g.matched & (self.g.count == 0)
+        self.clusters = duplicates(self.g, candidate)
+        return candidate, observed & ~matched, matched
 
     # -- 2. shared identifiers -----------------------------------------------------------
 
@@ -431,19 +437,10 @@ class _Engine:
         return parts
 
 
-def _labels(n: int, a: npt.NDArray[np.int32], b: npt.NDArray[np.int32]) -> npt.NDArray[np.int32]:
-    """Connected-component label of each of ``n`` nodes over the edges ``a``-``b``."""
-    if n == 0:
-        return np.zeros(0, dtype=np.int32)
-    matrix = coo_array((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
-    _, labels = connected_components(matrix, directed=False)
-    return np.asarray(labels, dtype=np.int32)
-
-
 def direct_shared(graph: LinkGraph, policy: Policy, as_of_ms: int) -> npt.NDArray[np.bool_]:
     """Which region identifiers the direct rule finds shared now (the incremental reader
     uses it to tell the identifiers whose direct verdict cannot have changed)."""
     engine = _Engine(graph, policy, as_of_ms)
-    engine._direct(engine._candidates()[1])
+    engine._direct(engine._judged()[1])
     flagged: npt.NDArray[np.bool_] = engine.shared_kind == DIRECT
     return flagged

@@ -186,7 +186,15 @@ def duplicates(g: LinkGraph, eligible: npt.NDArray[np.bool_]) -> npt.NDArray[np.
     joins = eligible & g.matched & (g.types[g.a] == g.types[g.b])
     if not joins.any():
         return None
-    a, b = g.a[joins], g.b[joins]
-    matrix = coo_array((np.ones(len(a), dtype=np.int8), (a, b)), shape=(g.n, g.n)).tocsr()
+    return component_labels(g.n, g.a[joins], g.b[joins])
+
+
+def component_labels(
+    n: int, a: npt.NDArray[np.int32], b: npt.NDArray[np.int32]
+) -> npt.NDArray[np.int32]:
+    """Connected-component label of each of ``n`` nodes over the edges ``a``-``b``."""
+    if n == 0:
+        return np.zeros(0, dtype=np.int32)
+    matrix = coo_array((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
     _, labels = connected_components(matrix, directed=False)
     return np.asarray(labels, dtype=np.int32)

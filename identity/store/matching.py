@@ -189,6 +189,11 @@ _RETRACT: LiteralString = """
              r.match_weights, r.match_source, r.match_model, r.match_at)
     FOREACH (_ IN CASE WHEN only THEN [1] ELSE [] END | DELETE r)
 """
+_NEIGHBOURS: LiteralString = """
+    UNWIND $keys AS k
+    MATCH (:Identifier {key: k})-[:LINKED]-(o:Identifier)
+    SET o.batch = $batch, o.touched = $batch
+"""
 _REVIEWS: LiteralString = """
     UNWIND $scores AS s
     MATCH (x:Identifier {key: s.a}), (y:Identifier {key: s.b})
@@ -232,6 +237,7 @@ def write_matches(
         """,
         base,
     )
+    clear_orphan_reviews(graph)
     done = Written()
     while graph.run(
         "remove open match reviews",
@@ -252,6 +258,12 @@ def write_matches(
         block_links = [s.params() for s in links[start : start + _CHUNK]]
         graph.run("write matched links", _LINKS, {**base, "scores": block_links})
         done.links += len(block_links)
+    # a new cluster of duplicates changes how the ends' neighbours are counted (an email of
+    # both records is no longer shared): they are resolved again too
+    ends = sorted({k for s in links for k in (s.a, s.b)} | {k for p in retract for k in p})
+    for start in range(0, len(ends), _CHUNK):
+        graph.run("touch the neighbours of matched records", _NEIGHBOURS,
+                  {**base, "keys": ends[start : start + _CHUNK]})  # fmt: skip
     for start in range(0, len(reviews), _CHUNK):
         block_reviews = [s.params() for s in reviews[start : start + _CHUNK]]
         graph.run("queue matches for review", _REVIEWS, {**base, "scores": block_reviews})
@@ -385,7 +397,7 @@ def decide_review(graph: Graph, row: ReviewRow, *, accept: bool, audit: Audit) -
         "action": "accept_match" if accept else "reject_match",
         "keys": [row.a, row.b],
         "selected": None,
-        "neighbours": False,
+        "neighbours": True,  # as for a new matched link: see write_matches
     }
     return record_change(graph, _ACCEPT if accept else _REJECT, params, changes=1)
 
