@@ -97,7 +97,7 @@ def test_matching_end_to_end(
     queued = int(re.search(r"([\d,]+) reviews", run)[1].replace(",", ""))  # type: ignore[index]
     assert queued >= 2 and "retracted" in run
     listed = ok("match", "reviews", "--waterfall", env=env)
-    ids = re.findall(r"^([0-9a-f-]{36})  ", listed, re.MULTILINE)
+    ids = re.findall(r"^([0-9a-f]{32})  ", listed, re.MULTILINE)
     assert len(ids) == queued and "match weight" in listed
     accepted = ok("match", "accept", ids[0], "--reason", "same customer", env=env)
     assert "accept_match" in accepted
@@ -114,7 +114,7 @@ def test_matching_end_to_end(
     after = {(str(m["a"]), str(m["b"])): m for m in _matched(graph)}
     assert sum(bool(m["forced"]) for m in after.values()) == 1
     assert sum(bool(m["cut"]) for m in after.values()) == 1
-    left = re.findall(r"^([0-9a-f-]{36})  ", ok("match", "reviews", env=env), re.MULTILINE)
+    left = re.findall(r"^([0-9a-f]{32})  ", ok("match", "reviews", env=env), re.MULTILINE)
     assert len(left) == queued - 2 and ids[0] not in left and ids[1] not in left
 
 
@@ -139,6 +139,16 @@ def test_match_commands_refuse_what_they_cannot_use(
     assert missing.returncode == 1 and "'Zip' named in the mapping are not in the file" in (
         missing.stderr
     )
+    third = tmp_path / "third.toml"
+    third.write_text(
+        section.read_text(encoding="utf-8").replace(
+            'source = "crm"', 'source = "dmp"\nparty = "third"'
+        ),
+        encoding="utf-8",
+    )
+    table.write_text("Customer ID,E-mail,Zip\nC1,a@x.com,75001\n", encoding="utf-8")
+    refused_third = idgraph("match", "train", str(table), "-m", str(third), env=env)
+    assert refused_third.returncode == 1 and "is third-party" in refused_third.stderr
     bad = tmp_path / "policy.toml"
     bad.write_text("[matching]\nmerge = 0.5\nreview = 0.9\n", encoding="utf-8")
     refused = idgraph("match", "models", env={**env, "IDGRAPH_POLICY": str(bad)})

@@ -144,3 +144,18 @@ def test_an_email_of_two_records_of_one_customer_is_not_shared() -> None:
     # without the match the email ties two customers: shared, as before
     alone = run(links[1:])
     assert "email:a@x.com" in {alone.graph.keys[i] for i in alone.shared}
+
+
+def test_a_cluster_through_the_judged_identifier_does_not_hide_it() -> None:
+    # test@example.com is typed on cookies of 6 people who also meet through other cookies;
+    # matched to two of them, it must not count their emails once and escape the two-hop rule
+    links = [link("email:test@example.com", f"cookie:k{i}") for i in range(6)]
+    links += [link(f"cookie:k{i}", f"email:p{i}@x.com") for i in range(6)]
+    links += [link(f"cookie:c{i}", f"email:p{i}@x.com") for i in range(5)]
+    links += [link(f"cookie:c{i}", f"email:p{i + 1}@x.com") for i in range(5)]
+    for n in (0, 1, 2):
+        extra = [matched("email:test@example.com", f"email:p{i}@x.com") for i in range(n)]
+        res = run(links + extra)
+        assert "email:test@example.com" in {res.graph.keys[i] for i in res.shared}, n
+        for group in res.partition():
+            assert sum(key.startswith("email:") for key in group) <= 5

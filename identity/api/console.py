@@ -18,6 +18,7 @@ from strawberry.types import Info
 from identity.api.auth import GRANTS
 from identity.api.context import Context
 from identity.api.errors import ApiError
+from identity.api.matching import MatchScore
 from identity.api.reports import Hop, LoadInfo, ResolveInfo
 from identity.api.types import Identifier, IdentityEvent, Profile, converted
 from identity.resolve import view as views
@@ -133,7 +134,12 @@ class ConsoleQuery:
             truncated=found.truncated,
             nodes=[converted(GraphNode, n) for n in found.nodes],
             links=[
-                converted(GraphLink, link.hop, origins=[converted(Origin, o) for o in link.origins])
+                converted(
+                    GraphLink,
+                    link.hop,
+                    origins=[converted(Origin, o) for o in link.origins],
+                    match=MatchScore.of(link.hop.match),
+                )
                 for link in found.links
             ],
         )

@@ -101,7 +101,7 @@ def run(
     out.print(
         f"model {report.source} v{report.version}: {report.scored:,} pairs scored >= "
         f"{thresholds.review} in {report.seconds:.1f}s; {verb} {report.links:,} matched links "
-        f"(>= {thresholds.merge}), {report.reviews:,} reviews, retracted "
+        f"(>= {thresholds.merge}; {report.new:,} new), {report.reviews:,} reviews, retracted "
         f"{report.retracted:,}; {report.decided:,} already decided by a steward, "
         f"{report.not_loaded:,} with a record not loaded",
         soft_wrap=True,

@@ -66,7 +66,7 @@ def settings(spec: MatchSpec) -> SettingsCreator:
         link_type="dedupe_only",
         comparisons=[_comparison(c) for c in spec.compared],
         blocking_rules_to_generate_predictions=[block_on(*rule) for rule in spec.blocking],
-        retain_matching_columns=False,
+        retain_matching_columns=True,  # for gamma_<name>: the level each comparison reached
         retain_intermediate_calculation_columns=True,
         additional_columns_to_retain=[],
     )
@@ -83,13 +83,12 @@ def train(con: duckdb.DuckDBPyConnection, spec: MatchSpec, *, labels: bool) -> T
     """Estimate the model over the table ``records`` (see the module docstring). An EM session
     that cannot estimate a level (too few pairs: Splink's m underflows) is left out and the
     training starts again without it."""
-    records = int(con.execute("SELECT count(*) FROM records").fetchall()[0][0])
     if labels:
         linker = _linker(con, settings(spec))
         linker.training.estimate_u_using_random_sampling(max_pairs=U_PAIRS, seed=SEED)
         linker.training.estimate_m_from_label_column("label")
         model: dict[str, Any] = linker.misc.save_model_to_json()
-        model["probability_two_random_records_match"] = _labelled_prior(con, records)
+        model["probability_two_random_records_match"] = _labelled_prior(con)
         _floor(model)
         return Trained(model, f"labels (column {spec.label!r})")
     rules = list(spec.blocking)
@@ -123,6 +122,11 @@ def train(con: duckdb.DuckDBPyConnection, spec: MatchSpec, *, labels: bool) -> T
             )
     model = linker.misc.save_model_to_json()
     _floor(model)
+    skipped += [
+        f"m of {name} not estimated (every EM session blocked on it): Splink's defaults stand "
+        "in; add a blocking rule without it"
+        for name in untrained(model)
+    ]
     used = "; ".join(", ".join(rule) for rule in rules[:EM_RULES])
     return Trained(model, f"expectation maximisation (blocked on {used})", tuple(skipped))
 
@@ -153,14 +157,14 @@ def _strict_rule(spec: MatchSpec) -> tuple[str, ...]:
     return ()
 
 
-def _labelled_prior(con: duckdb.DuckDBPyConnection, records: int) -> float:
-    """The share of pairs that are one person, as the labels say."""
-    row = con.execute(
-        "SELECT sum(n * (n - 1) / 2) FROM (SELECT count(*) AS n FROM records "
+def _labelled_prior(con: duckdb.DuckDBPyConnection) -> float:
+    """The share of pairs of labelled records that are one person, as the labels say."""
+    same, labelled = con.execute(
+        "SELECT sum(n * (n - 1) / 2), sum(n) FROM (SELECT count(*) AS n FROM records "
         "WHERE label IS NOT NULL GROUP BY label)"
     ).fetchall()[0]
-    same = float(row[0] or 0)
-    pairs = records * (records - 1) / 2
+    same, labelled = float(same or 0), int(labelled or 0)
+    pairs = labelled * (labelled - 1) / 2
     return min(max(same / pairs, 1e-9), 0.5) if pairs else 1e-4
 
 
@@ -170,17 +174,37 @@ class Level:
     weight: float  # log2(m/u)
 
 
-def levels(model: dict[str, Any]) -> list[list[Level]]:
-    """Each comparison's levels with their match weights (null levels weigh 0)."""
+def levels(model: dict[str, Any]) -> list[dict[int, Level]]:
+    """Each comparison's levels by comparison vector value (Splink's gamma: -1 the null level,
+    then n-1 down to 0 in order), with their match weights (a null level weighs 0)."""
     found = []
     for comparison in model["comparisons"]:
-        row = []
-        for level in comparison["comparison_levels"]:
+        listed = comparison["comparison_levels"]
+        value = sum(1 for level in listed if not level.get("is_null_level"))
+        row = {}
+        for level in listed:
             m, u = level.get("m_probability"), level.get("u_probability")
             weight = 0.0 if level.get("is_null_level") or not m or not u else math.log2(m / u)
-            row.append(Level(level["label_for_charts"], weight))
+            if level.get("is_null_level"):
+                row[-1] = Level(level["label_for_charts"], weight)
+            else:
+                value -= 1
+                row[value] = Level(level["label_for_charts"], weight)
         found.append(row)
     return found
+
+
+def untrained(model: dict[str, Any]) -> list[str]:
+    """The comparisons whose m no training estimated (Splink's defaults stand in)."""
+    return [
+        comparison["output_column_name"]
+        for comparison in model["comparisons"]
+        if any(
+            level.get("m_probability") is None
+            for level in comparison["comparison_levels"]
+            if not level.get("is_null_level")
+        )
+    ]
 
 
 def prior_weight(model: dict[str, Any]) -> float:
@@ -208,6 +232,7 @@ def predict(
     present = {row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()}
     weight_columns = []
     for name in names:
+        weight_columns.append(f'"gamma_{name}"')
         weight_columns.append(f'"mw_{name}"')
         tf_column = f"mw_tf_adj_{name}"
         weight_columns.append(f'"{tf_column}"' if tf_column in present else "0.0")
@@ -221,10 +246,10 @@ def predict(
             steps: list[float] = []
             labels: list[str] = []
             for k, options in enumerate(by_level):
-                weight, tf = float(row[3 + 2 * k] or 0.0), float(row[4 + 2 * k] or 0.0)
-                level = min(options, key=lambda o: abs(o.weight - weight))
-                labels.append(level.label + (f" (term frequency {tf:+.2f})" if tf else ""))
-                steps.append(round(weight + tf, 4))
+                gamma, weight, tf = row[3 + 3 * k], row[4 + 3 * k] or 0.0, row[5 + 3 * k] or 0.0
+                label = options[int(gamma)].label
+                labels.append(label + (f" (term frequency {tf:+.2f})" if tf else ""))
+                steps.append(round(float(weight) + float(tf), 4))
             yield Pair(int(row[0]), int(row[1]), float(row[2]), tuple(labels), tuple(steps))
     scored.drop_table_from_database_and_remove_from_cache()
 

@@ -164,7 +164,7 @@ def read_records(
         batch["record_key"].append(key)
         out.keys.append(key)
         label = row.get(spec.label, "").strip() if spec.label else ""
-        batch["label"].append(label or None)
+        batch["label"].append(None if label.lower() in _NULLISH else label)
         for c in spec.compared:
             cell = row[c.column].strip()
             batch[c.name].append(None if cell.lower() in _NULLISH else CLEAN[c.kind](cell))

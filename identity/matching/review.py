@@ -22,6 +22,10 @@ def open_reviews(
     """Open reviews, most probable first; a page of ``first`` after the review ``after``."""
     if not 1 <= first <= MAX_PAGE:
         raise InputError(f"first must be between 1 and {MAX_PAGE}, got {first}")
+    if after is not None and store.review(ctx.graph, after) is None:
+        raise NotFoundError(
+            f"no match review {after!r} to page after (decided or gone: start over)"
+        )
     return store.reviews(ctx.graph, source=source, status="open", first=first, after=after)
 
 

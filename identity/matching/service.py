@@ -56,8 +56,9 @@ class RunReport:
     rejected: list[Rejection]
     scored: int = 0  # pairs at or above the review threshold
     links: int = 0  # at or above the merge threshold: matched links
+    new: int = 0  # of which not matched before
     reviews: int = 0  # in the band: queued for a steward
-    decided: int = 0  # in the band but decided by a steward before: not queued again
+    decided: int = 0  # decided by a steward before: neither rewritten nor queued again
     retracted: int = 0  # earlier matched links no longer above the merge threshold
     not_loaded: int = 0  # pairs with a record whose identifier is not in the graph
     dry_run: bool = False
@@ -155,21 +156,27 @@ def run(
     in_band = [s for s in band if s.a in known and s.b in known]
     report.not_loaded = report.scored - len(loaded) - len(in_band)
     before = store.matched_pairs(ctx.graph, mapping.source)
-    new = {(s.a, s.b) for s in loaded}
-    retract = [pair for pair, state in before.items() if state == "matched" and pair not in new]
+    scored = {(s.a, s.b) for s in loaded}
+    retract = [p for p, state in before.items() if state == "matched" and p not in scored]
+    # a steward's decision stays: its link is neither rewritten nor queued again
+    undecided = [s for s in loaded if before.get((s.a, s.b)) not in ("cut", "forced")]
+    new = {(s.a, s.b) for s in undecided if (s.a, s.b) not in before}
     queued = [s for s in in_band if before.get((s.a, s.b)) not in ("cut", "forced")]
-    report.decided = len(in_band) - len(queued)
+    report.decided = len(in_band) - len(queued) + len(loaded) - len(undecided)
     report.dry_run = dry_run
+    report.new = len(new)
     if dry_run:
-        report.links, report.reviews, report.retracted = len(loaded), len(queued), len(retract)
-        report.sample = sorted(loaded + queued, key=lambda s: -s.probability)[:DRY_RUN_SAMPLE]
+        report.links, report.reviews, report.retracted = len(undecided), len(queued), len(retract)
+        report.sample = sorted(undecided + queued, key=lambda s: -s.probability)[:DRY_RUN_SAMPLE]
         report.seconds = time.monotonic() - started
         return report
     written = store.write_matches(
         ctx.graph,
         source=mapping.source,
+        party=mapping.party,
         model=stored.version,
-        links=loaded,
+        links=undecided,
+        new=new,
         retract=retract,
         reviews=queued,
         batch=f"match-{uuid.uuid4()}",
@@ -209,6 +216,11 @@ def _scored(
 
 
 def _spec(mapping: TableMapping) -> MatchSpec:
+    if mapping.party == "third":
+        raise InputError(
+            f"source {mapping.source!r} is third-party: its records enrich identities but never "
+            "merge them, so record matching does not join them"
+        )
     if mapping.match is None:
         raise InputError(
             f"the mapping of source {mapping.source!r} has no [match] section: see "

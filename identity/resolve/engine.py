@@ -307,8 +307,12 @@ class _Engine:
         the type ranking at least as high as their own; note the type and examples."""
         g = self.g
         t = self.n_types
-        if self.clusters is not None:  # one customer's duplicate records count once
-            _, first = np.unique(sources * g.n + self.clusters[targets], return_index=True)
+        if self.clusters is not None:  # one customer's duplicate records count once, but
+            # not those of the judged identifier's own type (a cluster through it would hide it)
+            rep = np.where(
+                g.types[targets] == g.types[sources], -1 - targets, self.clusters[targets]
+            )
+            _, first = np.unique(np.stack([sources, rep]), axis=1, return_index=True)
             sources, targets = sources[first], targets[first]
         cells = sources * t + g.types[targets]
         counts = np.bincount(cells, minlength=g.n * t).reshape(g.n, t)

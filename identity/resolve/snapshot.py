@@ -267,9 +267,14 @@ def read_region(
         return Snapshot(graph=GraphBuilder().build())
     probe = reader.builder(seeds, {}).build()
     now_direct = direct_shared(probe, policy, as_of_ms)
-    still_direct = {
-        key for key in seeds if reader.rows[key].shared == "direct" and now_direct[probe.index[key]]
-    }
+    # the probe holds the seeds' own links only: with matched links, a cluster of duplicates
+    # among a seed's neighbours (which its shared count takes as one) is not in it, so the walk
+    # goes through every seed (the neighbours of a new matched link are seeds: see matching)
+    still_direct = (
+        set()
+        if store.has_matched_links(graph)
+        else {k for k in seeds if reader.rows[k].shared == "direct" and now_direct[probe.index[k]]}
+    )
     near = set(seeds)
     for key in seeds - still_direct:
         near.update(link[0] for link in reader.rows[key].links if _may_merge(link))

@@ -156,6 +156,15 @@ _MEMBERS_QUERY: LiteralString = """
 """
 
 
+def has_matched_links(graph: Graph) -> bool:
+    """Whether record matching wrote any link (an index seek on ``match_source``)."""
+    rows = graph.read(
+        "look for matched links",
+        "MATCH ()-[r:LINKED]->() WHERE r.match_source IS NOT NULL RETURN 1 AS found LIMIT 1",
+    )
+    return bool(rows)
+
+
 def region_rows(graph: Graph, policy: Policy, keys: list[str]) -> list[list[Any]]:
     """The identifiers among ``keys`` as ``[key, shared kind, shared reason, identity id,
     quarantine id, links, blocked by a steward, internal id]``, each link as ``[other key,

@@ -18,6 +18,7 @@ Every write marks the identifiers whose links changed as touched by a completed
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, LiteralString
@@ -162,18 +163,27 @@ def matched_pairs(graph: Graph, source: str) -> dict[tuple[str, str], str]:
     return {(a, b): state for a, b, state in rows}
 
 
+# a link that does not exist yet goes from the smaller key to the larger, as loads write them
+# (one relationship per pair: an existing one is found in either direction)
 _LINKS: LiteralString = """
     UNWIND $scores AS s
     MATCH (x:Identifier {key: s.a}), (y:Identifier {key: s.b})
-    MERGE (x)-[r:LINKED]->(y)
-    ON CREATE SET r.party = 'first', r.sources = [$source], r.count = 0, r.evidence = [],
-                  r.first_seen = datetime({epochMillis: $at}),
-                  r.last_seen = datetime({epochMillis: $at})
+    OPTIONAL MATCH (x)-[old:LINKED]-(y)
+    WITH x, y, s, count(old) AS found
+    FOREACH (_ IN CASE WHEN found = 0 THEN [1] ELSE [] END |
+      CREATE (x)-[:LINKED {party: $party, sources: [$source], count: 0, evidence: [],
+                           first_seen: datetime({epochMillis: $at}),
+                           last_seen: datetime({epochMillis: $at})}]->(y))
+    WITH x, y, s
+    MATCH (x)-[r:LINKED]-(y)
     SET r.matched = true, r.match_p = s.p, r.match_prior = s.prior,
         r.match_comparisons = s.comparisons, r.match_levels = s.levels,
         r.match_weights = s.weights, r.match_source = $source, r.match_model = $model,
-        r.match_at = datetime({epochMillis: $at})
-    SET x.batch = $batch, x.touched = $batch, y.batch = $batch, y.touched = $batch
+        r.match_at = datetime({epochMillis: $at}),
+        r.last_seen = CASE WHEN r.count = 0 THEN datetime({epochMillis: $at})
+                      ELSE r.last_seen END
+    FOREACH (_ IN CASE WHEN s.new THEN [1] ELSE [] END |
+      SET x.batch = $batch, x.touched = $batch, y.batch = $batch, y.touched = $batch)
 """
 # a matched link that the new run no longer scores above the threshold: its score goes; a
 # link only matching made goes entirely, unless a steward cut or forced it (a decision kept)
@@ -194,15 +204,24 @@ _NEIGHBOURS: LiteralString = """
     MATCH (:Identifier {key: k})-[:LINKED]-(o:Identifier)
     SET o.batch = $batch, o.touched = $batch
 """
+# reviews keep their id from run to run (a steward paging or deciding meanwhile is not lost)
 _REVIEWS: LiteralString = """
     UNWIND $scores AS s
     MATCH (x:Identifier {key: s.a}), (y:Identifier {key: s.b})
-    CREATE (v:MatchReview {id: randomUUID(), source: $source, model: $model, status: 'open',
-                           p: s.p, prior: s.prior, comparisons: s.comparisons,
-                           levels: s.levels, weights: s.weights,
-                           created_at: datetime({epochMillis: $at})})
-    CREATE (v)-[:PAIR]->(x), (v)-[:PAIR]->(y)
+    MERGE (v:MatchReview {id: s.id})
+    ON CREATE SET v.source = $source, v.party = $party, v.status = 'open',
+                  v.created_at = datetime({epochMillis: $at})
+    WITH v, x, y, s WHERE v.status = 'open'
+    SET v.model = $model, v.p = s.p, v.prior = s.prior, v.comparisons = s.comparisons,
+        v.levels = s.levels, v.weights = s.weights
+    MERGE (v)-[:PAIR]->(x)
+    MERGE (v)-[:PAIR]->(y)
 """
+
+
+def review_id(source: str, a: str, b: str) -> str:
+    """A review's id: the same pair of a source is the same review from run to run."""
+    return hashlib.sha256(f"{source}\x00{a}\x00{b}".encode()).hexdigest()[:32]
 
 
 @dataclass
@@ -216,67 +235,74 @@ def write_matches(
     graph: Graph,
     *,
     source: str,
+    party: str,
     model: int,
     links: Sequence[Score],
+    new: set[tuple[str, str]],
     retract: Sequence[tuple[str, str]],
     reviews: Sequence[Score],
     batch: str,
     at: int,
 ) -> Written:
-    """Write a run's matched links, retract the source's earlier ones no longer above the
-    threshold, and replace its open reviews; under one completed ``(:Batch {kind: 'match'})``."""
-    base = {"source": source, "model": model, "batch": batch, "at": at}
+    """Write a run's matched links (``new`` pairs, and the ends' neighbours, marked touched),
+    retract the source's earlier ones no longer above the threshold, and replace its open
+    reviews; under one ``(:Batch {kind: 'match'})``, completed even when a write fails so that
+    the next resolve applies what was written."""
+    base = {"source": source, "party": party, "model": model, "batch": batch, "at": at}
     graph.run(
         "open a match batch",
         """
         MERGE (s:Source {name: $source})
-        ON CREATE SET s.party = 'first', s.created_at = datetime({epochMillis: $at})
-        CREATE (b:Batch {id: $batch, source: $source, party: 'first', kind: 'match',
+        ON CREATE SET s.party = $party, s.created_at = datetime({epochMillis: $at})
+        CREATE (b:Batch {id: $batch, source: $source, party: $party, kind: 'match',
                          status: 'running', read: 0, accepted: 0, rejected: 0,
                          started_at: datetime({epochMillis: $at})})-[:FROM]->(s)
         """,
         base,
     )
-    clear_orphan_reviews(graph)
     done = Written()
-    while graph.run(
-        "remove open match reviews",
-        """
-        MATCH (v:MatchReview {source: $source, status: 'open'})
-        WITH v LIMIT 10000
-        DETACH DELETE v
-        RETURN count(*) AS n
-        """,
-        base,
-    )[0]["n"]:
-        pass
-    for start in range(0, len(retract), _CHUNK):
-        block = [list(p) for p in retract[start : start + _CHUNK]]
-        graph.run("retract matched links", _RETRACT, {**base, "pairs": block})
-        done.retracted += len(block)
-    for start in range(0, len(links), _CHUNK):
-        block_links = [s.params() for s in links[start : start + _CHUNK]]
-        graph.run("write matched links", _LINKS, {**base, "scores": block_links})
-        done.links += len(block_links)
-    # a new cluster of duplicates changes how the ends' neighbours are counted (an email of
-    # both records is no longer shared): they are resolved again too
-    ends = sorted({k for s in links for k in (s.a, s.b)} | {k for p in retract for k in p})
-    for start in range(0, len(ends), _CHUNK):
-        graph.run("touch the neighbours of matched records", _NEIGHBOURS,
-                  {**base, "keys": ends[start : start + _CHUNK]})  # fmt: skip
-    for start in range(0, len(reviews), _CHUNK):
-        block_reviews = [s.params() for s in reviews[start : start + _CHUNK]]
-        graph.run("queue matches for review", _REVIEWS, {**base, "scores": block_reviews})
-        done.reviews += len(block_reviews)
-    graph.run(
-        "close the match batch",
-        """
-        MATCH (b:Batch {id: $batch})
-        SET b.status = 'completed', b.accepted = $accepted,
-            b.finished_at = datetime({epochMillis: $at})
-        """,
-        {**base, "accepted": done.links},
-    )
+    try:
+        clear_orphan_reviews(graph)
+        for start in range(0, len(retract), _CHUNK):
+            block = [list(p) for p in retract[start : start + _CHUNK]]
+            graph.run("retract matched links", _RETRACT, {**base, "pairs": block})
+            done.retracted += len(block)
+        for start in range(0, len(links), _CHUNK):
+            rows = [{**s.params(), "new": (s.a, s.b) in new} for s in links[start : start + _CHUNK]]
+            graph.run("write matched links", _LINKS, {**base, "scores": rows})
+            done.links += len(rows)
+        # a new cluster of duplicates changes how the ends' neighbours count them (an email of
+        # both records is no longer two customers'): they are resolved again too
+        ends = sorted({k for pair in [*new, *retract] for k in pair})
+        for start in range(0, len(ends), _CHUNK):
+            graph.run("touch the neighbours of matched records", _NEIGHBOURS,
+                      {**base, "keys": ends[start : start + _CHUNK]})  # fmt: skip
+        keep = [review_id(source, s.a, s.b) for s in reviews]
+        graph.run(
+            "remove open match reviews no longer in the band",
+            """
+            MATCH (v:MatchReview {source: $source, status: 'open'}) WHERE NOT v.id IN $keep
+            DETACH DELETE v
+            """,
+            {**base, "keep": keep},
+        )
+        for start in range(0, len(reviews), _CHUNK):
+            rows = [
+                {**s.params(), "id": review_id(source, s.a, s.b)}
+                for s in reviews[start : start + _CHUNK]
+            ]
+            graph.run("queue matches for review", _REVIEWS, {**base, "scores": rows})
+            done.reviews += len(rows)
+    finally:
+        graph.run(
+            "close the match batch",
+            """
+            MATCH (b:Batch {id: $batch})
+            SET b.status = 'completed', b.accepted = $accepted,
+                b.finished_at = datetime({epochMillis: $at})
+            """,
+            {**base, "accepted": done.links},
+        )
     return done
 
 
@@ -352,10 +378,15 @@ def _decision(flag: LiteralString) -> LiteralString:
         """
         MATCH (v:MatchReview {id: $review, status: 'open'})-[:PAIR]->(x:Identifier {key: $a}),
               (v)-[:PAIR]->(y:Identifier {key: $b})
-        MERGE (x)-[r:LINKED]->(y)
-        ON CREATE SET r.party = 'first', r.sources = [v.source], r.count = 0, r.evidence = [],
-                      r.first_seen = datetime({epochMillis: $at}),
-                      r.last_seen = datetime({epochMillis: $at})
+        OPTIONAL MATCH (x)-[old:LINKED]-(y)
+        WITH v, x, y, count(old) AS found
+        FOREACH (_ IN CASE WHEN found = 0 THEN [1] ELSE [] END |
+          CREATE (x)-[:LINKED {party: coalesce(v.party, 'first'), sources: [v.source],
+                               count: 0, evidence: [],
+                               first_seen: datetime({epochMillis: $at}),
+                               last_seen: datetime({epochMillis: $at})}]->(y))
+        WITH v, x, y
+        MATCH (x)-[r:LINKED]-(y)
         SET r.matched = true, r.match_p = v.p, r.match_prior = v.prior,
             r.match_comparisons = v.comparisons, r.match_levels = v.levels,
             r.match_weights = v.weights, r.match_source = v.source, r.match_model = v.model,

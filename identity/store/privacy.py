@@ -256,6 +256,14 @@ _FINISH: tuple[LiteralString, ...] = (
     MATCH (r:DeviceReview) WHERE any(k IN r.device + r.kept + r.other WHERE k IN $keys)
     DETACH DELETE r
     """,
+    # match reviews of an erased record go (their scores are about the person, the steward's
+    # reason may name them)
+    """
+    MATCH (v:MatchReview)
+    WHERE COUNT { (v)-[:PAIR]->() } < 2
+       OR EXISTS { (v)-[:PAIR]->(i:Identifier) WHERE i.key IN $keys }
+    DETACH DELETE v
+    """,
     # the keys the chunks of loads not yet resolved keep (resolved ones keep none)
     """
     MATCH (b:Batch) WHERE b.resolved_at IS NULL

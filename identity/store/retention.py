@@ -25,7 +25,9 @@ _THIRD_EXPIRED: LiteralString = """(r.party = 'third' AND NOT coalesce(r.forced,
   AND any(c IN [$ttl[startNode(r).type], $ttl[endNode(r).type]] WHERE c IS NOT NULL
           AND r.last_seen.epochMillis < c))"""
 # A link whose every source has a retention that its last sighting is past.
+# A steward's rejection of a match (a cut matched link) is a decision, kept like a forced link.
 _RETENTION_EXPIRED: LiteralString = """(size(r.sources) > 0 AND NOT coalesce(r.forced, false)
+  AND NOT (coalesce(r.matched, false) AND coalesce(r.cut, false))
   AND all(s IN r.sources WHERE $kept[s] IS NOT NULL AND r.last_seen.epochMillis < $kept[s]))"""
 
 LINK_STEPS: dict[str, LiteralString] = {

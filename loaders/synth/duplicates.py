@@ -72,9 +72,7 @@ class Duplicate:
 
 def duplicate(seed: int, p: _Person, email: str, width: int) -> Duplicate | None:
     """``p``'s second CRM record, or None (most customers are entered once)."""
-    rng = _stream(seed, p)
-    for _ in range(5):  # the draws of details(): a stream of its own after them
-        rng.random()
+    rng = random.Random(f"{seed}:{p.pid}:duplicate")
     if p.crm_id is None or p.second_email is not None or rng.random() >= DUPLICATE_RATE:
         return None  # nor a twin (a person changing email): each hard case stays one shape
     number = int(p.crm_id[1:]) + 10 ** (width + 1)
