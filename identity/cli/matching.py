@@ -136,13 +136,14 @@ def reviews(
     source: str | None = typer.Option(None, help="Only this source's reviews."),
     first: int = typer.Option(50, min=1, max=500, help="How many."),
     waterfall: bool = typer.Option(False, "--waterfall", help="Each pair's match weights."),
+    after: str | None = typer.Option(None, help="The next page: after this review id."),
 ) -> None:
     """Open match reviews, most probable first."""
     from identity.matching.review import open_reviews
     from identity.model import MatchScore, MatchStep
 
     with services() as ctx:
-        rows = open_reviews(ctx, source=source, first=first)
+        rows = open_reviews(ctx, source=source, first=first, after=after)
     if not rows:
         out.print("no open match review")
     for row in rows:

@@ -70,7 +70,8 @@ class RunReport:
 def _connect(directory: str, ctx: ServiceContext) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(Path(directory) / "match.duckdb"))
     con.execute(f"SET memory_limit = '{int(ctx.settings.match_memory_mb)}MB'")
-    con.execute(f"SET temp_directory = '{directory}'")
+    quoted = directory.replace("'", "''")
+    con.execute(f"SET temp_directory = '{quoted}'")
     return con
 
 
