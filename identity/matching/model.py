@@ -123,8 +123,8 @@ def train(con: duckdb.DuckDBPyConnection, spec: MatchSpec, *, labels: bool) -> T
     model = linker.misc.save_model_to_json()
     _floor(model)
     skipped += [
-        f"m of {name} not estimated (every EM session blocked on it): Splink's defaults stand "
-        "in; add a blocking rule without it"
+        f"m of some levels of {name} not estimated (not seen in the EM sessions, or every "
+        "session blocked on it): Splink's defaults stand in"
         for name in untrained(model)
     ]
     used = "; ".join(", ".join(rule) for rule in rules[:EM_RULES])
