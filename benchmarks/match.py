@@ -261,14 +261,16 @@ def quality(pairs: list[Pair], true: set[tuple[int, ...]], at: float) -> dict[st
             "true_pairs": len(true), "found": len(found)}  # fmt: skip
 
 
-def blocked_pairs(con: duckdb.DuckDBPyConnection, spec: MatchSpec) -> int:
-    """The pairs the blocking rules give, each once (Splink's exact count)."""
+def blocked_pairs(con: duckdb.DuckDBPyConnection, spec: MatchSpec) -> dict[str, int]:
+    """The pairs each blocking rule adds to those before (Splink's exact count), and in all."""
     rules = [block_on(*rule) for rule in spec.blocking]
     records = DuckDBAPI(connection=con).register("records")
     counts = count_comparisons_from_blocking_rules(
         records, blocking_rules=rules, link_type="dedupe_only", record_sample_proportion=1.0
     )
-    return int(counts[-1]["cumulative_comparison_count"])
+    names = ["+".join(rule) for rule in spec.blocking]
+    added = {n: int(c["marginal_comparison_count"]) for n, c in zip(names, counts, strict=True)}
+    return {**added, "all": sum(added.values())}
 
 
 def measure(n: int, args: argparse.Namespace, workdir: Path) -> tuple[dict[str, Any], Any]:
@@ -285,14 +287,13 @@ def measure(n: int, args: argparse.Namespace, workdir: Path) -> tuple[dict[str, 
             with probe.during("predict"):
                 pairs = list(predict(con, spec, trained.model, THRESHOLD))
             with probe.during("count blocked pairs"):
-                compared = blocked_pairs(con, spec)
+                by_rule = blocked_pairs(con, spec)
         con.close()
-    path.unlink()
-    seconds, by_phase, calls = probe.seconds, probe.peaks, probe.calls
+    seconds, by_phase, calls, compared = probe.seconds, probe.peaks, probe.calls, by_rule["all"]
     peaks = {k: max(p[k] for p in by_phase.values()) for k in by_phase["read"]}
-    console.print(f"{n:,} rows: {seconds}; {compared:,} pairs compared, Splink calls: {calls}")
+    console.print(f"{n:,} rows: {seconds}; pairs by rule: {by_rule}; Splink calls: {calls}")
     return {
-        "rows": n, "blocking": [list(rule) for rule in spec.blocking], "seconds": seconds,
+        "rows": n, "blocked_pairs_by_rule": by_rule, "seconds": seconds,
         "training": [trained.how, *trained.notes], "splink_seconds": calls,
         "read_rows_per_s": round(n / seconds["read"]), "pairs_compared": compared,
         "pairs_compared_per_s": round(compared / seconds["predict"]),
@@ -312,7 +313,7 @@ def versus(n: int, model: dict[str, Any], args: argparse.Namespace, workdir: Pat
         con = connect(directory)
         read_records(con, path, table, Normalizer())
         for name, settings in (("blocked", model), ("all pairs", every)):
-            compared = blocked_pairs(con, spec) if settings is model else n * (n - 1) // 2
+            compared = blocked_pairs(con, spec)["all"] if settings is model else n * (n - 1) // 2
             started = time.perf_counter()
             pairs = list(predict(con, spec, settings, THRESHOLD))
             took = time.perf_counter() - started
@@ -347,14 +348,13 @@ def _print(report: dict[str, Any]) -> None:
                    f"recall@{SANITY}", f"recall@{THRESHOLD}", "all/blocked"):  # fmt: skip
         side.add_column(column, justify="right")
     for sample in report["samples"]:
+        ratio = f"{sample['time_ratio']}x time, {sample['pairs_ratio']:,}x pairs"
         for name in ("blocked", "all pairs"):
             row, q = sample[name], sample[name]["at_sanity"]
             side.add_row(
                 f"{sample['rows']:,}", name, f"{row['pairs_compared']:,}", f"{row['seconds']:.2f}",
                 f"{row['pairs_per_s']:,}", f"{q['precision']:.3f}", f"{q['recall']:.3f}",
-                f"{row['at_threshold']['recall']:.3f}",
-                f"{sample['time_ratio']}x time, {sample['pairs_ratio']:,}x pairs" if row is
-                sample["all pairs"] else "",
+                f"{row['at_threshold']['recall']:.3f}", ratio if name == "all pairs" else "",
             )  # fmt: skip
     console.print(runs, side)
     console.print(f"peak RSS of the process (ru_maxrss): {report['peak_rss_mb']:,.0f} MB")

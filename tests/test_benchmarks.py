@@ -155,3 +155,10 @@ def test_webhooks_benchmark_smoke(graph: Graph, neo4j_settings: Settings, tmp_pa
     for row in (report["latency"]["webhook"], report["latency"]["polling"]):
         assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["max_ms"]
     assert report["polling_over_webhook_p50"] > 0
+
+
+def test_match_benchmark_smoke(tmp_path: Path) -> None:
+    report = _run("match.py", tmp_path / "match.json", "--sizes", "2000", "--samples", "500")
+    run = report["runs"][0]
+    assert run["rows"] == 2000 and run["pairs_compared"] > 0
+    assert run["at_threshold"]["recall"] > 0.5
