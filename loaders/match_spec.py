@@ -11,8 +11,9 @@
 
 A blocking rule lists columns that must be equal for two records to be compared at all
 (pairs meeting any rule are compared). Without ``blocking``, each compared column of kind
-dob, postcode, email, phone or text is a rule on its own, and the name columns together are
-one more. Mappings without a ``[match]`` section load as before.
+dob, email, phone or text is a rule on its own, the name columns together are one more, and a
+postcode goes with the street (or the last name column; alone when there is neither).
+Mappings without a ``[match]`` section load as before.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from identity.errors import InputError
 
 # the kinds of comparison (identity.matching.comparisons builds each one)
 KINDS = ("name", "dob", "postcode", "city", "street", "email", "phone", "text")
-_ALONE = ("dob", "postcode", "email", "phone", "text")
+_ALONE = ("dob", "email", "phone", "text")
 _NAME = re.compile(r"[^a-z0-9]+")
 
 
@@ -105,6 +106,13 @@ def parse_match(
         named = tuple(c.name for c in compared if c.kind == "name")
         if named:
             rules.append(named)
+        # a postcode alone pairs a whole town: with the street (or the last name) instead
+        streets = [c.name for c in compared if c.kind == "street"] or list(named[-1:])
+        for c in compared:
+            if c.kind == "postcode" and streets:
+                rules.append((c.name, streets[0]))
+            elif c.kind == "postcode":
+                rules.append((c.name,))
     else:
         if not isinstance(blocking, list) or not blocking:
             raise fail("[match] blocking must be a list of rules, each a list of columns")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink import Linker, SettingsCreator, block_on
 from splink.backends.duckdb import DuckDBAPI
@@ -61,10 +62,75 @@ def _comparison(c: Compared) -> Any:
     return cl.LevenshteinAtThresholds(n, [1, 2])  # text
 
 
+PLACES = ("postcode", "street", "city")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    name: str  # Splink's output column name (mw_<name>, gamma_<name>)
+    shown: str  # as explain shows it: "Last Name (name)"
+    creator: Any
+
+
+def comparisons(spec: MatchSpec) -> list[Comparison]:
+    """One comparison per compared column, except the parts of an address (postcode, street,
+    city: two or more), which are one comparison: compared apart, one address would count
+    three times as evidence (Fellegi-Sunter takes comparisons as independent) and relatives
+    at one address would outweigh their different first names and birth dates."""
+    places = [c for c in spec.compared if c.kind in PLACES]
+    found = []
+    for c in spec.compared:
+        if c.kind in PLACES and len(places) > 1:
+            if c is places[0]:
+                taken = {x.name for x in spec.compared}
+                name = "address" if "address" not in taken else "address_parts"
+                shown = f"{', '.join(p.column for p in places)} (address)"
+                found.append(Comparison(name, shown, _address(name, places)))
+            continue
+        found.append(Comparison(c.name, f"{c.column} ({c.kind})", _comparison(c)))
+    return found
+
+
+def _address(name: str, places: list[Compared]) -> Any:
+    """Levels, strongest first: street and postcode equal; street similar, postcode equal;
+    postcode equal; street equal in the same city; city equal; else (null: all missing)."""
+    by = {p.kind: p.name for p in places}
+    postcode, street, city = by.get("postcode"), by.get("street"), by.get("city")
+    null = " AND ".join(f'("{p.name}_l" IS NULL OR "{p.name}_r" IS NULL)' for p in places)
+    levels: list[Any] = [
+        cll.CustomLevel(null, label_for_charts="address is NULL").configure(is_null_level=True)
+    ]
+    if street and postcode:
+        levels.append(
+            cll.And(cll.ExactMatchLevel(street), cll.ExactMatchLevel(postcode)).configure(
+                label_for_charts="street and postcode equal"
+            )
+        )
+        levels.append(
+            cll.And(cll.JaroWinklerLevel(street, 0.88), cll.ExactMatchLevel(postcode)).configure(
+                label_for_charts="street similar, postcode equal"
+            )
+        )
+    if postcode:
+        levels.append(cll.ExactMatchLevel(postcode).configure(label_for_charts="postcode equal"))
+    if street and city:
+        levels.append(
+            cll.And(cll.JaroWinklerLevel(street, 0.88), cll.ExactMatchLevel(city)).configure(
+                label_for_charts="street similar, city equal"
+            )
+        )
+    if city:
+        levels.append(cll.ExactMatchLevel(city).configure(label_for_charts="city equal"))
+    levels.append(cll.ElseLevel())
+    return cl.CustomComparison(
+        comparison_levels=levels, output_column_name=name, comparison_description="address"
+    )
+
+
 def settings(spec: MatchSpec) -> SettingsCreator:
     return SettingsCreator(
         link_type="dedupe_only",
-        comparisons=[_comparison(c) for c in spec.compared],
+        comparisons=[c.creator for c in comparisons(spec)],
         blocking_rules_to_generate_predictions=[block_on(*rule) for rule in spec.blocking],
         retain_matching_columns=True,  # for gamma_<name>: the level each comparison reached
         retain_intermediate_calculation_columns=True,
@@ -228,7 +294,7 @@ def predict(
     linker = _linker(con, model)
     scored = linker.inference.predict(threshold_match_probability=threshold)
     table = scored.physical_name
-    names = [c.name for c in spec.compared]
+    names = [c.name for c in comparisons(spec)]
     present = {row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()}
     weight_columns = []
     for name in names:

@@ -204,7 +204,7 @@ def _scored(
 ) -> tuple[list[store.Score], list[store.Score]]:
     model = json.loads(stored.model)
     prior = fs.prior_weight(model)
-    comparisons = tuple(f"{c.column} ({c.kind})" for c in spec.compared)
+    comparisons = tuple(c.shown for c in fs.comparisons(spec))
     links: list[store.Score] = []
     band: list[store.Score] = []
     for pair in fs.predict(con, spec, model, review):
