@@ -15,7 +15,6 @@ from identity.api.context import Context
 from identity.api.errors import ApiError
 from identity.api.reports import StewardResult
 from identity.api.steward import reason_text
-from identity.api.types import converted
 from identity.matching import review
 from identity.model import MatchScore as Score
 from identity.model import MatchStep as Step
@@ -145,10 +144,4 @@ async def _decide(info: Info[Context, None], id_: str, accept: bool, reason: str
     if len(id_) > 64:
         raise ApiError("BAD_USER_INPUT", "a match review id is at most 64 characters")
     done = await run_in_threadpool(lambda: review.decide(services, id_, accept=accept, reason=why))
-    return converted(
-        StewardResult,
-        done,
-        event_id=strawberry.ID(done.event_id),
-        before=[strawberry.ID(i) for i in done.before],
-        identity_ids=[strawberry.ID(i) for i in done.identities],
-    )
+    return StewardResult.of(done)

@@ -214,3 +214,14 @@ class StewardResult:
             [str(i) for i in self.identity_ids]
         )
         return [Profile.from_row(r) for r in rows if r is not None]
+
+    @staticmethod
+    def of(done: Any) -> StewardResult:
+        """The result of a steward action (:class:`identity.steward.actions.StewardResult`)."""
+        return converted(
+            StewardResult,
+            done,
+            event_id=strawberry.ID(done.event_id),
+            before=[strawberry.ID(i) for i in done.before],
+            identity_ids=[strawberry.ID(i) for i in done.identities],
+        )

@@ -285,13 +285,7 @@ async def _act(
     services = info.context.acting("steward")
     given = [typed(k) for k in keys]
     done = await run_in_threadpool(lambda: action(services, *given, reason=reason_text(reason)))
-    return converted(
-        StewardResult,
-        done,
-        event_id=strawberry.ID(done.event_id),
-        before=[strawberry.ID(i) for i in done.before],
-        identity_ids=[strawberry.ID(i) for i in done.identities],
-    )
+    return StewardResult.of(done)
 
 
 @strawberry.type

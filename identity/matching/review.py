@@ -47,22 +47,8 @@ def decide(
                     f"{end.key} is blocked (by {end.blocked_by}: {end.blocked_reason}); a block "
                     "is stronger than an accepted match: unblock it first"
                 )
-    action = "accept_match" if accept else "reject_match"
-    keys = [h.key for h in held]
-    before = sorted({h.identity for h in held if h.identity is not None})
-    event, after, report = request.record(
-        action,
-        keys,
-        before,
+    return request.apply(
+        "accept_match" if accept else "reject_match",
+        held,
         lambda audit: store.decide_review(ctx.graph, row, accept=accept, audit=audit),
-    )
-    return StewardResult(
-        action=action,
-        keys=keys,
-        reason=request.reason,
-        actor=request.actor,
-        event_id=event,
-        before=before,
-        identities=after,
-        report=report,
     )

@@ -183,15 +183,19 @@ class Request:
         record_after(self.graph, event, report.run, after)
         return event, after, report
 
-    def apply(self, action: str, held: list[Held]) -> StewardResult:
-        """Record the action with its audit event, then resolve incrementally to apply it."""
+    def apply(
+        self, action: str, held: list[Held], write: Callable[[Audit], bool] | None = None
+    ) -> StewardResult:
+        """Record the action with its audit event (``write``: how, when not the store's own
+        statement for ``action``), then resolve incrementally to apply it."""
         keys = [h.key for h in held]
         before = sorted({h.identity for h in held if h.identity is not None})
         event, after, report = self.record(
             action,
             keys,
             before,
-            lambda audit: record_action(self.graph, action=action, keys=keys, audit=audit),
+            write
+            or (lambda audit: record_action(self.graph, action=action, keys=keys, audit=audit)),
         )
         return StewardResult(
             action=action,
